@@ -1,0 +1,1 @@
+"""Backends run trials: `local` (Optuna in this process) and `ray` (Ray Tune workers)."""

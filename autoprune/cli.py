@@ -1,0 +1,487 @@
+"""Command line: parse -> call the library -> print. User errors exit 2 with one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from autoprune.errors import AutoPruneError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", help="registered name (see `list datasets`) or a CSV path")
+    parser.add_argument("--target", help="target column of a CSV (default OT)")
+    parser.add_argument("--freq", help="pandas frequency of a CSV, e.g. h, 15min, D (inferred)")
+    parser.add_argument("--split", help="train,val,test as fractions (0.7,0.1,0.2) or rows")
+    parser.add_argument("--context-length", type=int)
+    parser.add_argument("--horizon", type=int)
+    parser.add_argument("--patch-size", type=int)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autoprune",
+        description="Find which layers of a time-series foundation model can be removed.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    search = commands.add_parser("search", help="run or resume a layer-pruning study")
+    search.add_argument("--model", help="alias, hub id or local directory (default moirai-tiny)")
+    _add_data_options(search)
+    search.add_argument("--study", help="study name (default <model>-<dataset>)")
+    search.add_argument(
+        "--trials", type=int, help="trained keep sets the study should reach in total (default 40)"
+    )
+    search.add_argument("--storage", help="Optuna storage URL (default SQLite under studies/)")
+    search.add_argument("--sampler", help="tpe, tpe-independent, nsga2, random, gp")
+    search.add_argument("--seed", type=int)
+    search.add_argument("--space", help="search-space TOML (default search_spaces/<model>.toml)")
+    search.add_argument("--objective", help="accuracy objective: mase (default), crps, mse, mae")
+    search.add_argument(
+        "--rule",
+        default="knee",
+        help="selection rule: knee (default) or budget:<objective><=<value>[%%]",
+    )
+    search.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+
+    evaluate = commands.add_parser("evaluate", help="forecast accuracy of a model on a split")
+    evaluate.add_argument("--model", required=True, help="alias, hub id or local directory")
+    _add_data_options(evaluate)
+    evaluate.add_argument("--eval-split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--max-windows", type=int, help="cap on rolling windows (default all)")
+    evaluate.add_argument(
+        "--num-samples", type=int, help="sample paths per window (default 100, or the export's)"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print JSON only")
+
+    listing = commands.add_parser("list", help="list models, datasets, studies or samplers")
+    listing.add_argument("what", choices=["models", "datasets", "studies", "samplers"])
+    listing.add_argument("--json", action="store_true")
+
+    report = commands.add_parser("report", help="write a study's report")
+    report.add_argument("study")
+    report.add_argument("--out", type=Path, help="folder (default studies/<name>/report)")
+    report.add_argument("--rule", help="selection rule (default: the one used by search)")
+    report.add_argument("--storage")
+    report.add_argument("--device", default="auto")
+
+    export = commands.add_parser("export", help="write a pruned checkpoint of a study")
+    export.add_argument("study")
+    export.add_argument("--trial", type=int, help="trial number (default: the selection)")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--storage")
+    export.add_argument("--device", default="auto")
+    bench = commands.add_parser("bench", help="benchmarks that write JSON figures")
+    bench.add_argument("what", choices=["overhead"])
+    bench.add_argument("--trials", type=int, default=50)
+    bench.add_argument("--model", default="moirai-tiny")
+    bench.add_argument("--dataset", default="etth1")
+    bench.add_argument("--threads", type=int)
+    bench.add_argument("--out", type=Path, default=Path("studies/bench/overhead.json"))
+    return parser
+
+
+def _progress_callback(progress: Progress, task: int, objectives: list[str]):
+    from autoprune.search import current_hypervolume, front_of
+
+    def on_trial(study, trial=None) -> None:
+        trials, mask = front_of(study)
+        progress.update(
+            task,
+            completed=len(trials),
+            front=int(mask.sum()),
+            hv=current_hypervolume(study, objectives),
+        )
+
+    return on_trial
+
+
+def _front_table(summary: dict) -> Table:
+    objectives = summary["objectives"]
+    selected = (summary.get("selection") or {}).get("trial")
+    table = Table(
+        title=f"Pareto front of {summary['study']} ({summary['trials']['trained']} trials)"
+    )
+    for column in ("trial", "kept", "keep set", *objectives, "measured ms"):
+        table.add_column(column, justify="right")
+    for f in summary["front"]:
+        mark = " *" if f["trial"] == selected else ""
+        table.add_row(
+            f"{f['trial']}{mark}",
+            str(len(f["keep"])),
+            " ".join(map(str, f["keep"])),
+            *(f"{int(f[o]):,}" if o == "params" else f"{f[o]:.4g}" for o in objectives),
+            f"{f['latency_measured_ms']:.1f}",
+        )
+    return table
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from autoprune.report import collect, write_report
+    from autoprune.search import SearchOptions, prepare, search
+    from autoprune.study import study_dir
+
+    opts = SearchOptions(
+        study=args.study,
+        model=args.model,
+        dataset=args.dataset,
+        target=args.target,
+        freq=args.freq,
+        split=args.split,
+        trials=args.trials,
+        storage=args.storage,
+        sampler=args.sampler,
+        seed=args.seed,
+        device=args.device,
+        space=args.space,
+        objective=args.objective,
+        rule=args.rule,
+        context_length=args.context_length,
+        horizon=args.horizon,
+        patch_size=args.patch_size,
+        threads=args.threads,
+    )
+    started = time.perf_counter()
+    prep = prepare(opts)
+    s = prep.settings
+    err.print(
+        f"study [bold]{prep.name}[/]: {s['model']} on {s['dataset']}, "
+        f"{prep.ctx.adapter.num_layers} layers, objectives {', '.join(s['objectives'])}, "
+        f"sampler {prep.sampler}, device {prep.ctx.device}"
+    )
+    from autoprune.search import DEFAULT_TRIALS, ensure_reference
+
+    ensure_reference(prep, lambda m: err.print(m))
+    target = opts.trials or DEFAULT_TRIALS
+    with Progress(
+        TextColumn("[bold]trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("front {task.fields[front]}  HV {task.fields[hv]:.4f}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("search", total=target, front=0, hv=0.0)
+        on_trial = _progress_callback(progress, task, s["objectives"])
+        on_trial(prep.study)
+        result = search(
+            opts, log=lambda m: progress.console.print(m), on_trial=on_trial, prepared=prep
+        )
+    if result["stopped"] == "exhausted":
+        err.print("every keep set of the search space has been evaluated")
+    elif result["stopped"] == "stalled":
+        err.print(
+            "the sampler kept proposing keep sets already evaluated; stopped early - "
+            "try another --sampler"
+        )
+    report_dir = study_dir(prep.name) / "report"
+    write_report(prep.study, report_dir)
+    summary = collect(prep.study)
+    out.print(_front_table(summary))
+    selection = summary.get("selection")
+    if selection:
+        full = summary["reference"]["realigned"]
+        zero = summary["reference"]["zero_shot"]
+        metric = s["objectives"][0]
+        out.print(
+            f"selected by {selection['rule']}: trial {selection['trial']}, keep "
+            f"{selection['keep']} ({len(selection['keep'])}/{prep.ctx.adapter.num_layers} layers, "
+            f"{selection['values']['params'] / full['params']:.0%} of the parameters)"
+            if "params" in selection["values"]
+            else f"selected trial {selection['trial']}"
+        )
+        out.print(
+            f"test {metric}: selected {selection['test'][metric]:.4f} | full re-aligned "
+            f"{full['test'][metric]:.4f} | full zero-shot {zero['test'][metric]:.4f}"
+        )
+        out.print(f"checkpoint: {selection['checkpoint']}")
+    out.print(f"report: {report_dir / 'report.html'}  ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from autoprune.data import load_series
+    from autoprune.evaluate import (
+        NUM_SAMPLES,
+        Setting,
+        evaluate,
+        evaluate_seasonal_naive,
+        resolve_device,
+    )
+    from autoprune.export import read_metadata
+    from autoprune.models import load_adapter
+
+    if args.max_windows is not None and args.max_windows < 1:
+        raise AutoPruneError(f"--max-windows {args.max_windows} must be at least 1")
+    metadata = read_metadata(Path(args.model)) if Path(args.model).is_dir() else None
+    made = (metadata or {}).get("setting", {})
+    dataset = args.dataset or (metadata or {}).get("dataset") or "etth1"
+    data_options = (metadata or {}).get("dataset_options", {}) if not args.dataset else {}
+    series = load_series(
+        dataset,
+        target=args.target or data_options.get("target"),
+        freq=args.freq or data_options.get("freq"),
+        split=args.split or data_options.get("split"),
+    )
+    device = resolve_device(args.device)
+    adapter = load_adapter(args.model)
+    adapter.model.to(device)
+    setting = Setting.for_series(
+        series,
+        adapter,
+        args.context_length or made.get("context_length"),
+        args.horizon or made.get("horizon"),
+        args.patch_size or made.get("patch_size"),
+    )
+    num_samples = args.num_samples or (metadata or {}).get("num_samples") or NUM_SAMPLES
+    if num_samples < 1:
+        raise AutoPruneError(f"--num-samples {num_samples} must be at least 1")
+    metrics = evaluate(
+        adapter,
+        adapter.model,
+        series,
+        args.eval_split,
+        setting,
+        max_windows=args.max_windows,
+        num_samples=num_samples,
+    )
+    naive = evaluate_seasonal_naive(series, args.eval_split, setting, args.max_windows)
+    result = {
+        "model": args.model,
+        "dataset": series.name,
+        "split": args.eval_split,
+        "context_length": setting.context_length,
+        "horizon": setting.horizon,
+        "patch_size": setting.patch_size,
+        "num_samples": num_samples,
+        "layers": adapter.num_layers,
+        "params": adapter.params(),
+        "metrics": metrics,
+        "seasonal_naive": naive,
+        "seasonality": series.seasonality,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    table = Table(
+        title=f"{args.model} on {series.name} ({args.eval_split}, "
+        f"{metrics['windows']} windows, context {setting.context_length}, "
+        f"horizon {setting.horizon}, patch {setting.patch_size})"
+    )
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("seasonal naive", justify="right")
+    for name in ("mase", "crps", "mse", "mae"):
+        table.add_row(name, f"{metrics[name]:.4f}", f"{naive[name]:.4f}")
+    out.print(table)
+    out.print(
+        f"{adapter.num_layers} layers, {adapter.params():,} parameters; {metrics['seconds']:.1f} s"
+    )
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows: list[dict]
+    if args.what == "models":
+        from autoprune.models import MODELS, availability
+
+        rows = [
+            {
+                "alias": e.alias,
+                "family": e.family,
+                "layers": e.num_layers,
+                "d_model": e.shape.get("d_model"),
+                "source": e.source,
+                "availability": availability(e),
+                "description": e.description,
+            }
+            for e in MODELS.values()
+        ]
+    elif args.what == "datasets":
+        from autoprune.data import DATASETS
+
+        rows = [
+            {
+                "name": d.name,
+                "freq": d.freq,
+                "target": d.target,
+                "split": "/".join(f"{p:g}" for p in d.split),
+                "context": d.context_length,
+                "horizon": d.horizon,
+                "bundled": d.bundled,
+                "licence": d.licence,
+                "source": d.url,
+            }
+            for d in DATASETS.values()
+        ]
+    elif args.what == "studies":
+        from autoprune.study import list_studies
+
+        rows = list_studies()
+    else:
+        from autoprune.samplers import DEFAULT_SAMPLER, SAMPLERS
+
+        rows = [
+            {"name": n, "default": n == DEFAULT_SAMPLER, "description": d}
+            for n, (d, _) in SAMPLERS.items()
+        ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        out.print(f"no {args.what} yet")
+        return 0
+    table = Table()
+    for column in rows[0]:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    out.print(table)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from autoprune.report import write_report
+    from autoprune.search import (
+        ensure_reference,
+        finalize,
+        prepared_from_study,
+        selection_is_current,
+    )
+    from autoprune.study import SELECTION_ATTR, load_study, study_dir
+
+    study = load_study(args.study, args.storage)
+    rule = args.rule or (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule") or "knee"
+    if not selection_is_current(study, rule):
+        prep = prepared_from_study(args.study, args.storage, args.device)
+        ensure_reference(prep, lambda m: err.print(m))
+        finalize(prep, rule, lambda m: err.print(m))
+        study = prep.study
+    out_dir = args.out or study_dir(args.study) / "report"
+    for path in write_report(study, out_dir).values():
+        out.print(str(path))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from autoprune.export import copy_checkpoint, read_metadata, write_checkpoint
+    from autoprune.search import checkpoint_metadata, prepared_from_study
+    from autoprune.study import SELECTION_ATTR, load_study
+
+    study = load_study(args.study, args.storage)
+    selection = study.user_attrs.get(SELECTION_ATTR)
+    if args.trial is None:
+        if not selection or not read_metadata(Path(selection["checkpoint"])):
+            raise AutoPruneError(
+                f"study {args.study!r} has no selected checkpoint yet; run `autoprune report "
+                f"{args.study}` first or pass --trial N"
+            )
+        copy_checkpoint(Path(selection["checkpoint"]), args.out)
+        out.print(f"exported trial {selection['trial']} (keep {selection['keep']}) to {args.out}")
+        return 0
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    trial = trials.get(args.trial)
+    if trial is None or "keep" not in trial.user_attrs or trial.state.name != "COMPLETE":
+        raise AutoPruneError(
+            f"study {args.study!r} has no completed trial {args.trial}; see its trials.csv"
+        )
+    prep = prepared_from_study(args.study, args.storage, args.device)
+    from autoprune.objective import run_trial
+    from autoprune.search import ensure_reference
+
+    ensure_reference(prep, lambda m: err.print(m))
+    keep = tuple(trial.user_attrs["keep"])
+    err.print(f"re-training keep set {list(keep)} and evaluating it on the test split ...")
+    model, record = run_trial(prep.ctx, keep, test=True)
+    metadata = checkpoint_metadata(
+        prep,
+        {
+            "trial": args.trial,
+            "keep": list(keep),
+            "val": {m: record[m] for m in ("mase", "crps", "mse", "mae")},
+            "test": record["test"],
+        },
+    )
+    write_checkpoint(prep.ctx.adapter, model, args.out, metadata)
+    out.print(f"exported trial {args.trial} (keep {list(keep)}) to {args.out}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from autoprune.bench import PARTS, overhead
+
+    if args.trials < 1:
+        raise AutoPruneError(f"--trials {args.trials} must be at least 1")
+    result = overhead(
+        args.trials, args.model, args.dataset, args.threads, args.out, lambda m: err.print(m)
+    )
+    table = Table(
+        title=f"per-trial wall time over {result['trials']} trials "
+        f"(+{result['look_ups']} look-ups) "
+        f"({args.model}, {args.dataset}, {result['device']})"
+    )
+    table.add_column("part")
+    table.add_column("mean s", justify="right")
+    table.add_column("share", justify="right")
+    for part in (*PARTS, "engine_s"):
+        table.add_row(
+            part.removesuffix("_s"),
+            f"{result['mean_s'][part]:.3f}",
+            f"{result['share_of_trial_time'][part]:.1%}",
+        )
+    out.print(table)
+    rss = result["rss_mb"]
+    out.print(
+        f"engine overhead {result['engine_overhead_pct']:.2f}% of trial time; resident "
+        f"memory {rss['after_first_trial']:.0f} MB after trial 1, "
+        f"{rss['after_last_trial']:.0f} MB after trial {result['trials']} "
+        f"(max {rss['max']:.0f} MB)"
+    )
+    out.print(f"written to {args.out}")
+    return 0
+
+
+COMMANDS = {
+    "search": cmd_search,
+    "bench": cmd_bench,
+    "evaluate": cmd_evaluate,
+    "list": cmd_list,
+    "report": cmd_report,
+    "export": cmd_export,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv or ["search"])
+    if args.command is None:
+        args = parser.parse_args([*argv, "search"])
+    try:
+        return COMMANDS[args.command](args)
+    except AutoPruneError as exc:
+        if args.debug:
+            raise
+        err.print(f"autoprune: error: {exc}", markup=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted; finished trials are stored - run the same command to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Forecast accuracy metrics, defined as GluonTS's Evaluator defines them.
+
+Per window (one GluonTS item): the seasonal error is the mean absolute seasonal difference of the
+window's context (period from the frequency, falling back to 1 when the context is shorter);
+MASE is the mean absolute error of the median forecast over that seasonal error. Aggregated as
+the Evaluator does: `mase` is the mean of the per-window values, `crps` is GluonTS's
+`mean_wQuantileLoss` (weighted quantile loss summed over all windows, divided by the summed
+absolute target, averaged over the quantiles 0.1..0.9), a standard approximation of CRPS.
+
+`mse` (mean forecast) and `mae` (median forecast) are on the train-standardised scale, the
+convention of the LTSF literature, so they can be compared with published ETT tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+QUANTILES = tuple(round(0.1 * i, 1) for i in range(1, 10))
+METRICS = ("mase", "crps", "mse", "mae")
+
+
+def seasonal_error(past: np.ndarray, seasonality: int) -> np.ndarray:
+    """Per-window mean |y[t] - y[t-m]| over the context; `past` is (N, context)."""
+    m = seasonality if seasonality < past.shape[-1] else 1
+    return np.mean(np.abs(past[..., m:] - past[..., :-m]), axis=-1)
+
+
+def quantile_loss(target: np.ndarray, forecast: np.ndarray, q: float) -> float:
+    return float(2 * np.sum(np.abs((forecast - target) * ((target <= forecast) - q))))
+
+
+def mean_weighted_quantile_loss(
+    target: np.ndarray, quantile_forecasts: dict[float, np.ndarray]
+) -> float:
+    scale = float(np.sum(np.abs(target)))
+    losses = [quantile_loss(target, quantile_forecasts[q], q) / scale for q in quantile_forecasts]
+    return float(np.mean(losses))
+
+
+def forecast_metrics(
+    past: np.ndarray,
+    future: np.ndarray,
+    samples: np.ndarray,
+    seasonality: int,
+    train_std: float,
+) -> dict[str, float]:
+    """All metrics from sample paths: past (N, C), future (N, H), samples (N, S, H), raw scale;
+    `train_std` is the train split's standard deviation (MSE and MAE are divided by it)."""
+    quantiles = dict(zip(QUANTILES, np.quantile(samples, QUANTILES, axis=1), strict=True))
+    median = quantiles[0.5]
+    mean = samples.mean(axis=1)
+    per_window_mase = np.mean(np.abs(future - median), axis=-1) / seasonal_error(past, seasonality)
+    return {
+        "mase": float(np.mean(per_window_mase)),
+        "crps": mean_weighted_quantile_loss(future, quantiles),
+        "mse": float(np.mean(((future - mean) / train_std) ** 2)),
+        "mae": float(np.mean(np.abs(future - median) / train_std)),
+    }
+
+
+def seasonal_naive(past: np.ndarray, horizon: int, seasonality: int) -> np.ndarray:
+    """Repeat the last season of the context; the baseline MASE is scaled against."""
+    m = seasonality if seasonality < past.shape[-1] else 1
+    last = past[:, -m:]
+    reps = -(-horizon // m)
+    return np.tile(last, (1, reps))[:, :horizon]

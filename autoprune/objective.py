@@ -1,0 +1,248 @@
+"""What happens in one trial: keep set -> prune -> re-align -> evaluate -> measure.
+
+The full model is the reference and goes through exactly the same steps (keep = every layer):
+once without re-alignment (zero-shot) and once with the same re-alignment budget as every
+trial, because fine-tuning helps the full model too and comparing re-aligned pruned models with
+a zero-shot full model would flatter pruning.
+
+Latency: encoder time is close to linear in the number of kept layers, and wall-clock timings on
+shared machines are noisy. So each study measures a latency profile once (fixed cost + per-layer
+cost, least squares over several depths, with warm-up and repeats) and the `latency_ms`
+objective is the profile's prediction - deterministic, so the front does not move with machine
+noise. Every trial still measures its own pruned model (`latency_measured_ms`), so the report can
+show prediction against measurement.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+from torch import nn
+
+from autoprune.data import Series
+from autoprune.evaluate import Setting, evaluate
+from autoprune.metrics import METRICS
+from autoprune.models import Adapter, KeepSet
+from autoprune.space import SearchSpace
+from autoprune.train import fit
+
+LATENCY_BATCH = 32
+LATENCY_WARMUP = 2
+LATENCY_REPEATS = 7
+
+
+@dataclass
+class TrialContext:
+    """Everything a trial needs, built once per process and reused by every trial."""
+
+    adapter: Adapter
+    series: Series
+    setting: Setting
+    space: SearchSpace
+    device: torch.device
+    seed: int
+    profile: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.adapter.model.to(self.device)
+        windows = self.series.eval_windows(
+            "val", self.setting.context_length, self.setting.horizon, LATENCY_BATCH
+        )
+        self._latency_past = torch.as_tensor(windows.past, device=self.device)
+
+
+def _forward_ms(ctx: TrialContext, model: nn.Module) -> float:
+    start = time.perf_counter()
+    with torch.no_grad():
+        ctx.adapter.forward(model, ctx._latency_past, ctx.setting.horizon, ctx.setting.patch_size)
+    if ctx.device.type == "cuda":
+        torch.cuda.synchronize(ctx.device)
+    return (time.perf_counter() - start) * 1000
+
+
+def measure_latency(ctx: TrialContext, model: nn.Module) -> float:
+    """Median wall time (ms) of one inference forward pass at a fixed batch and context."""
+    for _ in range(LATENCY_WARMUP):
+        _forward_ms(ctx, model)
+    return float(np.median([_forward_ms(ctx, model) for _ in range(LATENCY_REPEATS)]))
+
+
+def fit_latency_profile(ctx: TrialContext, rounds: int = 15) -> dict:
+    """Fixed + per-layer cost, least squares over five depths. Depths are measured in
+    interleaved rounds, so drift in machine load spreads over all of them instead of biasing
+    one, and each depth's median over the rounds is kept."""
+    layers = ctx.adapter.num_layers
+    depths = sorted({1, max(1, layers // 4), max(1, layers // 2), max(1, 3 * layers // 4), layers})
+    models = {k: ctx.adapter.prune(range(k)).to(ctx.device) for k in depths}
+    for model in models.values():
+        for _ in range(LATENCY_WARMUP):
+            _forward_ms(ctx, model)
+    samples: dict[int, list[float]] = {k: [] for k in depths}
+    for _ in range(rounds):
+        for k, model in models.items():
+            samples[k].append(_forward_ms(ctx, model))
+    del models
+    ks = np.array(depths, dtype=float)
+    ms = np.array([np.median(samples[k]) for k in depths])
+    per_layer, fixed = np.polyfit(ks, ms, 1)
+    residual = float(np.sum((ms - (fixed + per_layer * ks)) ** 2))
+    total = float(np.sum((ms - ms.mean()) ** 2)) or 1.0
+    return {
+        "fixed_ms": float(fixed),
+        "per_layer_ms": float(per_layer),
+        "r2": 1 - residual / total,
+        "points": [[int(k), round(float(m), 3)] for k, m in zip(depths, ms, strict=True)],
+        "device": str(ctx.device),
+        "batch": LATENCY_BATCH,
+        "rounds": rounds,
+        "context_length": ctx.setting.context_length,
+    }
+
+
+def predict_latency(profile: dict, kept: int) -> float:
+    return profile["fixed_ms"] + profile["per_layer_ms"] * kept
+
+
+def realign(ctx: TrialContext, model: nn.Module) -> list[float]:
+    """The re-alignment fine-tune: same budget, same batches (same seed) for every keep set."""
+    budget = ctx.space.realign
+    setting = ctx.setting
+
+    def batches(rng: np.random.Generator):
+        windows = ctx.series.train_batch(
+            rng, budget.batch_size, setting.context_length, setting.horizon
+        )
+        return windows.past, windows.future, setting.patch_size
+
+    return fit(ctx.adapter, model, batches, steps=budget.steps, lr=budget.lr, seed=ctx.seed)
+
+
+def run_trial(
+    ctx: TrialContext, keep: KeepSet, realign_model: bool = True, test: bool = False
+) -> tuple[nn.Module, dict]:
+    """One keep set through the whole pipeline; returns the re-aligned model and its record.
+
+    Validation metrics are the objectives; `test=True` adds the test split (used only for the
+    reference and the selected configuration, never to steer the search).
+    """
+    timing = {}
+    start = time.perf_counter()
+    model = ctx.adapter.prune(keep).to(ctx.device)
+    timing["prune_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    losses = realign(ctx, model) if realign_model else []
+    timing["realign_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    metrics = _evaluate(ctx, model, "val", ctx.space.val_windows)
+    timing["evaluate_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    measured = measure_latency(ctx, model)
+    timing["latency_s"] = time.perf_counter() - start
+
+    record = {
+        "keep": list(keep),
+        **{m: metrics[m] for m in METRICS},
+        "params": ctx.adapter.params(keep),
+        "latency_ms": predict_latency(ctx.profile, len(keep)) if ctx.profile else measured,
+        "latency_measured_ms": measured,
+        "windows": metrics["windows"],
+        "realign_steps": len(losses),
+        "realign_loss_first": losses[0] if losses else None,
+        "realign_loss_last": losses[-1] if losses else None,
+        "timing": {k: round(v, 4) for k, v in timing.items()},
+    }
+    if test:
+        record["test"] = _evaluate(ctx, model, "test", None)
+    return model, record
+
+
+def _evaluate(ctx: TrialContext, model: nn.Module, split: str, max_windows: int | None) -> dict:
+    metrics = evaluate(
+        ctx.adapter,
+        model,
+        ctx.series,
+        split,
+        ctx.setting,
+        max_windows=max_windows,
+        num_samples=ctx.space.num_samples,
+    )
+    bad = [m for m in METRICS if not math.isfinite(metrics[m])]
+    if bad:
+        raise FloatingPointError(f"{split} {', '.join(bad)} is not finite")
+    return metrics
+
+
+def free_memory() -> None:
+    """Hand a finished trial's CUDA blocks back. (No gc.collect(): a full collection costs
+    ~0.3 s per trial here, and reference counting already frees a trial's model; the overhead
+    benchmark checks that memory stays flat.)"""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def suggest_keep(trial: optuna.Trial, space: SearchSpace, order: Sequence[int]) -> KeepSet:
+    """One boolean per droppable layer, repaired into [min_kept, max_kept] along `order`."""
+    flags = {
+        i: trial.suggest_categorical(space.param_name(i), (True, False)) for i in space.droppable
+    }
+    keep = space.keep_from_flags(flags, order)
+    sampled = tuple(sorted(set(space.always_keep) | {i for i, kept in flags.items() if kept}))
+    if sampled != keep:
+        trial.set_user_attr("sampled_keep", list(sampled))
+    return keep
+
+
+def same_keep(study: optuna.Study, keep: KeepSet, number: int) -> FrozenTrial | None:
+    """An earlier trial of the same keep set that completed, or is running with a lower number."""
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        if other.number == number or tuple(other.user_attrs.get("keep", ())) != keep:
+            continue
+        if other.state == TrialState.COMPLETE or other.number < number:
+            return other
+    return None
+
+
+def make_objective(ctx: TrialContext, order: Sequence[int]) -> Callable[[optuna.Trial], tuple]:
+    """The Optuna objective: keep sets already evaluated are looked up, never trained again."""
+
+    def objective(trial: optuna.Trial) -> tuple[float, ...]:
+        keep = suggest_keep(trial, ctx.space, order)
+        trial.set_user_attr("keep", list(keep))
+        earlier = same_keep(trial.study, keep, trial.number)
+        if earlier is not None and earlier.state == TrialState.COMPLETE:
+            trial.set_user_attr("lookup_of", earlier.user_attrs.get("lookup_of", earlier.number))
+            return tuple(earlier.values)
+        if earlier is not None:
+            trial.set_user_attr("duplicate_of", earlier.number)
+            raise optuna.TrialPruned(f"keep set is being trained by trial {earlier.number}")
+        start = time.perf_counter()
+        try:
+            _, record = run_trial(ctx, keep)
+        except Exception as exc:
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        finally:
+            free_memory()
+        budget = ctx.space.realign
+        record.update(
+            device=str(ctx.device),
+            seed=ctx.seed,
+            realign_lr=budget.lr,
+            realign_batch_size=budget.batch_size,
+            wall_s=round(time.perf_counter() - start, 3),
+        )
+        for key, value in record.items():
+            trial.set_user_attr(key, value)
+        return tuple(record[o] for o in ctx.space.objectives)
+
+    return objective

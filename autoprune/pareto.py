@@ -1,0 +1,132 @@
+"""Pareto front, hypervolume and selection rules: pure functions on arrays, no I/O.
+
+All objectives are minimised. Objectives are normalised by the re-aligned full model (the
+reference every trial is compared with), so a value of 1.0 means "as good / as large / as slow
+as the full model". The hypervolume reference point is `HV_REFERENCE` per objective in that
+space: twice the full model's error, and the full model's parameters and latency - a pruned
+model only adds volume if it is cheaper than the full model and less than 2x worse.
+
+Non-dominated filtering and hypervolume come from `moocore` (exact WFG-style algorithms).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import moocore
+import numpy as np
+
+from autoprune.errors import UnknownNameError
+from autoprune.metrics import METRICS
+
+ACCURACY_REFERENCE = 2.0
+COST_REFERENCE = 1.0
+
+
+def hv_reference(objectives: Sequence[str]) -> np.ndarray:
+    return np.array([ACCURACY_REFERENCE if o in METRICS else COST_REFERENCE for o in objectives])
+
+
+def non_dominated(points: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points no other point dominates (ties are all kept)."""
+    points = np.asarray(points, dtype=float)
+    if len(points) == 0:
+        return np.zeros(0, dtype=bool)
+    return np.asarray(moocore.is_nondominated(points, keep_weakly=True))
+
+
+def normalise(points: np.ndarray, full: Sequence[float]) -> np.ndarray:
+    return np.asarray(points, dtype=float) / np.asarray(full, dtype=float)
+
+
+def hypervolume(normalised: np.ndarray, reference: np.ndarray) -> float:
+    """Volume dominated by `normalised` points and bounded by `reference` (0 if none inside)."""
+    pts = np.asarray(normalised, dtype=float)
+    if len(pts) == 0:
+        return 0.0
+    inside = np.all(pts < reference, axis=1)
+    if not inside.any():
+        return 0.0
+    return float(moocore.hypervolume(pts[inside], ref=reference))
+
+
+def hypervolume_curve(normalised: np.ndarray, reference: np.ndarray) -> list[float]:
+    """Hypervolume after each trial, in trial order (how fast the search found the front)."""
+    return [hypervolume(normalised[: i + 1], reference) for i in range(len(normalised))]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """`knee`, or `budget:<objective><=<value>` (value absolute, or `%` of the full model)."""
+
+    kind: str
+    objective: str | None = None
+    limit: float | None = None
+    relative: bool = False
+
+    def __str__(self) -> str:
+        if self.kind == "knee":
+            return "knee"
+        suffix = "%" if self.relative else ""
+        return f"budget:{self.objective}<={self.limit:g}{suffix}"
+
+
+_BUDGET = re.compile(r"^budget:([a-z_]+)<=([0-9.eE+-]+)(%?)$")
+
+
+def parse_rule(text: str, objectives: Sequence[str]) -> Rule:
+    if text == "knee":
+        return Rule("knee")
+    match = _BUDGET.match(text.replace(" ", ""))
+    if not match:
+        raise UnknownNameError(
+            f"unknown selection rule {text!r}; use knee or budget:<objective><=<value>, "
+            "e.g. budget:params<=50% or budget:latency_ms<=20"
+        )
+    objective, value, percent = match.groups()
+    if objective not in objectives:
+        raise UnknownNameError(
+            f"selection rule {text!r} names {objective!r}, which is not an objective of this "
+            f"study ({', '.join(objectives)})"
+        )
+    try:
+        limit = float(value)
+    except ValueError:
+        raise UnknownNameError(f"selection rule {text!r}: {value!r} is not a number") from None
+    return Rule("budget", objective, limit, bool(percent))
+
+
+def knee(normalised_front: np.ndarray) -> int:
+    """Index of the front point closest (Euclidean) to the ideal point after scaling each
+    objective to [0, 1] over the front: the balanced compromise ("compromise programming" with
+    the L2 norm). Objectives with no spread on the front are ignored."""
+    pts = np.asarray(normalised_front, dtype=float)
+    low, high = pts.min(axis=0), pts.max(axis=0)
+    spread = np.where(high > low, high - low, np.inf)
+    scaled = (pts - low) / spread
+    distance = np.sqrt((scaled**2).sum(axis=1))
+    return int(np.lexsort((pts[:, 0], distance))[0])
+
+
+def select(
+    rule: Rule,
+    objectives: Sequence[str],
+    front_values: np.ndarray,
+    full_values: Sequence[float],
+) -> int | None:
+    """Index into the front chosen by `rule`; None when no front point meets a budget."""
+    values = np.asarray(front_values, dtype=float)
+    if len(values) == 0:
+        return None
+    accuracy = next(i for i, o in enumerate(objectives) if o in METRICS)
+    if rule.kind == "knee":
+        return knee(normalise(values, full_values))
+    column = list(objectives).index(rule.objective)
+    limit = rule.limit / 100 * full_values[column] if rule.relative else rule.limit
+    within = np.flatnonzero(values[:, column] <= limit)
+    if len(within) == 0:
+        return None
+    order = np.lexsort((values[within, column], values[within, accuracy]))
+    return int(within[order[0]])

@@ -1,0 +1,504 @@
+"""Render a study from its storage alone: summary.json, trials.csv, front.csv, pareto.png and a
+self-contained report.html (plotly inlined, works offline). Nothing here trains or evaluates;
+`pareto.py` computes, this module only reads the study and draws."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from autoprune import __version__
+from autoprune.export import atomic_write_text
+from autoprune.metrics import METRICS
+from autoprune.pareto import hv_reference, hypervolume_curve, non_dominated, normalise
+from autoprune.space import objective_value
+from autoprune.study import (
+    PROFILE_ATTR,
+    REFERENCE_ATTR,
+    SELECTION_ATTR,
+    settings_of,
+    trained_trials,
+)
+
+LABELS = {
+    "mase": "val MASE",
+    "crps": "val CRPS",
+    "mse": "val MSE",
+    "mae": "val MAE",
+    "params": "parameters",
+    "latency_ms": "latency (ms)",
+}
+
+
+def _trial_row(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> dict:
+    attrs = trial.user_attrs
+    keep = attrs.get("keep", [])
+    row = {
+        "trial": trial.number,
+        "state": trial.state.name,
+        "keep": " ".join(map(str, keep)),
+        "kept": len(keep),
+    }
+    for i, name in enumerate(objectives):
+        row[name] = objective_value(name, trial.values[i]) if trial.values else None
+    for metric in METRICS:
+        row.setdefault(metric, attrs.get(metric))
+    row.update(
+        latency_measured_ms=attrs.get("latency_measured_ms"),
+        wall_s=attrs.get("wall_s"),
+        lookup_of=attrs.get("lookup_of"),
+        fail_reason=attrs.get("fail_reason"),
+        started=trial.datetime_start.isoformat(timespec="seconds")
+        if trial.datetime_start
+        else None,
+    )
+    return row
+
+
+def collect(study: optuna.Study) -> dict:
+    """Everything the report shows, as plain data read from the study."""
+    settings = settings_of(study)
+    objectives = settings["objectives"]
+    reference = study.user_attrs.get(REFERENCE_ATTR)
+    trained = trained_trials(study)
+    values = np.array([t.values for t in trained]) if trained else np.zeros((0, len(objectives)))
+    mask = non_dominated(values)
+    front = [t for t, m in zip(trained, mask, strict=True) if m]
+    front.sort(key=lambda t: tuple(t.values[1:]) + (t.values[0],))
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    summary = {
+        "autoprune_version": __version__,
+        "generated": datetime.now().isoformat(timespec="seconds"),
+        "study": study.study_name,
+        "model": settings["model"],
+        "dataset": settings["dataset"],
+        "setting": settings["setting"],
+        "objectives": objectives,
+        "realign": settings["realign"],
+        "seed": settings["seed"],
+        "sampler": settings.get("sampler"),
+        "trials": {
+            "trained": len(trained),
+            "failed": states.count(TrialState.FAIL),
+            "lookups": sum(
+                1
+                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if "lookup_of" in t.user_attrs
+            ),
+            "running": states.count(TrialState.RUNNING),
+        },
+        "reference": reference,
+        "latency_profile": study.user_attrs.get(PROFILE_ATTR),
+        "front": [
+            {
+                "trial": t.number,
+                "keep": t.user_attrs["keep"],
+                **{o: objective_value(o, v) for o, v in zip(objectives, t.values, strict=True)},
+                "latency_measured_ms": t.user_attrs.get("latency_measured_ms"),
+            }
+            for t in front
+        ],
+        "selection": study.user_attrs.get(SELECTION_ATTR),
+    }
+    if reference and trained:
+        full = [reference["realigned"][o] for o in objectives]
+        curve = hypervolume_curve(normalise(values, full), hv_reference(objectives))
+        summary["hypervolume"] = {
+            "final": curve[-1],
+            "curve": curve,
+            "reference_point": hv_reference(objectives).tolist(),
+            "normalised_by": "the re-aligned full model",
+        }
+    return summary
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _pareto_png(summary: dict, trials: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    objectives = summary["objectives"]
+    accuracy = objectives[0]
+    costs = [o for o in objectives[1:]] or ["params"]
+    fig, axes = plt.subplots(1, len(costs), figsize=(6.2 * len(costs), 4.6), squeeze=False)
+    done = [r for r in trials if r["state"] == "COMPLETE" and r["lookup_of"] is None]
+    selection = summary.get("selection")
+    reference = summary.get("reference") or {}
+    for ax, cost in zip(axes[0], costs, strict=True):
+        ax.scatter(
+            [r[cost] for r in done],
+            [r[accuracy] for r in done],
+            s=18,
+            c="#b8bec6",
+            label="trials",
+            zorder=2,
+        )
+        front = sorted(summary["front"], key=lambda f: f[cost])
+        ax.plot(
+            [f[cost] for f in front],
+            [f[accuracy] for f in front],
+            "-o",
+            c="#1f77b4",
+            ms=5,
+            lw=1.2,
+            label="front",
+            zorder=3,
+        )
+        for name, marker, color in (("realigned", "D", "#2ca02c"), ("zero_shot", "s", "#9467bd")):
+            if name in reference:
+                ax.scatter(
+                    [reference[name][cost]],
+                    [reference[name][accuracy]],
+                    marker=marker,
+                    s=60,
+                    c=color,
+                    zorder=4,
+                    label=f"full model ({name.replace('_', '-')})",
+                )
+        if selection:
+            ax.scatter(
+                [selection["values"][cost]],
+                [selection["values"][accuracy]],
+                marker="*",
+                s=260,
+                c="#d62728",
+                edgecolors="black",
+                zorder=5,
+                label=f"selected ({selection['rule']})",
+            )
+        if cost == "params":
+            ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1e6:.2g}M")
+        ax.set_xlabel(LABELS.get(cost, cost))
+        ax.set_ylabel(LABELS.get(accuracy, accuracy))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="best")
+    fig.suptitle(
+        f"{summary['study']}: {summary['model']} on {summary['dataset']} "
+        f"({summary['trials']['trained']} trials)"
+    )
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    tmp = path.with_suffix(".png.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+
+
+def _figures(summary: dict, trials: list[dict]) -> list[tuple[str, str]]:
+    """(title, html div) for each interactive figure; plotly.js is inlined once, in the first."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    objectives = summary["objectives"]
+    accuracy, costs = objectives[0], objectives[1:] or ["params"]
+    done = [r for r in trials if r["state"] == "COMPLETE" and r["lookup_of"] is None]
+    selection = summary.get("selection")
+    reference = summary.get("reference") or {}
+    figures = []
+
+    scatter = make_subplots(
+        rows=1,
+        cols=len(costs),
+        subplot_titles=[f"{LABELS[accuracy]} vs {LABELS[c]}" for c in costs],
+    )
+    for col, cost in enumerate(costs, start=1):
+        first = col == 1
+        scatter.add_trace(
+            go.Scatter(
+                x=[r[cost] for r in done],
+                y=[r[accuracy] for r in done],
+                mode="markers",
+                marker=dict(color="#b8bec6", size=7),
+                name="trials",
+                showlegend=first,
+                text=[f"trial {r['trial']}<br>keep {r['keep']}" for r in done],
+                hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        front = sorted(summary["front"], key=lambda f: f[cost])
+        scatter.add_trace(
+            go.Scatter(
+                x=[f[cost] for f in front],
+                y=[f[accuracy] for f in front],
+                mode="lines+markers",
+                marker=dict(color="#1f77b4", size=9),
+                name="front",
+                showlegend=first,
+                text=[f"trial {f['trial']}<br>keep {f['keep']}" for f in front],
+                hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        for name, symbol, color in (
+            ("realigned", "diamond", "#2ca02c"),
+            ("zero_shot", "square", "#9467bd"),
+        ):
+            if name in reference:
+                scatter.add_trace(
+                    go.Scatter(
+                        x=[reference[name][cost]],
+                        y=[reference[name][accuracy]],
+                        mode="markers",
+                        marker=dict(symbol=symbol, size=13, color=color),
+                        name=f"full model ({name.replace('_', '-')})",
+                        showlegend=first,
+                    ),
+                    row=1,
+                    col=col,
+                )
+        if selection:
+            scatter.add_trace(
+                go.Scatter(
+                    x=[selection["values"][cost]],
+                    y=[selection["values"][accuracy]],
+                    mode="markers",
+                    marker=dict(
+                        symbol="star", size=20, color="#d62728", line=dict(color="black", width=1)
+                    ),
+                    name=f"selected ({selection['rule']})",
+                    showlegend=first,
+                ),
+                row=1,
+                col=col,
+            )
+        scatter.update_xaxes(title_text=LABELS[cost], row=1, col=col)
+        scatter.update_yaxes(title_text=LABELS[accuracy], row=1, col=col)
+    scatter.update_layout(height=460, template="plotly_white", legend=dict(orientation="h", y=-0.2))
+    figures.append(("Accuracy against cost", scatter))
+
+    front = summary["front"]
+    if front:
+        layers = summary["reference"]["realigned"]["keep"] if reference else []
+        z = [[1 if layer in f["keep"] else 0 for layer in layers] for f in front]
+        heat = go.Figure(
+            go.Heatmap(
+                z=z,
+                x=[f"L{layer}" for layer in layers],
+                y=[f"#{f['trial']} ({len(f['keep'])} kept, {f[accuracy]:.3f})" for f in front],
+                colorscale=[[0, "#f2f2f2"], [1, "#1f77b4"]],
+                showscale=False,
+                xgap=2,
+                ygap=2,
+                hovertemplate="%{y}<br>%{x}: %{z}<extra></extra>",
+            )
+        )
+        heat.update_layout(
+            height=160 + 34 * len(front),
+            template="plotly_white",
+            xaxis_title="layer (blue = kept)",
+            yaxis=dict(autorange="reversed"),
+        )
+        figures.append(("Kept layers on the front", heat))
+
+    hv = summary.get("hypervolume")
+    if hv:
+        curve = go.Figure(
+            go.Scatter(y=hv["curve"], x=list(range(1, len(hv["curve"]) + 1)), mode="lines+markers")
+        )
+        curve.update_layout(
+            height=320,
+            template="plotly_white",
+            xaxis_title="trained trials",
+            yaxis_title="hypervolume (normalised)",
+        )
+        figures.append(("Hypervolume over trials", curve))
+
+    measured = [
+        (r["latency_ms"], r["latency_measured_ms"])
+        for r in done
+        if r.get("latency_ms") is not None and r.get("latency_measured_ms") is not None
+    ]
+    if measured:
+        lat = go.Figure(
+            go.Scatter(
+                x=[m[0] for m in measured],
+                y=[m[1] for m in measured],
+                mode="markers",
+                name="trials",
+            )
+        )
+        low = min(min(m) for m in measured)
+        high = max(max(m) for m in measured)
+        lat.add_trace(
+            go.Scatter(
+                x=[low, high],
+                y=[low, high],
+                mode="lines",
+                name="y = x",
+                line=dict(dash="dot", color="grey"),
+            )
+        )
+        lat.update_layout(
+            height=340,
+            template="plotly_white",
+            xaxis_title="predicted by the latency profile (ms)",
+            yaxis_title="measured for the trial (ms)",
+        )
+        figures.append(("Latency: profile prediction against measurement", lat))
+
+    divs = []
+    for i, (title, fig) in enumerate(figures):
+        divs.append(
+            (
+                title,
+                fig.to_html(
+                    full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}
+                ),
+            )
+        )
+    return divs
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return escape(str(value)) if value is not None else ""
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html(summary: dict, trials: list[dict]) -> str:
+    objectives = summary["objectives"]
+    reference = summary.get("reference") or {}
+    selection = summary.get("selection")
+    parts = [
+        f"<h1>autoprune study <code>{escape(summary['study'])}</code></h1>",
+        f"<p>{escape(summary['model'])} on {escape(summary['dataset'])} &middot; "
+        f"context {summary['setting']['context_length']}, horizon "
+        f"{summary['setting']['horizon']}, patch {summary['setting']['patch_size']} &middot; "
+        f"re-alignment {summary['realign']['steps']} steps at lr {summary['realign']['lr']} "
+        f"&middot; {summary['trials']['trained']} trials trained, "
+        f"{summary['trials']['failed']} failed, {summary['trials']['lookups']} look-ups "
+        f"&middot; sampler {escape(str(summary.get('sampler')))}</p>",
+    ]
+    if selection:
+        full_val = reference.get("realigned", {})
+        values = ", ".join(
+            f"{o} {_fmt(selection['values'][o])}"
+            + (
+                f" ({selection['values'][o] / full_val[o]:.0%} of the full model)"
+                if o in full_val
+                else ""
+            )
+            for o in objectives
+        )
+        rows = []
+        for label, metrics in (
+            ("selected (test)", selection["test"]),
+            ("full model re-aligned (test)", reference.get("realigned", {}).get("test", {})),
+            ("full model zero-shot (test)", reference.get("zero_shot", {}).get("test", {})),
+        ):
+            rows.append({"model": label, **{m: metrics.get(m) for m in METRICS}})
+        parts.append(
+            f"<div class='card' id='selection'><h2>Selected configuration</h2>"
+            f"<p>Rule <b>{escape(selection['rule'])}</b> picked trial "
+            f"<b>{selection['trial']}</b>, keeping layers <b>{selection['keep']}</b> "
+            f"({len(selection['keep'])} of {len(reference.get('realigned', {}).get('keep', []))})"
+            f": {values}.</p>" + _table(rows, ["model", *METRICS]) + "</div>"
+        )
+    else:
+        parts.append(
+            "<div class='card' id='selection'><h2>Selected configuration</h2>"
+            "<p>None yet: the search has not finished a trial.</p></div>"
+        )
+    for title, div in _figures(summary, trials):
+        parts.append(f"<h2>{escape(title)}</h2>{div}")
+    parts.append(
+        "<h2>Front</h2>"
+        + _table(summary["front"], ["trial", "keep", *objectives, "latency_measured_ms"])
+    )
+    if reference:
+        ref_rows = [
+            {"model": f"full, {k.replace('_', '-')}", **{o: v.get(o) for o in objectives}}
+            for k, v in reference.items()
+        ]
+        parts.append(
+            "<h2>Full-model reference (validation)</h2>" + _table(ref_rows, ["model", *objectives])
+        )
+    parts.append(
+        "<h2>All trials</h2>"
+        + _table(
+            trials,
+            [
+                "trial",
+                "state",
+                "keep",
+                *objectives,
+                "latency_measured_ms",
+                "wall_s",
+                "lookup_of",
+                "fail_reason",
+            ],
+        )
+    )
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;"
+        "padding:0 1em;color:#222}table{border-collapse:collapse;font-size:13px;margin:1em 0}"
+        "td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f4f4f4}"
+        ".card{background:#f7fafc;border:1px solid #d0dbe6;border-radius:6px;padding:0 1em}"
+        "code{background:#eee;padding:0 4px}"
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>autoprune "
+        f"{escape(summary['study'])}</title><style>{style}</style></head><body>"
+        + "".join(parts)
+        + "</body></html>"
+    )
+
+
+def write_report(study: optuna.Study, out: Path) -> dict[str, Path]:
+    """Write every report file into `out` (each written atomically); returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = collect(study)
+    objectives = summary["objectives"]
+    trials = [_trial_row(t, objectives) for t in study.get_trials(deepcopy=False)]
+    front_rows = [
+        {
+            "trial": f["trial"],
+            "keep": " ".join(map(str, f["keep"])),
+            **{o: f[o] for o in objectives},
+            "latency_measured_ms": f["latency_measured_ms"],
+        }
+        for f in summary["front"]
+    ]
+    paths = {
+        name: out / name
+        for name in ("summary.json", "trials.csv", "front.csv", "pareto.png", "report.html")
+    }
+    atomic_write_text(paths["summary.json"], json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(paths["trials.csv"], _csv(trials))
+    atomic_write_text(paths["front.csv"], _csv(front_rows))
+    _pareto_png(summary, trials, paths["pareto.png"])
+    atomic_write_text(paths["report.html"], _html(summary, trials))
+    return paths

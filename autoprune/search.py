@@ -1,0 +1,365 @@
+"""The search job: resolve options -> open or resume the study -> reference -> backend -> select.
+
+Options left unset when resuming are taken from the study, so "resuming is running the same
+command again" holds even when the first command relied on defaults. Settings that make trials
+comparable (model, dataset, forecast setting, objectives, re-alignment budget, seed) cannot
+change within a study; the sampler, backend, device and trial target can.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+import torch
+
+from autoprune import __version__
+from autoprune.backends import local
+from autoprune.data import load_series
+from autoprune.errors import AutoPruneError, StudyError
+from autoprune.evaluate import Setting, resolve_device
+from autoprune.export import read_metadata, write_checkpoint
+from autoprune.metrics import METRICS
+from autoprune.models import load_adapter
+from autoprune.objective import TrialContext, fit_latency_profile, free_memory, run_trial
+from autoprune.pareto import (
+    Rule,
+    hv_reference,
+    hypervolume,
+    non_dominated,
+    normalise,
+    parse_rule,
+    select,
+)
+from autoprune.samplers import DEFAULT_SAMPLER, check_sampler, make_sampler
+from autoprune.space import objective_value, space_for_model
+from autoprune.study import (
+    PROFILE_ATTR,
+    REFERENCE_ATTR,
+    SELECTION_ATTR,
+    create_or_resume,
+    open_storage,
+    settings_of,
+    storage_url,
+    study_dir,
+    study_exists,
+    trained_trials,
+    validate_name,
+)
+
+DEFAULT_MODEL = "moirai-tiny"
+DEFAULT_DATASET = "etth1"
+DEFAULT_TRIALS = 40
+DEFAULT_SEED = 0
+
+
+@dataclass
+class SearchOptions:
+    study: str | None = None
+    model: str | None = None
+    dataset: str | None = None
+    target: str | None = None
+    freq: str | None = None
+    split: str | None = None
+    trials: int | None = None
+    storage: str | None = None
+    sampler: str | None = None
+    seed: int | None = None
+    device: str = "auto"
+    space: str | None = None
+    objective: str | None = None
+    rule: str = "knee"
+    context_length: int | None = None
+    horizon: int | None = None
+    patch_size: int | None = None
+    threads: int | None = None
+
+
+@dataclass
+class Prepared:
+    """A study opened for work, with everything its trials need."""
+
+    name: str
+    study: optuna.Study
+    ctx: TrialContext
+    settings: dict
+    sampler: str
+
+
+def default_study_name(model: str, dataset: str) -> str:
+    stem = Path(model).name if Path(model).exists() else model
+    data = Path(dataset).stem if dataset.lower().endswith(".csv") else dataset
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{stem}-{data}").strip("-.")[:100]
+
+
+def _stored(name: str, storage: str | None) -> tuple[dict, int]:
+    """The settings a study was created with and how many trials it holds ({} and 0 if new)."""
+    url = storage_url(name, storage)
+    if storage is None and not Path(url.removeprefix("sqlite:///")).is_file():
+        return {}, 0
+    rdb = open_storage(url)
+    if not study_exists(rdb, name):
+        return {}, 0
+    study = optuna.load_study(study_name=name, storage=rdb)
+    return settings_of(study), len(study.get_trials(deepcopy=False))
+
+
+def _space_name(model: str) -> str:
+    return Path(model).name if Path(model).exists() else model
+
+
+def prepare(opts: SearchOptions) -> Prepared:
+    """Resolve options against the stored study (if any) and open it."""
+    if opts.trials is not None and opts.trials < 1:
+        raise AutoPruneError(f"--trials {opts.trials} must be at least 1")
+    if opts.threads is not None and opts.threads < 1:
+        raise AutoPruneError(f"--threads {opts.threads} must be at least 1")
+    name = validate_name(
+        opts.study
+        or default_study_name(opts.model or DEFAULT_MODEL, opts.dataset or DEFAULT_DATASET)
+    )
+    stored, trials_so_far = _stored(name, opts.storage)
+    objective = opts.objective or (stored.get("objectives") or [None])[0]
+    if objective and objective not in METRICS:
+        raise AutoPruneError(
+            f"--objective {objective!r} is not an accuracy metric; use one of {', '.join(METRICS)}"
+        )
+    stored_options = stored.get("dataset_options", {})
+    model = opts.model or stored.get("model") or DEFAULT_MODEL
+    dataset = opts.dataset or stored.get("dataset") or DEFAULT_DATASET
+    dataset_options = {
+        "target": opts.target or stored_options.get("target"),
+        "freq": opts.freq or stored_options.get("freq"),
+        "split": opts.split or stored_options.get("split"),
+    }
+    seed = opts.seed if opts.seed is not None else stored.get("seed", DEFAULT_SEED)
+    sampler = check_sampler(opts.sampler or stored.get("sampler") or DEFAULT_SAMPLER)
+    torch.set_num_threads(opts.threads or os.cpu_count() or 1)
+    device = resolve_device(opts.device)
+
+    series = load_series(dataset, **dataset_options)
+    adapter = load_adapter(model)
+    space_file = opts.space or stored.get("space_file")
+    space = space_for_model(_space_name(model), adapter.num_layers, space_file)
+    if objective:
+        space = space.with_objectives(
+            [objective, *(o for o in space.objectives if o not in METRICS)]
+        )
+    parse_rule(opts.rule, space.objectives)  # a bad rule fails now, not after the trials
+    stored_setting = stored.get("setting", {})
+    setting = Setting.for_series(
+        series,
+        adapter,
+        opts.context_length or space.context_length or stored_setting.get("context_length"),
+        opts.horizon or space.horizon or stored_setting.get("horizon"),
+        opts.patch_size or space.patch_size or stored_setting.get("patch_size"),
+    )
+    settings = {
+        "version": __version__,
+        "model": model,
+        "dataset": dataset,
+        "dataset_options": dataset_options,
+        "setting": dataclasses.asdict(setting),
+        "objectives": list(space.objectives),
+        "realign": dataclasses.asdict(space.realign),
+        "evaluation": {"val_windows": space.val_windows, "num_samples": space.num_samples},
+        "space": {
+            "num_layers": space.num_layers,
+            "always_keep": list(space.always_keep),
+            "min_kept": space.min_kept,
+            "max_kept": space.upper,
+        },
+        "space_file": space_file,
+        "seed": seed,
+        "sampler": sampler,
+    }
+    study = create_or_resume(
+        name,
+        opts.storage,
+        settings,
+        make_sampler(sampler, seed, trials_so_far),
+    )
+    ctx = TrialContext(adapter, series, setting, space, device, seed)
+    return Prepared(name, study, ctx, settings, sampler)
+
+
+def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict:
+    """Latency profile and the full model, zero-shot and re-aligned, computed once per study."""
+    study, ctx = prep.study, prep.ctx
+    attrs = study.user_attrs
+    if PROFILE_ATTR in attrs:
+        ctx.profile = attrs[PROFILE_ATTR]
+        if ctx.profile["device"] != str(ctx.device):
+            log(
+                f"note: latency_ms follows the profile measured on {ctx.profile['device']} when "
+                f"this study was created, not {ctx.device}"
+            )
+    else:
+        log("measuring the latency profile ...")
+        ctx.profile = fit_latency_profile(ctx)
+        study.set_user_attr(PROFILE_ATTR, ctx.profile)
+    if REFERENCE_ATTR in attrs:
+        return attrs[REFERENCE_ATTR]
+    everything = tuple(range(ctx.adapter.num_layers))
+    log("evaluating the full model zero-shot ...")
+    model, zero_shot = run_trial(ctx, everything, realign_model=False, test=True)
+    del model
+    log(f"re-aligning the full model ({ctx.space.realign.steps} steps, as every trial) ...")
+    model, realigned = run_trial(ctx, everything, test=True)
+    del model
+    free_memory()
+    reference = {"zero_shot": zero_shot, "realigned": realigned}
+    study.set_user_attr(REFERENCE_ATTR, reference)
+    return reference
+
+
+def full_values(reference: dict, objectives: list[str]) -> list[float]:
+    return [reference["realigned"][o] for o in objectives]
+
+
+def front_of(study: optuna.Study) -> tuple[list[optuna.trial.FrozenTrial], np.ndarray]:
+    trials = trained_trials(study)
+    if not trials:
+        return [], np.zeros(0, dtype=bool)
+    return trials, non_dominated(np.array([t.values for t in trials]))
+
+
+def current_hypervolume(study: optuna.Study, objectives: list[str]) -> float:
+    reference = study.user_attrs.get(REFERENCE_ATTR)
+    trials = trained_trials(study)
+    if not reference or not trials:
+        return 0.0
+    points = normalise(np.array([t.values for t in trials]), full_values(reference, objectives))
+    return hypervolume(points, hv_reference(objectives))
+
+
+def importance_order(ctx: TrialContext) -> list[int]:
+    """Which layers to add first when repairing a keep set: without a prior, the early layers
+    (in Moirai, dropping layer 0 or 1 hurts most; deeper layers are the redundant ones)."""
+    return list(range(ctx.adapter.num_layers))
+
+
+def choose(study: optuna.Study, rule_text: str) -> tuple[optuna.trial.FrozenTrial, Rule] | None:
+    """The front trial `rule` picks, from the storage alone; None before any trial."""
+    objectives = settings_of(study)["objectives"]
+    rule = parse_rule(rule_text, objectives)
+    reference = study.user_attrs.get(REFERENCE_ATTR)
+    trials, mask = front_of(study)
+    if not reference or not mask.any():
+        return None
+    front = [t for t, m in zip(trials, mask, strict=True) if m]
+    values = np.array([t.values for t in front])
+    index = select(rule, objectives, values, full_values(reference, objectives))
+    if index is None:
+        cheapest = values[values[:, objectives.index(rule.objective)].argmin()]
+        described = ", ".join(f"{o}={v:g}" for o, v in zip(objectives, cheapest, strict=True))
+        raise StudyError(
+            f"no configuration on the front meets {rule}; the cheapest has {described}"
+        )
+    return front[index], rule
+
+
+def selection_is_current(study: optuna.Study, rule_text: str) -> bool:
+    """Whether the stored selection is what `rule` picks from the front as it is now."""
+    previous = study.user_attrs.get(SELECTION_ATTR)
+    picked = choose(study, rule_text)
+    return bool(
+        previous
+        and picked
+        and previous["trial"] == picked[0].number
+        and previous["rule"] == str(picked[1])
+        and read_metadata(Path(previous["checkpoint"]))
+    )
+
+
+def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print) -> dict | None:
+    """Select from the front by `rule`, evaluate the selection once on the test split, and keep
+    its checkpoint under `studies/<name>/selected/`."""
+    study, ctx = prep.study, prep.ctx
+    if selection_is_current(study, rule_text):
+        return study.user_attrs[SELECTION_ATTR]
+    picked = choose(study, rule_text)
+    if picked is None:
+        return None
+    chosen, rule = picked
+    objectives = prep.settings["objectives"]
+    checkpoint = study_dir(prep.name) / "selected"
+    keep = tuple(chosen.user_attrs["keep"])
+    log(f"re-training the selected keep set {list(keep)} and evaluating it on the test split ...")
+    model, record = run_trial(ctx, keep, test=True)
+    selection = {
+        "rule": str(rule),
+        "trial": chosen.number,
+        "keep": list(keep),
+        "values": {
+            o: objective_value(o, v) for o, v in zip(objectives, chosen.values, strict=True)
+        },
+        "val": {m: record[m] for m in METRICS},
+        "val_reproduced": record[objectives[0]] == chosen.values[0],
+        "test": record["test"],
+        "latency_measured_ms": record["latency_measured_ms"],
+        "checkpoint": str(checkpoint),
+    }
+    write_checkpoint(ctx.adapter, model, checkpoint, checkpoint_metadata(prep, selection))
+    del model
+    free_memory()
+    study.set_user_attr(SELECTION_ATTR, selection)
+    return selection
+
+
+def checkpoint_metadata(prep: Prepared, selection: dict) -> dict:
+    settings = prep.settings
+    return {
+        "autoprune_version": __version__,
+        "study": prep.name,
+        "trial": selection["trial"],
+        "base_model": settings["model"],
+        "keep": selection["keep"],
+        "num_layers_before": prep.ctx.adapter.num_layers,
+        "dataset": settings["dataset"],
+        "dataset_options": settings["dataset_options"],
+        "setting": settings["setting"],
+        "num_samples": settings["evaluation"]["num_samples"],
+        "realign": settings["realign"],
+        "seed": settings["seed"],
+        "params": prep.ctx.adapter.params(selection["keep"]),
+        "val": selection["val"],
+        "test": selection["test"],
+    }
+
+
+def search(
+    opts: SearchOptions,
+    log: Callable[[str], None] = print,
+    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial | None], None] = lambda s, t: None,
+    prepared: Prepared | None = None,
+) -> dict:
+    """Run or resume a study to `opts.trials` trained keep sets, then select and test."""
+    prep = prepared or prepare(opts)
+    start = time.perf_counter()
+    ensure_reference(prep, log)
+    target = opts.trials or DEFAULT_TRIALS
+    stopped = local.run(prep.study, prep.ctx, target, importance_order(prep.ctx), on_trial)
+    selection = finalize(prep, opts.rule, log)
+    return {
+        "study": prep.name,
+        "stopped": stopped,
+        "selection": selection,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def prepared_from_study(name: str, storage: str | None, device: str = "auto") -> Prepared:
+    """Re-open an existing study with its own settings (report, export of another trial)."""
+    stored, _ = _stored(validate_name(name), storage)
+    if not stored:
+        raise StudyError(f"study {name!r} has no autoprune settings; was it made by autoprune?")
+    opts = SearchOptions(study=name, storage=storage, device=device)
+    return prepare(opts)

@@ -1,0 +1,194 @@
+"""Where a study lives and how it is created, resumed and read.
+
+A study is an Optuna multi-objective study. By default its storage is SQLite at
+`studies/<name>/study.db`: every Optuna tool reads it from a plain URL (`optuna-dashboard
+sqlite:///studies/s1/study.db`), each write is an ACID transaction so a `kill -9` can never leave
+a half-written trial, and RDB storages support heartbeats, which is how trials left RUNNING by a
+crash are found and re-queued. Any other Optuna RDB URL (`postgresql://...`) works the same way
+and lets many processes and machines share one study.
+
+`storage_url` is the one function that decides where a study is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from autoprune.errors import StudyError, UnknownNameError
+
+STUDIES_ENV = "AUTOPRUNE_STUDIES_DIR"
+SETTINGS_ATTR = "autoprune"
+REFERENCE_ATTR = "reference"
+PROFILE_ATTR = "latency_profile"
+SELECTION_ATTR = "selection"
+HEARTBEAT_S = 5
+GRACE_S = 15
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+# Settings that make trials comparable: resuming with any of them changed is refused.
+RESUME_KEYS = (
+    "model",
+    "dataset",
+    "dataset_options",
+    "setting",
+    "objectives",
+    "realign",
+    "evaluation",
+    "seed",
+    "space",
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def studies_root() -> Path:
+    return Path(os.environ.get(STUDIES_ENV) or "studies")
+
+
+def validate_name(name: str) -> str:
+    if not _NAME.match(name) or ".." in name:
+        raise StudyError(
+            f"study name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
+            "(no slashes, no '..', at most 100 characters), e.g. etth1-tiny"
+        )
+    return name
+
+
+def study_dir(name: str) -> Path:
+    return studies_root() / validate_name(name)
+
+
+def storage_url(name: str, storage: str | None = None) -> str:
+    """The storage of study `name`: `storage` if given, else SQLite under `studies/<name>/`."""
+    if storage:
+        if "://" not in storage:
+            raise StudyError(
+                f"--storage {storage!r} is not a storage URL; use e.g. "
+                "sqlite:///path/study.db or postgresql://user:pass@host/db"
+            )
+        return storage
+    directory = study_dir(name)
+    return f"sqlite:///{directory.resolve() / 'study.db'}"
+
+
+def open_storage(url: str) -> RDBStorage:
+    for noisy in ("sqlalchemy", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return RDBStorage(
+            url,
+            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
+            heartbeat_interval=HEARTBEAT_S,
+            grace_period=GRACE_S,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
+    except ImportError as exc:
+        raise StudyError(
+            f"storage {url!r} needs a database driver that is missing ({exc})"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
+        message = str(exc).strip().splitlines()[0][:200]
+        raise StudyError(f"cannot open storage {url!r}: {message}") from None
+
+
+def study_exists(storage: RDBStorage, name: str) -> bool:
+    return any(s.study_name == name for s in storage.get_all_studies())
+
+
+def load_study(name: str, storage: str | None = None) -> optuna.Study:
+    """An existing study, for reading (report, export, list)."""
+    validate_name(name)
+    url = storage_url(name, storage)
+    if storage is None and not Path(url.removeprefix("sqlite:///")).is_file():
+        known = [s["name"] for s in list_studies()]
+        raise UnknownNameError(
+            f"unknown study {name!r} under {studies_root()}/; known: {', '.join(known) or 'none'}"
+        )
+    rdb = open_storage(url)
+    if not study_exists(rdb, name):
+        raise UnknownNameError(f"storage {url!r} has no study named {name!r}")
+    return optuna.load_study(study_name=name, storage=rdb)
+
+
+def settings_of(study: optuna.Study) -> dict:
+    return study.user_attrs.get(SETTINGS_ATTR, {})
+
+
+def create_or_resume(
+    name: str, storage: str | None, settings: dict, sampler: optuna.samplers.BaseSampler
+) -> optuna.Study:
+    """Create the study, or resume it after checking it was created with the same settings."""
+    url = storage_url(name, storage)
+    rdb = open_storage(url)
+    if study_exists(rdb, name):
+        study = optuna.load_study(study_name=name, storage=rdb, sampler=sampler)
+        stored = settings_of(study)
+        for key in RESUME_KEYS:
+            if stored.get(key) != settings.get(key):
+                raise StudyError(
+                    f"study {name!r} was created with {key} = {stored.get(key)!r}, not "
+                    f"{settings.get(key)!r}; resume it with the same settings or start a new "
+                    "--study"
+                )
+        return study
+    directions = ["minimize"] * len(settings["objectives"])
+    study = optuna.create_study(
+        study_name=name, storage=rdb, sampler=sampler, directions=directions, load_if_exists=True
+    )
+    study.set_metric_names(list(settings["objectives"]))
+    study.set_user_attr(SETTINGS_ATTR, settings)
+    return study
+
+
+def is_trained(trial: FrozenTrial) -> bool:
+    """A completed trial that trained its own keep set (not a lookup of an earlier one)."""
+    return trial.state == TrialState.COMPLETE and "lookup_of" not in trial.user_attrs
+
+
+def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
+    states = (TrialState.COMPLETE,)
+    return [t for t in study.get_trials(deepcopy=False, states=states) if is_trained(t)]
+
+
+def failed_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+
+
+def list_studies() -> list[dict]:
+    """Every study under the studies folder, with its model, dataset and progress."""
+    from autoprune.pareto import non_dominated
+
+    rows = []
+    root = studies_root()
+    for db in sorted(root.glob("*/study.db")) if root.is_dir() else []:
+        name = db.parent.name
+        try:
+            study = optuna.load_study(study_name=name, storage=open_storage(f"sqlite:///{db}"))
+        except Exception:  # noqa: BLE001 - a foreign or broken file is listed, not fatal
+            rows.append({"name": name, "model": "?", "dataset": "?", "trials": 0, "front": 0})
+            continue
+        settings = settings_of(study)
+        trained = trained_trials(study)
+        values = [t.values for t in trained]
+        rows.append(
+            {
+                "name": name,
+                "model": settings.get("model", "?"),
+                "dataset": settings.get("dataset", "?"),
+                "trials": len(trained),
+                "failed": len(failed_trials(study)),
+                "front": int(non_dominated(values).sum()) if values else 0,
+            }
+        )
+    return rows

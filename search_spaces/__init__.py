@@ -1,0 +1,1 @@
+"""Shipped search spaces, one TOML per model alias (see README, "Search spaces")."""

@@ -1,0 +1,97 @@
+"""Shared fixtures: a tiny random Moirai (the real uni2ts code, d_model 64, 4 layers), a small
+synthetic CSV, and a search space that makes a whole study run in seconds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from autoprune.models.moirai import MoiraiAdapter
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(2)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def build_tiny_module(num_layers: int = 4, seed: int = 0):
+    from uni2ts.distribution import MixtureOutput, NormalFixedScaleOutput, StudentTOutput
+
+    from autoprune.models.moirai import _uni2ts
+
+    torch.manual_seed(seed)
+    head = MixtureOutput(components=[StudentTOutput(), NormalFixedScaleOutput()])
+    return _uni2ts()[0](
+        distr_output=head,
+        d_model=64,
+        num_layers=num_layers,
+        patch_sizes=(8, 16),
+        max_seq_len=128,
+        attn_dropout_p=0.0,
+        dropout_p=0.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("tiny-moirai")
+    adapter = MoiraiAdapter(build_tiny_module(), "test")
+    adapter.save(adapter.model, directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(0)
+    t = np.arange(1200)
+    values = (
+        10 + 3 * np.sin(2 * np.pi * t / 24) + np.sin(2 * np.pi * t / 7) + rng.normal(0, 0.3, t.size)
+    )
+    dates = np.datetime64("2020-01-01T00") + t.astype("timedelta64[h]")
+    path = tmp_path_factory.mktemp("data") / "toy.csv"
+    lines = ["date,OT"] + [
+        f"{d.astype(str).replace('T', ' ')}:00:00,{v:.4f}"
+        for d, v in zip(dates, values, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+TINY_SPACE = """
+model = "tiny"
+num_layers = 4
+min_kept = 1
+max_kept = 3
+
+[realign]
+steps = 2
+lr = 1e-3
+batch_size = 8
+
+[forecast]
+context_length = 64
+horizon = 16
+patch_size = 16
+
+[evaluation]
+val_windows = 16
+num_samples = 20
+"""
+
+
+@pytest.fixture
+def tiny_space(tmp_path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+@pytest.fixture
+def studies(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "studies"
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(root))
+    return root

@@ -1,0 +1,167 @@
+"""The command line as a user meets it: exit codes, one-line errors, JSON that parses."""
+
+import contextlib
+import io
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autoprune.cli import main
+from autoprune.export import read_metadata
+from autoprune.study import load_study, trained_trials
+
+
+def run(*args, capsys):
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+SEARCH = ["--study", "c1", "--trials", "3", "--device", "cpu", "--seed", "0"]
+
+
+def search_args(tiny_model_dir, tiny_csv, tiny_space):
+    return [
+        "search",
+        "--model",
+        str(tiny_model_dir),
+        "--dataset",
+        str(tiny_csv),
+        "--space",
+        str(tiny_space),
+        *SEARCH,
+    ]
+
+
+def test_evaluate_json_is_finite(tiny_model_dir, tiny_csv, capsys):
+    code, out, _ = run(
+        "evaluate",
+        "--model",
+        str(tiny_model_dir),
+        "--dataset",
+        str(tiny_csv),
+        "--context-length",
+        "64",
+        "--horizon",
+        "16",
+        "--patch-size",
+        "16",
+        "--max-windows",
+        "20",
+        "--json",
+        capsys=capsys,
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["metrics"]["windows"] == 20
+    for name in ("mase", "crps", "mse", "mae"):
+        assert math.isfinite(result["metrics"][name]) and result["metrics"][name] > 0
+        assert math.isfinite(result["seasonal_naive"][name])
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["evaluate", "--model", "nope-model"], "unknown model 'nope-model'"),
+        (["evaluate", "--model", "moirai-tiny", "--dataset", "etth7"], "unknown dataset 'etth7'"),
+        (["search", "--study", "../escape"], "study name '../escape' is not allowed"),
+        (["search", "--study", "a/b"], "study name 'a/b' is not allowed"),
+        (["search", "--trials", "0"], "--trials 0 must be at least 1"),
+        (["search", "--trials", "-3"], "--trials -3 must be at least 1"),
+        (["search", "--sampler", "magic"], "unknown sampler 'magic'"),
+        (["search", "--storage", "not a url"], "is not a storage URL"),
+        (["search", "--objective", "params"], "is not an accuracy metric"),
+        (["report", "no-such-study"], "unknown study 'no-such-study'"),
+        (["export", "no-such-study", "--out", "x"], "unknown study 'no-such-study'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys, studies):
+    code, out, err = run(*args, capsys=capsys)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_bad_csv_exits_2_with_a_reason(tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text("date,load\n2020-01-01,1\n")
+    code, _, err = run("evaluate", "--model", "moirai-tiny", "--dataset", str(path), capsys=capsys)
+    assert code == 2 and "no column 'OT'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_list_commands(capsys, studies):
+    for what in ("models", "datasets", "samplers", "studies"):
+        code, out, _ = run("list", what, "--json", capsys=capsys)
+        assert code == 0
+        rows = json.loads(out)
+        assert isinstance(rows, list)
+    code, out, _ = run("list", "models", "--json", capsys=capsys)
+    aliases = {r["alias"]: r for r in json.loads(out)}
+    assert aliases["moirai-tiny"]["availability"] == "shipped"
+    assert {"moirai-small", "moirai-base", "moirai-large", "moirai-1.1-small"} <= set(aliases)
+
+
+def test_search_report_export_and_evaluate_reproduce(
+    tiny_model_dir, tiny_csv, tiny_space, studies, tmp_path, capsys
+):
+    code, out, _ = run(*search_args(tiny_model_dir, tiny_csv, tiny_space), capsys=capsys)
+    assert code == 0 and "Pareto front" in out and "report:" in out
+    code, out, _ = run("list", "studies", "--json", capsys=capsys)
+    rows = json.loads(out)
+    assert rows[0]["name"] == "c1" and rows[0]["trials"] == 3 and rows[0]["front"] >= 1
+
+    code, out, _ = run("report", "c1", "--out", str(tmp_path / "rep"), capsys=capsys)
+    assert code == 0 and (tmp_path / "rep" / "report.html").is_file()
+
+    export_dir = tmp_path / "exported"
+    code, out, _ = run("export", "c1", "--out", str(export_dir), capsys=capsys)
+    assert code == 0
+    metadata = read_metadata(export_dir)
+    study = load_study("c1")
+    assert metadata["keep"] == study.user_attrs["selection"]["keep"]
+
+    # the family's own library loads it with the pruned depth
+    from autoprune.models.moirai import _uni2ts
+
+    with contextlib.redirect_stdout(io.StringIO()):  # uni2ts prints while loading
+        module = _uni2ts()[0].from_pretrained(str(export_dir), strict=True)
+    assert module.num_layers == len(metadata["keep"])
+
+    # `autoprune evaluate --model DIR` reproduces the stored test metrics
+    code, out, _ = run("evaluate", "--model", str(export_dir), "--json", capsys=capsys)
+    assert code == 0
+    result = json.loads(out)
+    for name in ("mase", "crps", "mse", "mae"):
+        assert result["metrics"][name] == pytest.approx(metadata["test"][name], rel=1e-6)
+
+    # export of a given trial, re-trained deterministically
+    number = trained_trials(study)[0].number
+    code, out, _ = run(
+        "export", "c1", "--trial", str(number), "--out", str(tmp_path / "t"), capsys=capsys
+    )
+    assert code == 0 and read_metadata(tmp_path / "t")["trial"] == number
+
+
+def test_resuming_with_another_model_is_refused_and_leaves_the_study(
+    tiny_model_dir, tiny_csv, tiny_space, studies, tmp_path, capsys
+):
+    assert run(*search_args(tiny_model_dir, tiny_csv, tiny_space), capsys=capsys)[0] == 0
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_model_dir, other)
+    before = [t.values for t in trained_trials(load_study("c1"))]
+    code, _, err = run("search", "--model", str(other), "--study", "c1", capsys=capsys)
+    assert code == 2 and "created with model" in err
+    assert [t.values for t in trained_trials(load_study("c1"))] == before
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).with_name("autoprune")
+    result = subprocess.run(
+        [str(exe), "list", "datasets"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "etth1" in result.stdout

@@ -1,0 +1,93 @@
+"""kill -9 a running `autoprune search` at random moments, then run the same command again:
+every trial that was complete before a kill must still be there with the same values, the study
+must reach its total, and no keep set may be trained twice."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest import TINY_SPACE
+
+SLOW_SPACE = TINY_SPACE.replace("steps = 2", "steps = 60")
+
+
+def completed(db: Path) -> dict[int, tuple]:
+    if not db.exists():
+        return {}
+    try:
+        study = optuna.load_study(study_name="k", storage=f"sqlite:///{db}")
+    except Exception:  # noqa: BLE001 - not created yet
+        return {}
+    return {
+        t.number: tuple(t.values)
+        for t in study.get_trials(states=(TrialState.COMPLETE,))
+        if "lookup_of" not in t.user_attrs
+    }
+
+
+@pytest.mark.slow
+def test_kill_9_and_resume_loses_nothing(tiny_model_dir, tiny_csv, tmp_path):
+    space = tmp_path / "slow.toml"
+    space.write_text(SLOW_SPACE)
+    env = {**os.environ, "AUTOPRUNE_STUDIES_DIR": str(tmp_path / "studies"), "HF_HUB_OFFLINE": "1"}
+    command = [
+        str(Path(sys.executable).with_name("autoprune")),
+        "search",
+        "--study",
+        "k",
+        "--model",
+        str(tiny_model_dir),
+        "--dataset",
+        str(tiny_csv),
+        "--space",
+        str(space),
+        "--trials",
+        "10",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    ]
+    db = tmp_path / "studies" / "k" / "study.db"
+    rng = random.Random(0)
+    seen: dict[int, tuple] = {}
+    kills = 0
+    for _ in range(4):
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        target = len(seen) + rng.randint(1, 2)
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None and len(completed(db)) < target:
+            time.sleep(0.2)
+        time.sleep(rng.uniform(0.0, 0.6))  # land anywhere: in a fine-tune, a write, the report
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+        now = completed(db)
+        for number, values in seen.items():
+            assert now.get(number) == values, f"trial {number} changed or vanished"
+        seen = now
+    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-2000:]
+    study = optuna.load_study(study_name="k", storage=f"sqlite:///{db}")
+    trained = [
+        t
+        for t in study.get_trials(states=(TrialState.COMPLETE,))
+        if "lookup_of" not in t.user_attrs
+    ]
+    for number, values in seen.items():
+        assert tuple(study.trials[number].values) == values
+    keeps = [tuple(t.user_attrs["keep"]) for t in trained]
+    assert len(trained) >= 10 and len(set(keeps)) == len(keeps)
+    assert kills >= 3
+    print(f"survived {kills} kills; {len(trained)} trials complete")

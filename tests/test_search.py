@@ -1,0 +1,189 @@
+"""End-to-end studies on a tiny random Moirai and a toy CSV: every part is real (uni2ts, Optuna
+with SQLite, the report writer), only small."""
+
+import csv
+import json
+import time
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import autoprune.study as study_module
+from autoprune.errors import StudyError
+from autoprune.pareto import non_dominated
+from autoprune.search import SearchOptions, prepare, search
+from autoprune.study import load_study, trained_trials
+
+
+def options(tiny_model_dir, tiny_csv, tiny_space, **kw) -> SearchOptions:
+    base = dict(
+        study="s1",
+        model=str(tiny_model_dir),
+        dataset=str(tiny_csv),
+        space=str(tiny_space),
+        trials=3,
+        seed=0,
+        device="cpu",
+        threads=2,
+    )
+    return SearchOptions(**{**base, **kw})
+
+
+def quiet(_message):
+    pass
+
+
+def test_search_resumes_to_the_total_and_never_retrains(
+    tiny_model_dir, tiny_csv, tiny_space, studies
+):
+    result = search(options(tiny_model_dir, tiny_csv, tiny_space, trials=3), log=quiet)
+    assert result["stopped"] == "reached"
+    study = load_study("s1")
+    first = {t.number: t.values for t in trained_trials(study)}
+    assert len(first) == 3
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=6), log=quiet)
+    study = load_study("s1")
+    trained = trained_trials(study)
+    assert len(trained) == 6
+    for number, values in first.items():  # earlier trials untouched
+        assert study.trials[number].values == values
+    keeps = [tuple(t.user_attrs["keep"]) for t in trained]
+    assert len(set(keeps)) == len(keeps)
+    attrs = trained[0].user_attrs
+    for key in (
+        "keep",
+        "mase",
+        "params",
+        "latency_ms",
+        "latency_measured_ms",
+        "device",
+        "seed",
+        "realign_steps",
+        "realign_lr",
+        "wall_s",
+        "timing",
+    ):
+        assert key in attrs
+    assert attrs["realign_steps"] == 2
+    reference = study.user_attrs["reference"]
+    assert reference["zero_shot"]["realign_steps"] == 0
+    assert reference["realigned"]["realign_steps"] == 2
+    assert "test" in reference["realigned"]
+    selection = study.user_attrs["selection"]
+    assert selection["rule"] == "knee" and selection["test"]["mase"] > 0
+    assert selection["val_reproduced"]  # re-training the selection reproduces its trial
+
+
+def test_resume_with_defaults_uses_the_stored_settings(
+    tiny_model_dir, tiny_csv, tiny_space, studies
+):
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=2), log=quiet)
+    prep = prepare(SearchOptions(study="s1", trials=3, device="cpu"))
+    assert prep.settings["model"] == str(tiny_model_dir)
+    assert prep.settings["dataset"] == str(tiny_csv)
+
+
+def test_resume_with_a_different_dataset_is_refused(
+    tiny_model_dir, tiny_csv, tiny_space, studies, tmp_path
+):
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=1), log=quiet)
+    other = tmp_path / "other.csv"
+    other.write_text(tiny_csv.read_text())
+    with pytest.raises(StudyError, match="created with dataset"):
+        prepare(options(tiny_model_dir, other, tiny_space))
+    assert len(trained_trials(load_study("s1"))) == 1
+
+
+def test_a_repeated_keep_set_is_looked_up(tiny_model_dir, tiny_csv, tiny_space, studies):
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=2), log=quiet)
+    study = load_study("s1")
+    done = trained_trials(study)[0]
+    study.enqueue_trial(done.params)
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=3), log=quiet)
+    study = load_study("s1")
+    lookups = [t for t in study.trials if "lookup_of" in t.user_attrs]
+    assert [t.user_attrs["lookup_of"] for t in lookups] == [done.number]
+    assert lookups[0].values == done.values
+    assert "wall_s" not in lookups[0].user_attrs  # nothing was trained
+
+
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
+):
+    import autoprune.objective as objective
+
+    real = objective.run_trial
+    calls = {"n": 0}
+
+    def flaky(ctx, keep, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise FloatingPointError("val mase is not finite")
+        return real(ctx, keep, **kw)
+
+    monkeypatch.setattr(objective, "run_trial", flaky)
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=3), log=quiet)
+    study = load_study("s1")
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1
+    assert failed[0].user_attrs["fail_reason"] == "FloatingPointError: val mase is not finite"
+    assert len(trained_trials(study)) == 3
+
+
+def test_a_trial_left_running_by_a_crash_is_failed_and_requeued(
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
+):
+    monkeypatch.setattr(study_module, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(study_module, "GRACE_S", 1)
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=1), log=quiet)
+    study = load_study("s1")
+    # what a kill -9 leaves behind: a RUNNING trial with a keep set and a last heartbeat
+    flags = optuna.distributions.CategoricalDistribution((True, False))
+    crashed = study.ask({f"layer_{i:02d}": flags for i in range(4)})
+    keep = [i for i in range(4) if crashed.params[f"layer_{i:02d}"]] or [0]
+    crashed.set_user_attr("keep", keep)
+    study._storage.record_heartbeat(crashed._trial_id)
+    time.sleep(2.5)
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=3), log=quiet)
+    study = load_study("s1")
+    assert study.trials[crashed.number].state == TrialState.FAIL
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == crashed.number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    assert retried[0].params == study.trials[crashed.number].params
+
+
+def test_report_front_matches_trials_csv(tiny_model_dir, tiny_csv, tiny_space, studies, tmp_path):
+    from autoprune.report import write_report
+
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=5), log=quiet)
+    paths = write_report(load_study("s1"), tmp_path / "r")
+    summary = json.loads(paths["summary.json"].read_text())
+    rows = [
+        r
+        for r in csv.DictReader(paths["trials.csv"].open())
+        if r["state"] == "COMPLETE" and not r["lookup_of"]
+    ]
+    values = np.array([[float(r[o]) for o in summary["objectives"]] for r in rows])
+    expected = sorted(
+        int(r["trial"]) for r, m in zip(rows, non_dominated(values), strict=True) if m
+    )
+    assert sorted(f["trial"] for f in summary["front"]) == expected
+    assert summary["trials"]["trained"] == 5
+    assert summary["selection"]["trial"] in expected
+    html = paths["report.html"].read_text()
+    assert "plotly" in html and "Selected configuration" in html and "Kept layers" in html
+    assert paths["pareto.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_budget_rule_selects_within_budget(tiny_model_dir, tiny_csv, tiny_space, studies):
+    result = search(
+        options(tiny_model_dir, tiny_csv, tiny_space, trials=4, rule="budget:params<=90%"),
+        log=quiet,
+    )
+    selection = result["selection"]
+    study = load_study("s1")
+    full = study.user_attrs["reference"]["realigned"]["params"]
+    assert selection["values"]["params"] <= 0.9 * full
+    assert selection["rule"] == "budget:params<=90%"
