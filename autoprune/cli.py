@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="selection rule: knee (default) or budget:<objective><=<value>[%%]",
     )
     search.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    search.add_argument(
+        "--enqueue",
+        help="seed a new study with one-shot keep sets, e.g. bi,screen,drop-last "
+        "(see `autoprune baselines --help`)",
+    )
 
     evaluate = commands.add_parser("evaluate", help="forecast accuracy of a model on a split")
     evaluate.add_argument("--model", required=True, help="alias, hub id or local directory")
@@ -83,13 +88,47 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--storage")
     export.add_argument("--device", default="auto")
-    bench = commands.add_parser("bench", help="benchmarks that write JSON figures")
-    bench.add_argument("what", choices=["overhead"])
-    bench.add_argument("--trials", type=int, default=50)
+    baselines = commands.add_parser(
+        "baselines", help="train one-shot baseline keep sets into a study, for its report"
+    )
+    baselines.add_argument("study")
+    baselines.add_argument(
+        "--kinds",
+        default="drop-last,random,screen,bi,angular,cka,few-layer,ablation",
+        help="comma-separated: drop-last, random, screen, bi, angular, cka, few-layer, ablation",
+    )
+    baselines.add_argument("--sizes", help="kept-layer counts, e.g. 3,6,9 (default 25/50/75%%)")
+    baselines.add_argument("--storage")
+    baselines.add_argument("--device", default="auto")
+
+    scoring = commands.add_parser("score", help="per-layer importance scores (priors)")
+    scoring.add_argument("--model", default="moirai-tiny")
+    _add_data_options(scoring)
+    scoring.add_argument(
+        "--method", help="bi, angular, cka, few-layer or ablation (default: all of them)"
+    )
+    scoring.add_argument(
+        "--calib-windows", type=int, default=64, help="calibration windows from the train split"
+    )
+    scoring.add_argument("--json", action="store_true")
+
+    bench = commands.add_parser(
+        "bench",
+        help="benchmarks that write JSON: overhead, truth (ground-truth tables), replay",
+    )
+    bench.add_argument("what", choices=["overhead", "truth", "replay"])
     bench.add_argument("--model", default="moirai-tiny")
     bench.add_argument("--dataset", default="etth1")
+    bench.add_argument("--trials", type=int, default=50, help="overhead: trials to time")
     bench.add_argument("--threads", type=int)
-    bench.add_argument("--out", type=Path, default=Path("studies/bench/overhead.json"))
+    bench.add_argument(
+        "--sample", type=int, help="truth: re-align this many random keep sets, not all"
+    )
+    bench.add_argument("--truth", type=Path, help="replay: truth-<model>-<dataset>.json")
+    bench.add_argument("--seeds", type=int, default=20, help="replay: seeds per strategy")
+    bench.add_argument("--budget", type=int, default=100, help="replay: trials per seed")
+    bench.add_argument("--strategy", action="append", help="replay: only these strategies")
+    bench.add_argument("--out", type=Path, help="output folder (default studies/bench)")
     return parser
 
 
@@ -147,6 +186,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         device=args.device,
         space=args.space,
         objective=args.objective,
+        enqueue=args.enqueue,
         rule=args.rule,
         context_length=args.context_length,
         horizon=args.horizon,
@@ -421,13 +461,170 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise AutoPruneError(
+            f"{option} {text!r} is not a comma-separated list of whole numbers"
+        ) from None
+
+
+def cmd_baselines(args: argparse.Namespace) -> int:
+    from autoprune import baselines
+    from autoprune.report import write_report
+    from autoprune.search import ensure_reference, finalize, prepared_from_study
+    from autoprune.study import SELECTION_ATTR, load_study, study_dir
+
+    kinds = baselines.check_kinds(k.strip() for k in args.kinds.split(",") if k.strip())
+    sizes = _int_list(args.sizes, "--sizes") if args.sizes else None
+    load_study(args.study, args.storage)
+    prep = prepared_from_study(args.study, args.storage, args.device)
+    ensure_reference(prep, lambda m: err.print(m))
+    table = baselines.run(prep, kinds, sizes, lambda m: err.print(m))
+    rule = (prep.study.user_attrs.get(SELECTION_ATTR) or {}).get("rule") or "knee"
+    finalize(prep, rule, lambda m: err.print(m))
+    objectives = prep.settings["objectives"]
+    view = Table(title=f"one-shot baselines of {args.study}")
+    for column in ("baseline", "kept", "keep set", "trial", *objectives):
+        view.add_column(column, justify="right")
+    for row in table:
+        values = row["values"] or [float("nan")] * len(objectives)
+        view.add_row(
+            row["baseline"],
+            str(row["kept"]),
+            " ".join(map(str, row["keep"])),
+            str(row["trial"]),
+            *(f"{v:.4g}" for v in values),
+        )
+    out.print(view)
+    report_dir = study_dir(args.study) / "report"
+    write_report(prep.study, report_dir)
+    out.print(f"report: {report_dir / 'report.html'}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from autoprune.data import load_series
+    from autoprune.evaluate import Setting, resolve_device
+    from autoprune.importance import METHODS, check_method, score
+    from autoprune.models import load_adapter
+
+    methods = [check_method(args.method)] if args.method else [*METHODS, "ablation"]
+    if args.calib_windows < 1:
+        raise AutoPruneError(f"--calib-windows {args.calib_windows} must be at least 1")
+    series = load_series(
+        args.dataset or "etth1", target=args.target, freq=args.freq, split=args.split
+    )
+    adapter = load_adapter(args.model)
+    adapter.model.to(resolve_device(args.device))
+    setting = Setting.for_series(
+        series, adapter, args.context_length, args.horizon, args.patch_size
+    )
+    calibration = series.eval_windows(
+        "train", setting.context_length, setting.horizon, args.calib_windows
+    )
+    validation = series.eval_windows("val", setting.context_length, setting.horizon, 256)
+    scores = {}
+    for method in methods:
+        start = time.perf_counter()
+        values = score(
+            method,
+            adapter,
+            adapter.model,
+            calibration,
+            validation,
+            setting.horizon,
+            setting.patch_size,
+        )
+        scores[method] = {
+            "scores": [float(v) for v in values],
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "dataset": series.name,
+                    "calibration_windows": len(calibration),
+                    "methods": scores,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    table = Table(
+        title=f"layer importance of {args.model} on {series.name} "
+        f"(higher = more important; {len(calibration)} calibration windows)"
+    )
+    table.add_column("layer", justify="right", min_width=5)
+    for method in methods:
+        table.add_column(method, justify="right")
+    for layer in range(adapter.num_layers):
+        table.add_row(str(layer), *(f"{scores[m]['scores'][layer]:.4g}" for m in methods))
+    out.print(table)
+    for method in methods:
+        ranked = np.argsort(-np.array(scores[method]["scores"]), kind="stable")
+        out.print(f"{method:>10} ranks layers: {' '.join(map(str, ranked))}")
+    out.print("  ".join(f"{m}: {scores[m]['seconds']:.2f} s" for m in methods))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    folder = args.out or Path("studies/bench")
+    if args.what == "truth":
+        from autoprune.truth import build, truth_paths
+
+        meta = build(args.model, args.dataset, folder, args.sample, lambda m: err.print(m))
+        correlation = meta["rank_correlation"]
+        for fidelity, values in correlation.items():
+            out.print(
+                f"Spearman({fidelity}, re-aligned val MASE): overall "
+                f"{values['overall']:.3f}, within equal size "
+                f"{values['within_size_weighted_mean']}"
+            )
+        for path in truth_paths(args.model, args.dataset, folder):
+            out.print(f"written to {path}")
+        return 0
+    if args.what == "replay":
+        return _replay(args, folder)
+    return _overhead(args, folder)
+
+
+def _replay(args: argparse.Namespace, folder: Path) -> int:
+    from autoprune.replay import Table, run, write
+    from autoprune.truth import load_truth
+
+    if args.truth is None or not args.truth.is_file():
+        raise AutoPruneError(
+            f"--truth {args.truth} is not a file; build one with `autoprune bench truth`"
+        )
+    if args.seeds < 1 or args.budget < 1:
+        raise AutoPruneError("--seeds and --budget must be at least 1")
+    table = Table.load(*load_truth(args.truth))
+    result = run(table, args.seeds, args.budget, args.strategy, lambda m: err.print(m))
+    result["truth"] = str(args.truth)
+    target = folder / args.truth.name.replace("truth-", "replay-")
+    write(result, target)
+    out.print(f"written to {target}")
+    return 0
+
+
+def _overhead(args: argparse.Namespace, folder: Path) -> int:
     from autoprune.bench import PARTS, overhead
 
     if args.trials < 1:
         raise AutoPruneError(f"--trials {args.trials} must be at least 1")
     result = overhead(
-        args.trials, args.model, args.dataset, args.threads, args.out, lambda m: err.print(m)
+        args.trials,
+        args.model,
+        args.dataset,
+        args.threads,
+        folder / "overhead.json",
+        lambda m: err.print(m),
     )
     table = Table(
         title=f"per-trial wall time over {result['trials']} trials "
@@ -451,13 +648,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"{rss['after_last_trial']:.0f} MB after trial {result['trials']} "
         f"(max {rss['max']:.0f} MB)"
     )
-    out.print(f"written to {args.out}")
+    out.print(f"written to {folder / 'overhead.json'}")
     return 0
 
 
 COMMANDS = {
     "search": cmd_search,
     "bench": cmd_bench,
+    "score": cmd_score,
+    "baselines": cmd_baselines,
     "evaluate": cmd_evaluate,
     "list": cmd_list,
     "report": cmd_report,

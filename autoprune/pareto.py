@@ -2,9 +2,12 @@
 
 All objectives are minimised. Objectives are normalised by the re-aligned full model (the
 reference every trial is compared with), so a value of 1.0 means "as good / as large / as slow
-as the full model". The hypervolume reference point is `HV_REFERENCE` per objective in that
-space: twice the full model's error, and the full model's parameters and latency - a pruned
-model only adds volume if it is cheaper than the full model and less than 2x worse.
+as the full model". The hypervolume reference point is `hv_reference` per objective in that
+space: 1.1 times the full model's error, and its parameters and latency. So a pruned model adds
+volume only if it is cheaper than the full model and at most 10% less accurate - the region a
+practitioner would deploy from. (A looser accuracy bound lets the cheapest, much worse models
+dominate the volume: with 2x, a 1-layer model 9% worse than the full one held 93% of the true
+hypervolume of moirai-tiny-8 on ETTh1.)
 
 Non-dominated filtering and hypervolume come from `moocore` (exact WFG-style algorithms).
 """
@@ -21,7 +24,7 @@ import numpy as np
 from autoprune.errors import UnknownNameError
 from autoprune.metrics import METRICS
 
-ACCURACY_REFERENCE = 2.0
+ACCURACY_REFERENCE = 1.1
 COST_REFERENCE = 1.0
 
 

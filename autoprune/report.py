@@ -21,6 +21,8 @@ from autoprune.metrics import METRICS
 from autoprune.pareto import hv_reference, hypervolume_curve, non_dominated, normalise
 from autoprune.space import objective_value
 from autoprune.study import (
+    BASELINES_ATTR,
+    PRIORS_ATTR,
     PROFILE_ATTR,
     REFERENCE_ATTR,
     SELECTION_ATTR,
@@ -28,6 +30,16 @@ from autoprune.study import (
     trained_trials,
 )
 
+BASELINE_SYMBOLS = {
+    "drop-last": "triangle-down",
+    "random": "circle-open",
+    "screen": "hexagon",
+    "bi": "triangle-up",
+    "angular": "triangle-left",
+    "cka": "triangle-right",
+    "few-layer": "pentagon",
+    "ablation": "cross",
+}
 LABELS = {
     "mase": "val MASE",
     "crps": "val CRPS",
@@ -55,6 +67,7 @@ def _trial_row(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> dict:
         latency_measured_ms=attrs.get("latency_measured_ms"),
         wall_s=attrs.get("wall_s"),
         lookup_of=attrs.get("lookup_of"),
+        baseline=attrs.get("baseline"),
         fail_reason=attrs.get("fail_reason"),
         started=trial.datetime_start.isoformat(timespec="seconds")
         if trial.datetime_start
@@ -107,6 +120,8 @@ def collect(study: optuna.Study) -> dict:
             for t in front
         ],
         "selection": study.user_attrs.get(SELECTION_ATTR),
+        "baselines": study.user_attrs.get(BASELINES_ATTR, []),
+        "priors": study.user_attrs.get(PRIORS_ATTR, {}),
     }
     if reference and trained:
         full = [reference["realigned"][o] for o in objectives]
@@ -268,6 +283,27 @@ def _figures(summary: dict, trials: list[dict]) -> list[tuple[str, str]]:
                     row=1,
                     col=col,
                 )
+        baselines = [b for b in summary["baselines"] if b["values"]]
+        for kind in sorted({b["baseline"] for b in baselines}):
+            rows = [b for b in baselines if b["baseline"] == kind]
+            index = objectives.index
+            scatter.add_trace(
+                go.Scatter(
+                    x=[b["values"][index(cost)] for b in rows],
+                    y=[b["values"][index(accuracy)] for b in rows],
+                    mode="markers",
+                    marker=dict(
+                        symbol=BASELINE_SYMBOLS.get(kind, "x"), size=10, line=dict(width=1)
+                    ),
+                    name=f"one-shot: {kind}",
+                    legendgroup=kind,
+                    showlegend=first,
+                    text=[f"{kind}, keep {b['keep']}" for b in rows],
+                    hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
         if selection:
             scatter.add_trace(
                 go.Scatter(
@@ -287,6 +323,29 @@ def _figures(summary: dict, trials: list[dict]) -> list[tuple[str, str]]:
         scatter.update_yaxes(title_text=LABELS[accuracy], row=1, col=col)
     scatter.update_layout(height=460, template="plotly_white", legend=dict(orientation="h", y=-0.2))
     figures.append(("Accuracy against cost", scatter))
+
+    priors = summary["priors"]
+    if priors:
+        bars = go.Figure()
+        for method, scores in priors.items():
+            values = np.asarray(scores, dtype=float)
+            span = values.max() - values.min()
+            bars.add_trace(
+                go.Bar(
+                    x=[f"L{i}" for i in range(len(values))],
+                    y=(values - values.min()) / span if span > 0 else values * 0,
+                    name=method,
+                    customdata=values,
+                    hovertemplate=f"{method} %{{x}}: %{{customdata:.4g}}<extra></extra>",
+                )
+            )
+        bars.update_layout(
+            height=340,
+            template="plotly_white",
+            barmode="group",
+            yaxis_title="importance (min-max scaled per method)",
+        )
+        figures.append(("Layer importance by method (priors)", bars))
 
     front = summary["front"]
     if front:
@@ -457,6 +516,7 @@ def _html(summary: dict, trials: list[dict]) -> str:
                 "latency_measured_ms",
                 "wall_s",
                 "lookup_of",
+                "baseline",
                 "fail_reason",
             ],
         )

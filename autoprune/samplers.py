@@ -31,6 +31,14 @@ SAMPLERS: dict[str, tuple[str, Callable[[int], optuna.samplers.BaseSampler]]] = 
         lambda s: optuna.samplers.NSGAIISampler(seed=s, population_size=16),
     ),
     "random": ("uniform random keep sets", lambda s: optuna.samplers.RandomSampler(seed=s)),
+    "exhaustive": (
+        "every keep set once, in random order (Optuna's BruteForceSampler); for ground truth",
+        lambda s: optuna.samplers.BruteForceSampler(seed=s),
+    ),
+    "screened": (
+        "multi-fidelity: zero-shot screen of every keep set + Bayesian surrogate + EHVI",
+        lambda s: optuna.samplers.RandomSampler(seed=s),  # replaced once the screen exists
+    ),
     "gp": (
         "Gaussian-process Bayesian optimisation",
         lambda s: optuna.samplers.GPSampler(seed=s, n_startup_trials=STARTUP_TRIALS),

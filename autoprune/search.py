@@ -9,6 +9,7 @@ change within a study; the sampler, backend, device and trial target can.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import time
@@ -25,10 +26,17 @@ from autoprune.backends import local
 from autoprune.data import load_series
 from autoprune.errors import AutoPruneError, StudyError
 from autoprune.evaluate import Setting, resolve_device
-from autoprune.export import read_metadata, write_checkpoint
+from autoprune.export import atomic_write_text, read_metadata, write_checkpoint
 from autoprune.metrics import METRICS
 from autoprune.models import load_adapter
-from autoprune.objective import TrialContext, fit_latency_profile, free_memory, run_trial
+from autoprune.multifidelity import Pool, ScreenedSampler
+from autoprune.objective import (
+    TrialContext,
+    fit_latency_profile,
+    free_memory,
+    predict_latency,
+    run_trial,
+)
 from autoprune.pareto import (
     Rule,
     hv_reference,
@@ -39,10 +47,12 @@ from autoprune.pareto import (
     select,
 )
 from autoprune.samplers import DEFAULT_SAMPLER, check_sampler, make_sampler
+from autoprune.screen import SCREEN_WINDOWS, candidate_pool, screen
 from autoprune.space import objective_value, space_for_model
 from autoprune.study import (
     PROFILE_ATTR,
     REFERENCE_ATTR,
+    RESUME_KEYS,
     SELECTION_ATTR,
     create_or_resume,
     open_storage,
@@ -80,6 +90,7 @@ class SearchOptions:
     horizon: int | None = None
     patch_size: int | None = None
     threads: int | None = None
+    enqueue: str | None = None
 
 
 @dataclass
@@ -153,6 +164,10 @@ def prepare(opts: SearchOptions) -> Prepared:
             [objective, *(o for o in space.objectives if o not in METRICS)]
         )
     parse_rule(opts.rule, space.objectives)  # a bad rule fails now, not after the trials
+    if opts.enqueue:
+        from autoprune.baselines import check_kinds
+
+        check_kinds(k.strip() for k in opts.enqueue.split(",") if k.strip())
     stored_setting = stored.get("setting", {})
     setting = Setting.for_series(
         series,
@@ -244,6 +259,68 @@ def importance_order(ctx: TrialContext) -> list[int]:
     """Which layers to add first when repairing a keep set: without a prior, the early layers
     (in Moirai, dropping layer 0 or 1 hurts most; deeper layers are the redundant ones)."""
     return list(range(ctx.adapter.num_layers))
+
+
+def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
+    """Zero-shot screen of the study's candidate pool and of the full model, computed once and
+    cached in the study folder, so a resumed run or a second process reuses it."""
+    ctx = prep.ctx
+    pool_sets = candidate_pool(ctx.space, prep.settings["seed"])
+    everything = tuple(range(ctx.adapter.num_layers))
+    cache = study_dir(prep.name) / "screen.json"
+    key = {k: prep.settings[k] for k in RESUME_KEYS} | {"windows": SCREEN_WINDOWS}
+    cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    if cached.get("key") == key:
+        return {tuple(map(int, k.split())): v for k, v in cached["sets"].items()}
+    log(f"screening {len(pool_sets):,} keep sets zero-shot (once per study) ...")
+    windows = ctx.series.eval_windows(
+        "val", ctx.setting.context_length, ctx.setting.horizon, SCREEN_WINDOWS
+    )
+    table = screen(
+        ctx.adapter,
+        ctx.adapter.model,
+        windows,
+        ctx.setting.horizon,
+        ctx.setting.patch_size,
+        ctx.series.seasonality,
+        [*pool_sets, everything],
+    )
+    payload = {"key": key, "sets": {" ".join(map(str, k)): v for k, v in table.items()}}
+    atomic_write_text(cache, json.dumps(payload))
+    return table
+
+
+def screened_sampler(prep: Prepared, log: Callable[[str], None] = print) -> ScreenedSampler:
+    """The multi-fidelity sampler: the zero-shot screen, then proposals by EHVI."""
+    ctx, objectives = prep.ctx, prep.settings["objectives"]
+    table = screen_table(prep, log)
+    everything = tuple(range(ctx.adapter.num_layers))
+    pool_sets = [k for k in table if k != everything]
+    reference = prep.study.user_attrs[REFERENCE_ATTR]["realigned"]
+    full = np.array(full_values(prep.study.user_attrs[REFERENCE_ATTR], objectives))
+    accuracy = next(i for i, o in enumerate(objectives) if o in METRICS)
+    costs = [o for o in objectives if o not in METRICS]
+    cost_values = np.array(
+        [
+            [
+                (ctx.adapter.params(k) if o == "params" else predict_latency(ctx.profile, len(k)))
+                / reference[o]
+                for o in costs
+            ]
+            for k in pool_sets
+        ]
+    )
+    screen_values = np.array([table[k]["mase"] for k in pool_sets]) / table[everything]["mase"]
+    pool = Pool.build(pool_sets, cost_values, screen_values, ctx.adapter.num_layers)
+    hv_ref = hv_reference(objectives)
+    ordered_ref = np.r_[hv_ref[accuracy], [hv_ref[objectives.index(o)] for o in costs]]
+    return ScreenedSampler(
+        pool,
+        full,
+        ordered_ref,
+        accuracy,
+        fallback=optuna.samplers.RandomSampler(seed=prep.settings["seed"]),
+    )
 
 
 def choose(study: optuna.Study, rule_text: str) -> tuple[optuna.trial.FrozenTrial, Rule] | None:
@@ -345,6 +422,14 @@ def search(
     prep = prepared or prepare(opts)
     start = time.perf_counter()
     ensure_reference(prep, log)
+    if prep.sampler == "screened":
+        prep.study.sampler = screened_sampler(prep, log)
+    if opts.enqueue:
+        from autoprune.baselines import enqueue_seeds
+
+        kinds = [k.strip() for k in opts.enqueue.split(",") if k.strip()]
+        if queued := enqueue_seeds(prep, kinds):
+            log(f"queued {queued} one-shot keep sets ({', '.join(kinds)}) as the first trials")
     target = opts.trials or DEFAULT_TRIALS
     stopped = local.run(prep.study, prep.ctx, target, importance_order(prep.ctx), on_trial)
     selection = finalize(prep, opts.rule, log)

@@ -35,7 +35,7 @@ def test_hypervolume_by_hand():
 
 
 def test_hv_reference_point():
-    assert hv_reference(OBJ).tolist() == [2.0, 1.0, 1.0]
+    assert hv_reference(OBJ).tolist() == [1.1, 1.0, 1.0]
 
 
 def test_knee_is_closest_to_ideal():

@@ -187,3 +187,46 @@ def test_budget_rule_selects_within_budget(tiny_model_dir, tiny_csv, tiny_space,
     full = study.user_attrs["reference"]["realigned"]["params"]
     assert selection["values"]["params"] <= 0.9 * full
     assert selection["rule"] == "budget:params<=90%"
+
+
+def test_screened_sampler_caches_its_screen(tiny_model_dir, tiny_csv, tiny_space, studies):
+    messages = []
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=4, sampler="screened"),
+           log=messages.append)
+    assert any("screening 14 keep sets" in m for m in messages)
+    assert (studies / "s1" / "screen.json").is_file()
+    messages.clear()
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=6, sampler="screened"),
+           log=messages.append)
+    assert not any("screening" in m for m in messages)
+    trained = trained_trials(load_study("s1"))
+    keeps = [tuple(t.user_attrs["keep"]) for t in trained]
+    assert len(trained) == 6 and len(set(keeps)) == 6
+
+
+def test_enqueued_seeds_come_first(tiny_model_dir, tiny_csv, tiny_space, studies):
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=4, enqueue="drop-last"),
+           log=quiet)
+    first = sorted(trained_trials(load_study("s1")), key=lambda t: t.number)[:3]
+    assert [t.user_attrs.get("baseline") for t in first] == ["drop-last"] * 3
+    assert [t.user_attrs["keep"] for t in first] == [[0], [0, 1], [0, 1, 2]]
+
+
+def test_baselines_are_trained_tagged_and_reported(tiny_model_dir, tiny_csv, tiny_space,
+                                                   studies, tmp_path):
+    from autoprune import baselines
+    from autoprune.report import write_report
+    from autoprune.search import ensure_reference, prepared_from_study
+
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=2), log=quiet)
+    prep = prepared_from_study("s1", None, "cpu")
+    ensure_reference(prep, quiet)
+    table = baselines.run(prep, ["drop-last", "random", "bi"], [1, 2], quiet)
+    assert [(r["baseline"], r["kept"]) for r in table] == [
+        ("drop-last", 1), ("drop-last", 2), ("random", 1), ("random", 2), ("bi", 1), ("bi", 2)]
+    assert all(r["trial"] is not None for r in table)
+    summary = json.loads(write_report(load_study("s1"), tmp_path / "r")["summary.json"]
+                         .read_text())
+    assert len(summary["baselines"]) == 6 and "bi" in summary["priors"]
+    with pytest.raises(Exception, match="outside the space"):
+        baselines.run(prep, ["drop-last"], [4], quiet)

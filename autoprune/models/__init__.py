@@ -37,8 +37,8 @@ def register_model(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
-def tiny_checkpoint_dir() -> Path:
-    return Path(str(resources.files("autoprune.models.moirai_tiny")))
+def tiny_checkpoint_dir(package: str = "moirai_tiny") -> Path:
+    return Path(str(resources.files(f"autoprune.models.{package}")))
 
 
 _MOIRAI_SHAPES = {
@@ -55,6 +55,16 @@ register_model(
         "autoprune's own 12-layer Moirai, pretrained on synthetic series (shipped)",
         12,
         dict(d_model=128, num_layers=12, patch_sizes=(16, 32, 64)),
+    )
+)
+register_model(
+    ModelEntry(
+        "moirai-tiny-8",
+        "moirai",
+        str(tiny_checkpoint_dir("moirai_tiny_8")),
+        "8-layer sibling of moirai-tiny, same recipe (shipped; exhaustive benchmark ground truth)",
+        8,
+        dict(d_model=128, num_layers=8, patch_sizes=(16, 32, 64)),
     )
 )
 for _size, _shape in _MOIRAI_SHAPES.items():

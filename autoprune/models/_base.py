@@ -8,8 +8,10 @@ own library loads it again. Windows are plain tensors on the raw scale: `past` (
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -24,6 +26,33 @@ KeepSet = tuple[int, ...]
 def unique_params(module: nn.Module) -> int:
     """Parameter count with shared tensors counted once (nn.Module.parameters() already dedups)."""
     return sum(p.numel() for p in module.parameters())
+
+
+class Staged(ABC):
+    """One forecast forward pass cut at layer boundaries: embed -> layer -> ... -> head.
+
+    Importance scores read every layer's input and output from it, and zero-shot screening
+    shares the forward pass of keep sets with a common prefix of layers.
+    """
+
+    @abstractmethod
+    def embed(self) -> torch.Tensor:
+        """The hidden state entering the first layer."""
+
+    @abstractmethod
+    def apply(self, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        """One layer of the stack."""
+
+    @abstractmethod
+    def distribution(self, hidden: torch.Tensor):
+        """The predictive distribution of the horizon, from the stack's last hidden state."""
+
+    @abstractmethod
+    def mean_and_nll(
+        self, hidden: torch.Tensor, future: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean forecast (B, horizon) and the negative log-likelihood of `future` per window
+        (B,), averaged over the horizon, from one evaluation of the head."""
 
 
 class Adapter(ABC):
@@ -65,10 +94,17 @@ class Adapter(ABC):
         """Sample paths (B, num_samples, horizon) on the raw scale, reproducible for a seed."""
 
     @abstractmethod
-    def forward(
-        self, model: nn.Module, past: torch.Tensor, horizon: int, patch_size: int
-    ) -> object:
-        """One inference forward pass without sampling (what latency measures)."""
+    def staged(self, model: nn.Module, past: torch.Tensor, horizon: int, patch_size: int) -> Staged:
+        """The inference forward pass cut at layer boundaries."""
+
+    def forward(self, model: nn.Module, past: torch.Tensor, horizon: int, patch_size: int):
+        """One inference forward pass without sampling (what latency measures); returns the
+        predictive distribution of the horizon."""
+        staged = self.staged(model, past, horizon, patch_size)
+        hidden = staged.embed()
+        for layer in self.layers(model):
+            hidden = staged.apply(layer, hidden)
+        return staged.distribution(hidden)
 
     @abstractmethod
     def save(self, model: nn.Module, directory: str | Path) -> None:
@@ -79,20 +115,31 @@ class Adapter(ABC):
     def patch_sizes(self) -> tuple[int, ...]:
         """Patch sizes the model can forecast with."""
 
+    @contextlib.contextmanager
+    def attention_probabilities(self, sink: list[torch.Tensor]) -> Iterator[None]:
+        """Within the block, append each layer's attention probabilities to `sink`. Families
+        that cannot expose them leave `sink` empty (scores then use representations only)."""
+        yield
+
     @property
     def num_layers(self) -> int:
         return len(self.layers(self.model))
 
     def layer_params(self) -> list[int]:
-        return [unique_params(layer) for layer in self.layers(self.model)]
+        return list(self._counts[1])
+
+    @functools.cached_property
+    def _counts(self) -> tuple[int, tuple[int, ...]]:
+        """Total and per-layer parameter counts of the loaded model, which never changes."""
+        layers = tuple(unique_params(layer) for layer in self.layers(self.model))
+        return unique_params(self.model), layers
 
     def params(self, keep: Sequence[int] | None = None) -> int:
         """Exact parameter count of the model pruned to `keep` (all layers when None)."""
-        total = unique_params(self.model)
+        total, per_layer = self._counts
         if keep is None:
             return total
         keep = self.check_keep(keep)
-        per_layer = self.layer_params()
         return total - sum(per_layer) + sum(per_layer[i] for i in keep)
 
     def check_keep(self, keep: Sequence[int]) -> KeepSet:

@@ -12,14 +12,14 @@ import copy
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from autoprune.errors import ModelLoadError
-from autoprune.models._base import Adapter
+from autoprune.models._base import Adapter, Staged
 
 _WEIGHTS = "model.safetensors"
 _PICKLES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "model.ckpt")
@@ -135,6 +135,37 @@ class MoiraiAdapter(Adapter):
         with contextlib.redirect_stdout(io.StringIO()):
             model.save_pretrained(str(directory))
 
+    @contextlib.contextmanager
+    def attention_probabilities(self, sink: list[torch.Tensor]) -> Iterator[None]:
+        """Compute attention eagerly inside uni2ts (it calls F.scaled_dot_product_attention,
+        which never materialises the probabilities) and append each layer's to `sink`."""
+        import uni2ts.module.attention as attention
+
+        real = attention.F
+
+        class Eager:
+            def __getattr__(self, name: str):
+                return getattr(real, name)
+
+            @staticmethod
+            def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, scale=None):
+                logits = (q @ k.transpose(-2, -1)) * (scale or q.shape[-1] ** -0.5)
+                if attn_mask is not None:
+                    logits = (
+                        logits.masked_fill(~attn_mask, float("-inf"))
+                        if attn_mask.dtype == torch.bool
+                        else logits + attn_mask
+                    )
+                probs = logits.softmax(dim=-1)
+                sink.append(probs.detach())
+                return probs @ v
+
+        attention.F = Eager()
+        try:
+            yield
+        finally:
+            attention.F = real
+
     def _pack(
         self,
         model: nn.Module,
@@ -190,33 +221,10 @@ class MoiraiAdapter(Adapter):
             variate_id=variate_id,
         )
 
-    def forward(self, model: nn.Module, past: torch.Tensor, horizon: int, patch_size: int):
-        """MoiraiModule.forward, with the distribution head applied to the horizon tokens only.
-
-        The module's own forward builds the mixture over every token and the full 128-wide
-        patch; sampling that is ~10x slower than sampling only what the forecast reads.
-        """
-        _, _, _, mask_fill, packed_attention_mask = _uni2ts()
-        (target, observed, sample_id, time_id, variate_id, pred_mask), patch, first = self._pack(
-            model, past, horizon, patch_size
-        )
-        loc, scale = model.scaler(
-            target, observed * ~pred_mask.unsqueeze(-1), sample_id, variate_id
-        )
-        reprs = model.in_proj((target - loc) / scale, patch)
-        reprs = mask_fill(reprs, pred_mask, model.mask_encoding.weight)
-        reprs = model.encoder(
-            reprs, packed_attention_mask(sample_id), time_id=time_id, var_id=variate_id
-        )
-        horizon_tokens = slice(first, None)
-        params = model.param_proj(reprs[:, horizon_tokens], patch[:, horizon_tokens])
-        # every parameter leaf is (batch, token, max_patch, ...): keep the first patch_size
-        params = torch.utils._pytree.tree_map(lambda t: t[:, :, :patch_size], params)
-        return model.distr_output.distribution(
-            params,
-            loc=loc[:, horizon_tokens, :patch_size],
-            scale=scale[:, horizon_tokens, :patch_size],
-        )
+    def staged(
+        self, model: nn.Module, past: torch.Tensor, horizon: int, patch_size: int
+    ) -> MoiraiStaged:
+        return MoiraiStaged(self, model, past, horizon, patch_size)
 
     def forecast(
         self,
@@ -234,3 +242,55 @@ class MoiraiAdapter(Adapter):
             samples = distr.sample(torch.Size((num_samples,)))
         # (samples, batch, horizon tokens, patch) -> (batch, samples, time)
         return samples.flatten(2).transpose(0, 1)[..., :horizon]
+
+
+class MoiraiStaged(Staged):
+    """MoiraiModule.forward cut at layer boundaries, with the distribution head applied to the
+    horizon tokens only: the module's own forward builds the mixture over every token and the
+    full 128-wide patch, and sampling that is ~10x slower than sampling what the forecast reads.
+    """
+
+    def __init__(
+        self,
+        adapter: MoiraiAdapter,
+        model: nn.Module,
+        past: torch.Tensor,
+        horizon: int,
+        patch_size: int,
+    ) -> None:
+        self.model, self.horizon, self.patch_size = model, horizon, patch_size
+        packed, self.patch, self.first = adapter._pack(model, past, horizon, patch_size)
+        self.target, self.observed, sample_id, self.time_id, self.variate_id, self.mask = packed
+        self.sample_id = sample_id
+        self.attn_mask = _uni2ts()[4](sample_id)
+        self.loc, self.scale = model.scaler(
+            self.target, self.observed * ~self.mask.unsqueeze(-1), sample_id, self.variate_id
+        )
+
+    def embed(self) -> torch.Tensor:
+        mask_fill = _uni2ts()[3]
+        reprs = self.model.in_proj((self.target - self.loc) / self.scale, self.patch)
+        return mask_fill(reprs, self.mask, self.model.mask_encoding.weight)
+
+    def apply(self, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        return layer(hidden, self.attn_mask, var_id=self.variate_id, time_id=self.time_id)
+
+    def distribution(self, hidden: torch.Tensor):
+        model, p, tokens = self.model, self.patch_size, slice(self.first, None)
+        reprs = model.encoder.norm(hidden[:, tokens])
+        params = model.param_proj(reprs, self.patch[:, tokens])
+        # every parameter leaf is (batch, token, max_patch, ...): keep the first patch_size
+        params = torch.utils._pytree.tree_map(lambda t: t[:, :, :p], params)
+        return model.distr_output.distribution(
+            params, loc=self.loc[:, tokens, :p], scale=self.scale[:, tokens, :p]
+        )
+
+    def mean_and_nll(
+        self, hidden: torch.Tensor, future: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        distr = self.distribution(hidden)
+        tokens, p = distr.batch_shape[1], self.patch_size
+        padded = torch.zeros(future.shape[0], tokens * p, dtype=future.dtype, device=future.device)
+        padded[:, : self.horizon] = future
+        log_prob = distr.log_prob(padded.view(-1, tokens, p)).flatten(1)[:, : self.horizon]
+        return distr.mean.flatten(1)[:, : self.horizon], -log_prob.mean(dim=1)

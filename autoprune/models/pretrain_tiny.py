@@ -27,7 +27,7 @@ CONTEXTS = (96, 192, 256, 384, 512, 768)
 HORIZONS = (24, 48, 96, 192)
 
 
-def build_module(seed: int):
+def build_module(seed: int, num_layers: int = 12):
     from uni2ts.distribution import (
         LogNormalOutput,
         MixtureOutput,
@@ -47,7 +47,11 @@ def build_module(seed: int):
         ]
     )
     return MoiraiModule(
-        distr_output=head, attn_dropout_p=0.0, dropout_p=0.0, scaling=True, **CONFIG
+        distr_output=head,
+        attn_dropout_p=0.0,
+        dropout_p=0.0,
+        scaling=True,
+        **{**CONFIG, "num_layers": num_layers},
     )
 
 
@@ -73,10 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--layers", type=int, default=12, help="12 for moirai-tiny, 8 for -8")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    adapter = MoiraiAdapter(build_module(args.seed), "scratch")
+    adapter = MoiraiAdapter(build_module(args.seed, args.layers), "scratch")
     model = adapter.model
     start = time.perf_counter()
 
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     adapter.save(model, args.out)
     (args.out / "README.md").unlink(missing_ok=True)  # the model card is written separately
     record = {
-        "config": CONFIG,
+        "config": {**CONFIG, "num_layers": args.layers},
         "steps": args.steps,
         "batch_size": args.batch_size,
         "lr": args.lr,

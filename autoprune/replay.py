@@ -1,0 +1,218 @@
+"""Replay search strategies against a ground-truth table: a trial is a look-up, so dozens of
+seeds of every strategy run in minutes and are compared on exactly the same numbers.
+
+A strategy is a sampler plus, optionally, keep sets enqueued first (one-shot prior or screen
+seeds). Each seed runs until `budget` distinct keep sets have been "trained"; a repeated keep set
+costs nothing, as in a real study. Reported per strategy: hypervolume ratio to the true front
+after 10/20/50/100/200 trials (median and IQR over seeds), trials to reach 95% and 100% of the
+true hypervolume, and front recall; per prior, the share of the true front its one-shot keep
+sets find alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from autoprune.backends.local import MAX_LOOKUPS_IN_A_ROW
+from autoprune.export import atomic_write_text
+from autoprune.multifidelity import Pool, ScreenedSampler
+from autoprune.objective import suggest_keep
+from autoprune.pareto import hv_reference, hypervolume, non_dominated
+from autoprune.samplers import SAMPLERS
+from autoprune.space import parse_space
+
+CHECKPOINTS = (10, 20, 50, 100, 200)
+
+
+@dataclass
+class Table:
+    """The ground truth of one model and dataset, normalised by the re-aligned full model."""
+
+    meta: dict
+    keeps: list[tuple[int, ...]]
+    values: np.ndarray  # (n, objectives), normalised
+    screen: np.ndarray  # zero-shot MASE of the mean forecast, normalised by the full model's
+    reference: np.ndarray
+    true_hv: float
+    true_front: set[tuple[int, ...]]
+
+    @classmethod
+    def load(cls, meta: dict, rows: list[dict]) -> Table:
+        rows = [r for r in rows if r["mase"] is not None]
+        objectives = meta["objectives"]
+        full = np.array([meta["reference"]["realigned"][o] for o in objectives])
+        values = np.array([[r[o] for o in objectives] for r in rows]) / full
+        reference = hv_reference(objectives)
+        mask = non_dominated(values)
+        screen_full = meta["screen_full"]["mase"]
+        return cls(
+            meta,
+            [r["keep"] for r in rows],
+            values,
+            np.array([r["zs_mase"] for r in rows]) / screen_full,
+            reference,
+            hypervolume(values[mask], reference),
+            {r["keep"] for r, m in zip(rows, mask, strict=True) if m},
+        )
+
+    @property
+    def num_layers(self) -> int:
+        return self.meta["space"]["num_layers"]
+
+    def one_shot(self, scores: list[float]) -> list[tuple[int, ...]]:
+        """The top-k layers by a prior, for every size in the table."""
+        ranked = list(np.argsort(-np.asarray(scores), kind="stable"))
+        sizes = sorted({len(k) for k in self.keeps})
+        return [tuple(sorted(int(i) for i in ranked[:k])) for k in sizes]
+
+    def top_screen(self) -> list[tuple[int, ...]]:
+        """The best zero-shot keep set of every size."""
+        best: dict[int, tuple[float, tuple[int, ...]]] = {}
+        for keep, value in zip(self.keeps, self.screen, strict=True):
+            if len(keep) not in best or value < best[len(keep)][0]:
+                best[len(keep)] = (value, keep)
+        return [best[k][1] for k in sorted(best)]
+
+
+Strategy = Callable[[Table, int], tuple[optuna.samplers.BaseSampler, list[tuple[int, ...]]]]
+
+
+def _optuna(name: str) -> Strategy:
+    return lambda table, seed: (SAMPLERS[name][1](seed), [])
+
+
+def _seeded(seeds: Callable[[Table], list], sampler: str = "tpe") -> Strategy:
+    return lambda table, seed: (SAMPLERS[sampler][1](seed), seeds(table))
+
+
+def _screened(table: Table, seed: int):
+    pool = Pool.build(table.keeps, table.values[:, 1:], table.screen, table.num_layers)
+    full = np.ones(table.values.shape[1])
+    return ScreenedSampler(pool, full, table.reference, 0), []
+
+
+def strategies(table: Table) -> dict[str, Strategy]:
+    result = {name: _optuna(name) for name in ("random", "tpe-independent", "tpe", "nsga2", "gp")}
+    for method, scores in table.meta["priors"].items():
+        result[f"tpe+{method}"] = _seeded(lambda t, s=scores: t.one_shot(s))
+    result["tpe+screen"] = _seeded(lambda t: t.top_screen())
+    result["screened"] = _screened
+    return result
+
+
+def replay_one(
+    table: Table, strategy: Strategy, seed: int, budget: int
+) -> tuple[list[float], float]:
+    """Hypervolume ratio after each distinct keep set one seed of a strategy trains, and the
+    share of the true front it found."""
+    sampler, seeds = strategy(table, seed)
+    lookup = {k: v for k, v in zip(table.keeps, table.values, strict=True)}
+    space = parse_space(
+        {
+            "model": "replay",
+            "num_layers": table.num_layers,
+            "min_kept": table.meta["space"]["min_kept"],
+            "max_kept": table.meta["space"]["max_kept"],
+            "always_keep": table.meta["space"]["always_keep"],
+        },
+        "<replay>",
+    )
+    order = list(range(table.num_layers))
+    study = optuna.create_study(directions=["minimize"] * table.values.shape[1], sampler=sampler)
+    for keep in seeds:
+        study.enqueue_trial({space.param_name(i): i in keep for i in space.droppable})
+    seen: dict[tuple[int, ...], np.ndarray] = {}
+    curve: list[float] = []
+    lookups = 0  # a study stops after this many look-ups in a row, as `search` does
+    budget = min(budget, len(lookup))
+    while len(seen) < budget and lookups < MAX_LOOKUPS_IN_A_ROW:
+        trial = study.ask()
+        keep = suggest_keep(trial, space, order)
+        trial.set_user_attr("keep", list(keep))
+        values = lookup[keep]
+        lookups = lookups + 1 if keep in seen else 0
+        if keep not in seen:
+            seen[keep] = values
+            points = np.array(list(seen.values()))
+            curve.append(
+                hypervolume(points[non_dominated(points)], table.reference) / table.true_hv
+            )
+        study.tell(trial, values.tolist())
+    return curve, len(table.true_front & set(seen)) / len(table.true_front)
+
+
+def _trials_to(curves: list[list[float]], level: float) -> dict:
+    hits = [next((i + 1 for i, v in enumerate(c) if v >= level - 1e-9), None) for c in curves]
+    reached = [h for h in hits if h is not None]
+    return {
+        "median": float(np.median(reached)) if len(reached) > len(hits) / 2 else None,
+        "iqr": [float(np.percentile(reached, 25)), float(np.percentile(reached, 75))]
+        if reached
+        else None,
+        "reached": f"{len(reached)}/{len(hits)}",
+    }
+
+
+def summarise(table: Table, curves: list[list[float]], recalls: list[float]) -> dict:
+    at = {}
+    for n in CHECKPOINTS:
+        values = [c[min(n, len(c)) - 1] for c in curves]
+        at[str(n)] = {
+            "median": float(np.median(values)),
+            "iqr": [float(np.percentile(values, 25)), float(np.percentile(values, 75))],
+        }
+    return {
+        "hv_ratio_at": at,
+        "trials_to_95": _trials_to(curves, 0.95),
+        "trials_to_100": _trials_to(curves, 1.0),
+        "front_recall_at_budget": float(np.median(recalls)),
+    }
+
+
+def run(table: Table, seeds: int, budget: int, only: list[str] | None = None, log=print) -> dict:
+    results = {}
+    for name, strategy in strategies(table).items():
+        if only and name not in only:
+            continue
+        start = time.perf_counter()
+        curves, recalls = [], []
+        for seed in range(seeds):
+            curve, recall = replay_one(table, strategy, seed, budget)
+            curves.append(curve)
+            recalls.append(recall)
+        results[name] = {
+            **summarise(table, curves, recalls),
+            "seconds": round(time.perf_counter() - start, 1),
+            "curves": [[round(v, 5) for v in c] for c in curves],
+        }
+        t95 = results[name]["trials_to_95"]["median"]
+        log(
+            f"{name:>18}: trials to 95% HV (median) {t95}, "
+            f"HV@20 {results[name]['hv_ratio_at']['20']['median']:.3f} "
+            f"({results[name]['seconds']:.0f} s)"
+        )
+    one_shot = {
+        method: len(set(table.one_shot(s)) & table.true_front) / len(table.true_front)
+        for method, s in table.meta["priors"].items()
+    }
+    one_shot["screen"] = len(set(table.top_screen()) & table.true_front) / len(table.true_front)
+    return {
+        "true_front_size": len(table.true_front),
+        "space_size": len(table.keeps),
+        "true_front": sorted(list(k) for k in table.true_front),
+        "seeds": seeds,
+        "budget": budget,
+        "one_shot_front_share": one_shot,
+        "strategies": results,
+    }
+
+
+def write(result: dict, out: Path) -> None:
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")

@@ -1,0 +1,198 @@
+"""Ground-truth tables for the search-efficiency benchmark.
+
+For a model and dataset: every keep set of the space screened zero-shot, every layer scored by
+every importance method, and - exhaustively, or for a random sample when the space is too large
+to re-align whole - every keep set re-aligned and evaluated as a real trial. The re-aligned part
+is an ordinary autoprune study (`truth-<model>-<dataset>`, sampler `exhaustive` or `random`), so
+building it resumes after an interruption and can be carried across sessions.
+
+Outputs, under `studies/bench/`: `truth-<model>-<dataset>.csv` (one row per keep set) and
+`truth-<model>-<dataset>.json` (settings, reference, latency profile, priors, correlations).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from autoprune.backends import local
+from autoprune.export import atomic_write_text
+from autoprune.importance import METHODS, score
+from autoprune.metrics import METRICS
+from autoprune.objective import predict_latency
+from autoprune.screen import SCREEN_WINDOWS, all_keep_sets, screen, spearman
+from autoprune.search import SearchOptions, ensure_reference, importance_order, prepare
+from autoprune.study import trained_trials
+
+PRIORS = (*METHODS, "ablation")
+
+
+def truth_paths(model: str, dataset: str, out: Path) -> tuple[Path, Path]:
+    stem = f"truth-{Path(model).name}-{Path(dataset).stem}"
+    return out / f"{stem}.csv", out / f"{stem}.json"
+
+
+def build(model: str, dataset: str, out: Path, sample: int | None = None, log=print) -> dict:
+    """Build (or resume) the tables; `sample` re-aligns that many random keep sets instead of
+    all of them."""
+    name = f"truth-{Path(model).name}-{Path(dataset).stem}"
+    prep = prepare(
+        SearchOptions(
+            study=name,
+            model=model,
+            dataset=dataset,
+            seed=0,
+            sampler="random" if sample else "exhaustive",
+        )
+    )
+    ctx, space = prep.ctx, prep.ctx.space
+    sets = all_keep_sets(space)
+    target = min(sample or space.size, space.size)
+    reference = ensure_reference(prep, log)
+    log(f"re-aligning {target} of {space.size} keep sets (resumable study {name!r}) ...")
+    start = time.perf_counter()
+    local.run(
+        prep.study,
+        ctx,
+        target,
+        importance_order(ctx),
+        lambda study, trial: _progress(study, target, log),
+    )
+    trials_s = time.perf_counter() - start
+
+    log("screening every keep set zero-shot ...")
+    windows = ctx.series.eval_windows(
+        "val", ctx.setting.context_length, ctx.setting.horizon, SCREEN_WINDOWS
+    )
+    start = time.perf_counter()
+    everything = tuple(range(ctx.adapter.num_layers))
+    zero_shot = screen(
+        ctx.adapter,
+        ctx.adapter.model,
+        windows,
+        ctx.setting.horizon,
+        ctx.setting.patch_size,
+        ctx.series.seasonality,
+        [*sets, everything],
+    )
+    screen_s = time.perf_counter() - start
+
+    log("scoring layers with every importance method ...")
+    calibration = ctx.series.eval_windows(
+        "train", ctx.setting.context_length, ctx.setting.horizon, SCREEN_WINDOWS
+    )
+    validation = ctx.series.eval_windows(
+        "val", ctx.setting.context_length, ctx.setting.horizon, space.val_windows
+    )
+    priors = {
+        m: score(
+            m,
+            ctx.adapter,
+            ctx.adapter.model,
+            calibration,
+            validation,
+            ctx.setting.horizon,
+            ctx.setting.patch_size,
+        ).tolist()
+        for m in PRIORS
+    }
+
+    realigned = {tuple(t.user_attrs["keep"]): t for t in trained_trials(prep.study)}
+    rows = []
+    for keep in sets:
+        trial = realigned.get(keep)
+        row = {
+            "keep": " ".join(map(str, keep)),
+            "kept": len(keep),
+            "params": ctx.adapter.params(keep),
+            "latency_ms": round(predict_latency(ctx.profile, len(keep)), 4),
+            "zs_nll": zero_shot[keep]["nll"],
+            "zs_mase": zero_shot[keep]["mase"],
+            "trial": trial.number if trial else None,
+        }
+        for metric in METRICS:
+            row[metric] = trial.user_attrs[metric] if trial else None
+        rows.append(row)
+    meta = {
+        "model": model,
+        "dataset": dataset,
+        "study": name,
+        "setting": prep.settings["setting"],
+        "realign": prep.settings["realign"],
+        "evaluation": prep.settings["evaluation"],
+        "objectives": prep.settings["objectives"],
+        "space": prep.settings["space"],
+        "space_size": space.size,
+        "realigned": len(realigned),
+        "reference": {
+            k: {m: v[m] for m in (*METRICS, "params", "latency_ms")} for k, v in reference.items()
+        },
+        "latency_profile": ctx.profile,
+        "screen_windows": len(windows),
+        "screen_full": zero_shot[everything],
+        "priors": priors,
+        "seconds": {
+            "trials_this_run": round(trials_s, 1),
+            "screen_all": round(screen_s, 1),
+            "mean_trial": float(np.mean([t.user_attrs["wall_s"] for t in realigned.values()])),
+        },
+        "rank_correlation": correlations(rows),
+    }
+    csv_path, json_path = truth_paths(model, dataset, out)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(csv_path, buffer.getvalue())
+    atomic_write_text(json_path, json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def _progress(study, target: int, log) -> None:
+    done = len(trained_trials(study))
+    if done % 25 == 0:
+        log(f"{done}/{target} re-aligned")
+
+
+def correlations(rows: list[dict]) -> dict:
+    """Spearman between each zero-shot screen and re-aligned val MASE: over all re-aligned keep
+    sets, and within sets of equal size (the ranking a screen must do once the cost is fixed),
+    with the size-weighted mean of the latter."""
+    done = [r for r in rows if r["mase"] is not None]
+    result = {}
+    for fidelity in ("zs_nll", "zs_mase"):
+        within, weights = {}, {}
+        for kept in sorted({r["kept"] for r in done}):
+            group = [r for r in done if r["kept"] == kept]
+            if len(group) >= 5:
+                within[str(kept)] = spearman(
+                    [r[fidelity] for r in group], [r["mase"] for r in group]
+                )
+                weights[str(kept)] = len(group)
+        total = sum(weights.values())
+        result[fidelity] = {
+            "overall": spearman([r[fidelity] for r in done], [r["mase"] for r in done]),
+            "within_size_weighted_mean": (
+                sum(within[k] * weights[k] for k in within) / total if total else None
+            ),
+            "within_size": within,
+        }
+    return result
+
+
+def load_truth(json_path: Path) -> tuple[dict, list[dict]]:
+    meta = json.loads(Path(json_path).read_text())
+    rows = []
+    with open(Path(json_path).with_suffix(".csv")) as fh:
+        for row in csv.DictReader(fh):
+            parsed = {"keep": tuple(int(i) for i in row["keep"].split())}
+            for key, value in row.items():
+                if key != "keep":
+                    parsed[key] = None if value == "" else float(value)
+            rows.append(parsed)
+    return meta, rows
