@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--trials", type=int, help="trained keep sets the study should reach in total (default 40)"
     )
     search.add_argument("--storage", help="Optuna storage URL (default SQLite under studies/)")
-    search.add_argument("--sampler", help="tpe, tpe-independent, nsga2, random, gp")
+    search.add_argument(
+        "--sampler", help="screened (default), tpe, tpe-independent, nsga2, random, gp, exhaustive"
+    )
     search.add_argument("--seed", type=int)
     search.add_argument("--space", help="search-space TOML (default search_spaces/<model>.toml)")
     search.add_argument("--objective", help="accuracy objective: mase (default), crps, mse, mae")
@@ -608,8 +610,8 @@ def _replay(args: argparse.Namespace, folder: Path) -> int:
     result = run(table, args.seeds, args.budget, args.strategy, lambda m: err.print(m))
     result["truth"] = str(args.truth)
     target = folder / args.truth.name.replace("truth-", "replay-")
-    write(result, target)
-    out.print(f"written to {target}")
+    png = write(result, target)
+    out.print(f"written to {target} and {png}")
     return 0
 
 

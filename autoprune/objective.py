@@ -24,6 +24,7 @@ import numpy as np
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
+from scipy.optimize import nnls
 from torch import nn
 
 from autoprune.data import Series
@@ -91,7 +92,9 @@ def fit_latency_profile(ctx: TrialContext, rounds: int = 15) -> dict:
     del models
     ks = np.array(depths, dtype=float)
     ms = np.array([np.median(samples[k]) for k in depths])
-    per_layer, fixed = np.polyfit(ks, ms, 1)
+    # non-negative least squares: a busy machine can tilt an ordinary fit into a negative fixed
+    # cost, which would predict impossible latencies for small keep sets
+    (fixed, per_layer), _ = nnls(np.column_stack([np.ones_like(ks), ks]), ms)
     residual = float(np.sum((ms - (fixed + per_layer * ks)) ** 2))
     total = float(np.sum((ms - ms.mean()) ** 2)) or 1.0
     return {

@@ -149,18 +149,20 @@ def replay_one(
 
 
 def _trials_to(curves: list[list[float]], level: float) -> dict:
-    hits = [next((i + 1 for i, v in enumerate(c) if v >= level - 1e-9), None) for c in curves]
-    reached = [h for h in hits if h is not None]
+    """Trials each seed needed to reach `level` of the true hypervolume; a seed that never did
+    (budget spent, or stalled on look-ups) counts as infinitely many, so the median is None
+    when half the seeds or more never got there."""
+    hits = [next((i + 1 for i, v in enumerate(c) if v >= level - 1e-9), np.inf) for c in curves]
+    median = float(np.median(hits))
+    q1, q3 = np.percentile(hits, [25, 75])
     return {
-        "median": float(np.median(reached)) if len(reached) > len(hits) / 2 else None,
-        "iqr": [float(np.percentile(reached, 25)), float(np.percentile(reached, 75))]
-        if reached
-        else None,
-        "reached": f"{len(reached)}/{len(hits)}",
+        "median": median if np.isfinite(median) else None,
+        "iqr": [float(q) if np.isfinite(q) else None for q in (q1, q3)],
+        "reached": f"{int(np.isfinite(hits).sum())}/{len(hits)}",
     }
 
 
-def summarise(table: Table, curves: list[list[float]], recalls: list[float]) -> dict:
+def summarise(table: Table, curves: list[list[float]], recalls: list[float], budget: int) -> dict:
     at = {}
     for n in CHECKPOINTS:
         values = [c[min(n, len(c)) - 1] for c in curves]
@@ -171,6 +173,7 @@ def summarise(table: Table, curves: list[list[float]], recalls: list[float]) -> 
     return {
         "hv_ratio_at": at,
         "trials_to_95": _trials_to(curves, 0.95),
+        "stalled": sum(len(c) < min(budget, len(table.keeps)) for c in curves),
         "trials_to_100": _trials_to(curves, 1.0),
         "front_recall_at_budget": float(np.median(recalls)),
     }
@@ -188,7 +191,7 @@ def run(table: Table, seeds: int, budget: int, only: list[str] | None = None, lo
             curves.append(curve)
             recalls.append(recall)
         results[name] = {
-            **summarise(table, curves, recalls),
+            **summarise(table, curves, recalls, budget),
             "seconds": round(time.perf_counter() - start, 1),
             "curves": [[round(v, 5) for v in c] for c in curves],
         }
@@ -214,5 +217,36 @@ def run(table: Table, seeds: int, budget: int, only: list[str] | None = None, lo
     }
 
 
-def write(result: dict, out: Path) -> None:
+def write(result: dict, out: Path) -> Path:
+    """The result as JSON, and beside it a PNG of the median hypervolume curves."""
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, r in result["strategies"].items():
+        longest = max(len(c) for c in r["curves"])
+        padded = np.array([c + [c[-1]] * (longest - len(c)) for c in r["curves"]])
+        x = np.arange(1, longest + 1)
+        style = "-" if name in ("screened", "tpe", "tpe-independent", "random", "nsga2") else ":"
+        ax.plot(
+            x, np.median(padded, axis=0), style, lw=2 if name == "screened" else 1.2, label=name
+        )
+    ax.axhline(0.95, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("trained trials")
+    ax.set_ylabel("hypervolume / true hypervolume (median over seeds)")
+    ax.set_title(
+        f"{result['truth']}: {result['seeds']} seeds, true front "
+        f"{result['true_front_size']} of {result['space_size']} keep sets",
+        fontsize=9,
+    )
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    fig.tight_layout()
+    png = out.with_suffix(".png")
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png

@@ -10,7 +10,7 @@ import optuna
 
 from autoprune.errors import UnknownNameError
 
-DEFAULT_SAMPLER = "tpe"
+DEFAULT_SAMPLER = "screened"
 STARTUP_TRIALS = 8
 
 

@@ -220,6 +220,11 @@ def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict
         log("measuring the latency profile ...")
         ctx.profile = fit_latency_profile(ctx)
         study.set_user_attr(PROFILE_ATTR, ctx.profile)
+        if ctx.profile["r2"] < 0.9:
+            log(
+                f"warning: the latency profile fits poorly (R² {ctx.profile['r2']:.2f}); is the "
+                "machine busy? latency_ms of this study will be noisy"
+            )
     if REFERENCE_ATTR in attrs:
         return attrs[REFERENCE_ATTR]
     everything = tuple(range(ctx.adapter.num_layers))
