@@ -21,12 +21,19 @@ from pathlib import Path
 import numpy as np
 
 from autoprune.backends import local
+from autoprune.baselines import priors
 from autoprune.export import atomic_write_text
-from autoprune.importance import METHODS, score
+from autoprune.importance import METHODS
 from autoprune.metrics import METRICS
 from autoprune.objective import predict_latency
-from autoprune.screen import SCREEN_WINDOWS, all_keep_sets, screen, spearman
-from autoprune.search import SearchOptions, ensure_reference, importance_order, prepare
+from autoprune.screen import SCREEN_WINDOWS, all_keep_sets, spearman
+from autoprune.search import (
+    SearchOptions,
+    ensure_reference,
+    importance_order,
+    prepare,
+    screen_table,
+)
 from autoprune.study import trained_trials
 
 PRIORS = (*METHODS, "ablation")
@@ -65,42 +72,12 @@ def build(model: str, dataset: str, out: Path, sample: int | None = None, log=pr
     )
     trials_s = time.perf_counter() - start
 
-    log("screening every keep set zero-shot ...")
-    windows = ctx.series.eval_windows(
-        "val", ctx.setting.context_length, ctx.setting.horizon, SCREEN_WINDOWS
-    )
     start = time.perf_counter()
-    everything = tuple(range(ctx.adapter.num_layers))
-    zero_shot = screen(
-        ctx.adapter,
-        ctx.adapter.model,
-        windows,
-        ctx.setting.horizon,
-        ctx.setting.patch_size,
-        ctx.series.seasonality,
-        [*sets, everything],
-    )
+    zero_shot = screen_table(prep, log)
     screen_s = time.perf_counter() - start
-
+    everything = tuple(range(ctx.adapter.num_layers))
     log("scoring layers with every importance method ...")
-    calibration = ctx.series.eval_windows(
-        "train", ctx.setting.context_length, ctx.setting.horizon, SCREEN_WINDOWS
-    )
-    validation = ctx.series.eval_windows(
-        "val", ctx.setting.context_length, ctx.setting.horizon, space.val_windows
-    )
-    priors = {
-        m: score(
-            m,
-            ctx.adapter,
-            ctx.adapter.model,
-            calibration,
-            validation,
-            ctx.setting.horizon,
-            ctx.setting.patch_size,
-        ).tolist()
-        for m in PRIORS
-    }
+    scores = priors(prep, PRIORS)
 
     realigned = {tuple(t.user_attrs["keep"]): t for t in trained_trials(prep.study)}
     rows = []
@@ -133,9 +110,9 @@ def build(model: str, dataset: str, out: Path, sample: int | None = None, log=pr
             k: {m: v[m] for m in (*METRICS, "params", "latency_ms")} for k, v in reference.items()
         },
         "latency_profile": ctx.profile,
-        "screen_windows": len(windows),
+        "screen_windows": SCREEN_WINDOWS,
         "screen_full": zero_shot[everything],
-        "priors": priors,
+        "priors": scores,
         "seconds": {
             "trials_this_run": round(trials_s, 1),
             "screen_all": round(screen_s, 1),
