@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import time
@@ -29,8 +30,15 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (what, and where to read more), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="autoprune",
         description="Find which layers of a time-series foundation model can be removed.",
     )
@@ -666,6 +674,27 @@ COMMANDS = {
 }
 
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _write_failure(exc: BaseException) -> str | None:
+    """A full disk or a read-only folder, said in one line; None for anything else (a bug)."""
+    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+        where = f" {exc.filename}" if exc.filename else ""
+        why = exc.strerror or str(exc)
+    elif type(exc).__name__ == "OperationalError" and any(
+        text in str(exc) for text in ("readonly database", "disk is full", "disk I/O error")
+    ):
+        where, why = " the study storage", str(exc).splitlines()[0].split(") ", 1)[-1]
+    else:
+        return None
+    return (
+        f"cannot write{where}: {why}; finished trials are kept in the study - free space or "
+        "make the folder writable (or choose another --out / AUTOPRUNE_STUDIES_DIR), "
+        "then run the same command again"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
@@ -678,6 +707,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         err.print(f"autoprune: error: {exc}", markup=False)
+        return 2
+    except Exception as exc:
+        message = _write_failure(exc)
+        if message is None or args.debug:
+            raise
+        err.print(f"autoprune: error: {message}", markup=False)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted; finished trials are stored - run the same command to resume")

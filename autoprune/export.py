@@ -23,13 +23,25 @@ from autoprune.models import Adapter
 METADATA = "autoprune.json"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers see the old or the new."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(text)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
+    tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed before the rename, below
+        "wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
+    try:
+        with tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp.name, path)
+    except BaseException:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
 
 
 def _swap_into_place(built: Path, directory: Path) -> None:
@@ -42,8 +54,8 @@ def _swap_into_place(built: Path, directory: Path) -> None:
         built.rename(directory)
 
 
-def write_checkpoint(adapter: Adapter, model: nn.Module, directory: Path, metadata: dict) -> Path:
-    directory = Path(directory)
+def _check_destination(directory: Path) -> None:
+    """Only a new or empty directory, or an earlier autoprune checkpoint, may be replaced."""
     if directory.exists() and not directory.is_dir():
         raise AutoPruneError(f"--out {str(directory)!r} is a file; give a directory")
     if directory.is_dir() and any(directory.iterdir()) and not (directory / METADATA).exists():
@@ -52,6 +64,11 @@ def write_checkpoint(adapter: Adapter, model: nn.Module, directory: Path, metada
             "checkpoint; refusing to replace it - choose a new or empty directory"
         )
     directory.parent.mkdir(parents=True, exist_ok=True)
+
+
+def write_checkpoint(adapter: Adapter, model: nn.Module, directory: Path, metadata: dict) -> Path:
+    directory = Path(directory)
+    _check_destination(directory)
     built = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     try:
         adapter.save(model, built)
@@ -66,7 +83,7 @@ def write_checkpoint(adapter: Adapter, model: nn.Module, directory: Path, metada
 def copy_checkpoint(source: Path, directory: Path) -> Path:
     """Copy an existing checkpoint directory into place, atomically."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    _check_destination(directory)
     built = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     try:
         shutil.copytree(source, built, dirs_exist_ok=True)

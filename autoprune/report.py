@@ -16,7 +16,8 @@ import optuna
 from optuna.trial import TrialState
 
 from autoprune import __version__
-from autoprune.export import atomic_write_text
+from autoprune.errors import AutoPruneError
+from autoprune.export import atomic_write_bytes, atomic_write_text
 from autoprune.metrics import METRICS
 from autoprune.pareto import hv_reference, hypervolume_curve, non_dominated, normalise
 from autoprune.space import objective_value
@@ -213,9 +214,7 @@ def _pareto_png(summary: dict, trials: list[dict], path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    tmp = path.with_suffix(".png.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _figures(summary: dict, trials: list[dict]) -> list[tuple[str, str]]:
@@ -539,6 +538,8 @@ def _html(summary: dict, trials: list[dict]) -> str:
 def write_report(study: optuna.Study, out: Path) -> dict[str, Path]:
     """Write every report file into `out` (each written atomically); returns their paths."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AutoPruneError(f"--out {str(out)!r} is a file; give a directory for the report")
     out.mkdir(parents=True, exist_ok=True)
     summary = collect(study)
     objectives = summary["objectives"]

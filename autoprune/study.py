@@ -82,11 +82,32 @@ def storage_url(name: str, storage: str | None = None) -> str:
     return f"sqlite:///{directory.resolve() / 'study.db'}"
 
 
+# module SQLAlchemy imports for a URL -> the pip package that provides it
+_DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql": "PyMySQL"}
+
+
+def _shown(url: str) -> str:
+    """The URL as it may appear in messages and logs: any password masked."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse has no password to hide
+        return url
+
+
 def open_storage(url: str) -> RDBStorage:
     for noisy in ("sqlalchemy", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StudyError(
+                f"cannot create the study folder {str(folder)!r}: {exc.strerror}; "
+                "choose a writable place with AUTOPRUNE_STUDIES_DIR or --storage"
+            ) from None
     try:
         return RDBStorage(
             url,
@@ -96,12 +117,19 @@ def open_storage(url: str) -> RDBStorage:
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
         )
     except ImportError as exc:
+        module = getattr(exc.__cause__, "name", None) or "its database driver"
+        package = _DRIVERS.get(module, module)
         raise StudyError(
-            f"storage {url!r} needs a database driver that is missing ({exc})"
+            f"storage {_shown(url)!r} needs the Python module {module!r}, which is not "
+            f"installed; pip install '{package}'"
         ) from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
-        message = str(exc).strip().splitlines()[0][:200]
-        raise StudyError(f"cannot open storage {url!r}: {message}") from None
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        message = (lines[0] if lines else type(exc).__name__)[:200]
+        raise StudyError(
+            f"cannot open storage {_shown(url)!r}: {message}; check the URL and that the "
+            "database server is running and reachable"
+        ) from None
 
 
 def study_exists(storage: RDBStorage, name: str) -> bool:

@@ -70,6 +70,35 @@ def resolve_directory(source: str | Path) -> Path:
     )
 
 
+_SAFE_TARGET = "uni2ts.distribution."
+
+
+def _check_targets(config_path: Path) -> None:
+    """uni2ts rebuilds the distribution head with hydra's `instantiate`, which imports and calls
+    whatever `_target_` names - a config.json could run any code. Only uni2ts's own
+    distribution classes may be named."""
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{config_path} is not valid JSON ({exc})") from None
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            target = node.get("_target_")
+            if target is not None and not (
+                isinstance(target, str) and target.startswith(_SAFE_TARGET)
+            ):
+                raise ModelLoadError(
+                    f"{config_path} names _target_ = {target!r}; autoprune only builds "
+                    f"{_SAFE_TARGET}* classes from a config, because anything else would run "
+                    "code from the checkpoint"
+                )
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 class MoiraiAdapter(Adapter):
     family = "moirai"
 
@@ -88,6 +117,7 @@ class MoiraiAdapter(Adapter):
             raise ModelLoadError(f"model directory {str(directory)!r} has no {_WEIGHTS}: {hint}")
         if "config.json" not in files:
             raise ModelLoadError(f"model directory {str(directory)!r} has no config.json")
+        _check_targets(directory / "config.json")
         MoiraiModule = _uni2ts()[0]
         try:
             with contextlib.redirect_stdout(io.StringIO()):

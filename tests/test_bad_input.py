@@ -1,0 +1,277 @@
+"""Bad input across the whole CLI: one line saying what was wrong and what to do, exit 2, no
+traceback, and every existing study exactly as it was (same trials, same values, same files).
+
+One real study ("kept") is built once; every row then runs against the same studies folder."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from autoprune.cli import main
+from autoprune.study import load_study
+from tests.conftest import TINY_SPACE
+
+
+def _snapshot(root: Path) -> dict:
+    """What a user could lose: each trial's state, values and attrs, and every file's bytes."""
+    study = load_study("kept")
+    trials = [(t.number, t.state.name, t.values, t.user_attrs) for t in study.get_trials()]
+    files = {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+    return {"trials": trials, "files": files}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_model_dir, tiny_csv):
+    """A studies folder with one finished study, and a folder of bad things to feed the CLI."""
+    root = tmp_path_factory.mktemp("world")
+    space = root / "space.toml"
+    space.write_text(TINY_SPACE)
+    studies = root / "studies"
+    bad = root / "bad"
+    bad.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUTOPRUNE_STUDIES_DIR", str(studies))
+        args = ["--model", str(tiny_model_dir), "--dataset", str(tiny_csv), "--space", str(space)]
+        code = main(["search", *args, "--study", "kept", "--trials", "3", "--device", "cpu"])
+        assert code == 0
+    # CSVs a user might bring
+    frame = pd.read_csv(tiny_csv)
+    (bad / "empty.csv").write_text("")
+    (bad / "header-only.csv").write_text("date,OT\n")
+    frame.rename(columns={"OT": "load"}).to_csv(bad / "no-target.csv", index=False)
+    text = frame.astype({"OT": str})
+    text.loc[5, "OT"] = "n/a?"
+    text.to_csv(bad / "non-numeric.csv", index=False)
+    sparse = frame.copy()
+    sparse.loc[sparse.index % 3 != 0, "OT"] = np.nan
+    sparse.to_csv(bad / "mostly-missing.csv", index=False)
+    frame.head(50).to_csv(bad / "short.csv", index=False)
+    # model directories
+    (bad / "no-weights").mkdir()
+    shutil.copy(tiny_model_dir / "config.json", bad / "no-weights")
+    shutil.copytree(tiny_model_dir, bad / "mismatched")
+    config = json.loads((bad / "mismatched" / "config.json").read_text())
+    (bad / "mismatched" / "config.json").write_text(json.dumps({**config, "d_model": 96}))
+    (bad / "pickle").mkdir()
+    shutil.copy(tiny_model_dir / "config.json", bad / "pickle")
+    torch.save(
+        load_file(tiny_model_dir / "model.safetensors"), bad / "pickle" / "pytorch_model.bin"
+    )
+    # search-space files
+    (bad / "malformed.toml").write_text("num_layers = [\n")
+    (bad / "out-of-range.toml").write_text(
+        TINY_SPACE.replace("max_kept = 3", "max_kept = 3\nalways_keep = [7]")
+    )
+    (bad / "impossible.toml").write_text(TINY_SPACE.replace("min_kept = 1", "min_kept = 5"))
+    (bad / "min-over-max.toml").write_text(
+        TINY_SPACE.replace("min_kept = 1", "min_kept = 3").replace("max_kept = 3", "max_kept = 2")
+    )
+    (bad / "unknown-objective.toml").write_text(
+        TINY_SPACE.replace("max_kept = 3", 'max_kept = 3\nobjectives = ["mase", "flops"]')
+    )
+    (bad / "code.toml").write_text(
+        TINY_SPACE.replace(
+            'model = "tiny"', 'model = "tiny"\nimport = "os; os.system(\'touch pwned\')"'
+        )
+    )
+    # things that are in the way of an output
+    (bad / "a-file").write_text("mine\n")
+    (bad / "my-folder").mkdir()
+    (bad / "my-folder" / "notes.txt").write_text("mine\n")
+    other_model = root / "other-model"
+    shutil.copytree(tiny_model_dir, other_model)
+    other_csv = root / "other.csv"
+    other_csv.write_text(tiny_csv.read_text())
+    return {
+        "studies": studies,
+        "bad": bad,
+        "model": tiny_model_dir,
+        "csv": tiny_csv,
+        "space": space,
+        "other_model": other_model,
+        "other_csv": other_csv,
+        "before": None,
+    }
+
+
+# (id, argv with {placeholders}, what the one line must say)
+SEARCH = "search --model {model} --dataset {csv} --space {space} --device cpu --trials 4"
+ROWS = [
+    ("unknown-model", "search --model moirai-huge --study n", "unknown model 'moirai-huge'"),
+    ("unknown-dataset", "search --dataset etth9 --study n", "unknown dataset 'etth9'"),
+    ("unknown-study-report", "report nope", "unknown study 'nope'"),
+    ("unknown-study-export", "export nope --out {bad}/x", "unknown study 'nope'"),
+    ("unknown-sampler", SEARCH + " --study kept --sampler magic", "unknown sampler 'magic'"),
+    ("unknown-objective", SEARCH + " --study kept --objective flops", "'flops' is not an accuracy"),
+    ("unknown-rule-search", SEARCH + " --study kept --rule best", "unknown selection rule 'best'"),
+    ("unknown-rule-report", "report kept --rule best", "unknown selection rule 'best'"),
+    ("budget-not-a-number", "report kept --rule budget:params<=lots", "unknown selection rule"),
+    ("budget-not-an-objective", "report kept --rule budget:flops<=3", "names 'flops'"),
+    ("study-dotdot", SEARCH + " --study ..", "study name '..' is not allowed"),
+    ("study-parent-path", SEARCH + " --study ../kept", "study name '../kept' is not allowed"),
+    ("study-slash", "report a/kept", "study name 'a/kept' is not allowed"),
+    ("study-absolute", SEARCH + " --study /etc", "study name '/etc' is not allowed"),
+    ("storage-not-a-url", SEARCH + " --study kept --storage studies.db", "is not a storage URL"),
+    ("storage-unknown-dialect", SEARCH + " --study n --storage foo://x", "storage 'foo://x'"),
+    (
+        "storage-unreachable",
+        SEARCH + " --study n --storage postgresql://me:secret@127.0.0.1:9/db",
+        "storage 'postgresql://me:***@127.0.0.1:9/db'",
+    ),
+    ("space-malformed", SEARCH + " --study n --space {bad}/malformed.toml", "not valid TOML"),
+    ("space-missing", SEARCH + " --study n --space {bad}/none.toml", "does not exist"),
+    (
+        "space-out-of-range",
+        SEARCH + " --study n --space {bad}/out-of-range.toml",
+        "always_keep = 7 must be between 0 and 3",
+    ),
+    (
+        "space-impossible",
+        SEARCH + " --study n --space {bad}/impossible.toml",
+        "min_kept = 5 must be between 1 and 4",
+    ),
+    (
+        "space-min-over-max",
+        SEARCH + " --study n --space {bad}/min-over-max.toml",
+        "min_kept = 3 is larger than max_kept = 2",
+    ),
+    (
+        "space-unknown-objective",
+        SEARCH + " --study n --space {bad}/unknown-objective.toml",
+        "unknown objective 'flops'",
+    ),
+    ("space-code", SEARCH + " --study n --space {bad}/code.toml", "import = "),
+    ("csv-empty", SEARCH + " --study n --dataset {bad}/empty.csv", "empty.csv is empty"),
+    ("csv-header-only", SEARCH + " --study n --dataset {bad}/header-only.csv", "no data rows"),
+    (
+        "csv-no-target",
+        SEARCH + " --study n --dataset {bad}/no-target.csv",
+        "has no column 'OT'; columns are date, load",
+    ),
+    (
+        "csv-non-numeric",
+        SEARCH + " --study n --dataset {bad}/non-numeric.csv",
+        "non-numeric values, first 'n/a?'",
+    ),
+    (
+        "csv-mostly-missing",
+        SEARCH + " --study n --dataset {bad}/mostly-missing.csv",
+        "mostly missing",
+    ),
+    (
+        "csv-too-short",
+        SEARCH + " --study n --dataset {bad}/short.csv",
+        "fewer than context + horizon",
+    ),
+    ("csv-not-there", "evaluate --model {model} --dataset {bad}/none.csv", "does not exist"),
+    (
+        "model-no-weights",
+        SEARCH + " --study n --model {bad}/no-weights",
+        "has no model.safetensors",
+    ),
+    (
+        "model-mismatched-config",
+        SEARCH + " --study n --model {bad}/mismatched",
+        "config.json and model.safetensors must come from the same model",
+    ),
+    (
+        "model-pickle",
+        "evaluate --model {bad}/pickle --dataset {csv}",
+        "pickle weights (pytorch_model.bin), which autoprune never loads",
+    ),
+    ("trials-zero", SEARCH + " --study kept --trials 0", "--trials 0 must be at least 1"),
+    ("trials-negative", SEARCH + " --study kept --trials -2", "--trials -2 must be at least 1"),
+    ("trials-not-a-number", SEARCH + " --study kept --trials many", "invalid int value: 'many'"),
+    ("threads-zero", SEARCH + " --study kept --threads 0", "--threads 0 must be at least 1"),
+    ("device-unknown", SEARCH + " --study kept --device tpu", "--device 'tpu' is not one of"),
+    ("resume-other-model", "search --study kept --model {other_model}", "created with model"),
+    ("resume-other-dataset", "search --study kept --dataset {other_csv}", "created with dataset"),
+    ("export-bad-trial", "export kept --trial 999 --out {bad}/x", "has no completed trial 999"),
+    ("export-onto-a-file", "export kept --out {bad}/a-file", "is a file"),
+    ("export-onto-a-folder", "export kept --out {bad}/my-folder", "refusing to replace it"),
+    ("report-onto-a-file", "report kept --out {bad}/a-file", "is a file"),
+    (
+        "score-unknown-method",
+        "score --model {model} --dataset {csv} --method magic",
+        "unknown importance method 'magic'",
+    ),
+]
+
+
+@pytest.mark.parametrize("argv,message", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_bad_input_is_one_line_exit_2_and_no_study_changes(
+    world, argv, message, capsys, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(world["studies"]))
+    monkeypatch.chdir(tmp_path)  # anything written to the working directory would show up here
+    before = _snapshot(world["studies"])
+    bad_before = {p: p.read_bytes() for p in world["bad"].rglob("*") if p.is_file()}
+    paths = {k: v for k, v in world.items() if isinstance(v, Path)}
+    args = [part.format(**paths) for part in argv.split()]
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert message in lines[0], lines[0]
+    assert "secret" not in err
+    assert _snapshot(world["studies"]) == before
+    assert {p: p.read_bytes() for p in world["bad"].rglob("*") if p.is_file()} == bad_before
+    assert not list(tmp_path.iterdir()), "a bad command left files behind"
+    assert not (world["studies"] / "n").exists(), "a refused study was created anyway"
+
+
+def test_debug_shows_the_traceback(world, monkeypatch):
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(world["studies"]))
+    with pytest.raises(Exception, match="unknown study 'nope'"):
+        main(["--debug", "report", "nope"])
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_full_disk_or_read_only_folder_is_one_line_and_keeps_the_old_report(
+    world, code, monkeypatch, capsys, tmp_path
+):
+    """The disk fills up (or the folder turns read-only) half way through writing a report:
+    the previous report stays whole, no temporary files are left, one line says what to do."""
+    import autoprune.export as export
+
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(world["studies"]))
+    out = tmp_path / "report"
+    assert main(["report", "kept", "--out", str(out)]) == 0
+    capsys.readouterr()
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_replace = export.os.replace
+    calls = []
+
+    def failing_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # summary.json went through; trials.csv hits the full disk
+            raise OSError(code, errno.errorcode[code].lower().replace("e", "", 1), str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(export.os, "replace", failing_replace)
+    assert main(["report", "kept", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "cannot write" in err and "trials.csv" in err
+    monkeypatch.setattr(export.os, "replace", real_replace)
+    now = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(now) == set(old), "temporary files left behind"
+    json.loads(now["summary.json"])  # whole, old or new
+    assert now["trials.csv"] == old["trials.csv"]

@@ -1,0 +1,77 @@
+"""Nothing a user loads runs code: weights only from safetensors, no `_target_` outside uni2ts's
+distribution classes in a checkpoint config, only safetensors asked of the hub, and no
+remote-code or unpickling call anywhere in the package."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import autoprune
+from autoprune.errors import ModelLoadError
+from autoprune.models.moirai import MoiraiAdapter, resolve_directory
+
+PACKAGE = Path(autoprune.__file__).parent
+
+
+def _evil_config(tiny_model_dir: Path, tmp_path: Path, marker: Path) -> Path:
+    evil = tmp_path / "evil"
+    shutil.copytree(tiny_model_dir, evil)
+    config = json.loads((evil / "config.json").read_text())
+    config["distr_output"]["components"][0] = {
+        "_target_": "os.system",
+        "_args_": [f"touch {marker}"],
+    }
+    (evil / "config.json").write_text(json.dumps(config))
+    return evil
+
+
+def test_a_config_that_would_run_code_is_refused(tiny_model_dir, tmp_path):
+    marker = tmp_path / "pwned"
+    evil = _evil_config(tiny_model_dir, tmp_path, marker)
+    with pytest.raises(ModelLoadError, match="_target_ = 'os.system'"):
+        MoiraiAdapter.load(evil)
+    assert not marker.exists()
+
+
+def test_the_guard_is_needed(tiny_model_dir, tmp_path):
+    """uni2ts itself would run it: this is what the check above prevents."""
+    from uni2ts.model.moirai import MoiraiModule
+
+    marker = tmp_path / "pwned"
+    evil = _evil_config(tiny_model_dir, tmp_path, marker)
+    with pytest.raises(Exception):  # noqa: B017 - os.system returns an int, not a head
+        MoiraiModule.from_pretrained(evil)
+    assert marker.exists()
+
+
+def test_only_config_and_safetensors_are_asked_of_the_hub(monkeypatch, tmp_path):
+    asked = []
+
+    def fake_download(repo_id, allow_patterns=None, local_files_only=False):
+        asked.append(allow_patterns)
+        return str(tmp_path)
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake_download)
+    assert resolve_directory("Salesforce/moirai-1.1-R-small") == tmp_path
+    assert asked == [["config.json", "model.safetensors"]]
+
+
+def test_no_unsafe_loading_call_in_the_package():
+    unsafe = re.compile(
+        r"trust_remote_code\s*=\s*True"
+        r"|pickle\.loads?\("
+        r"|(?<![\w.])(?:eval|exec)\("
+        r"|torch\.load\((?![^)]*weights_only=True)"
+    )
+    hits = [
+        f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}"
+        for path in PACKAGE.rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if unsafe.search(line)
+    ]
+    assert not hits, hits
