@@ -153,8 +153,9 @@ def _trials_to(curves: list[list[float]], level: float) -> dict:
     (budget spent, or stalled on look-ups) counts as infinitely many, so the median is None
     when half the seeds or more never got there."""
     hits = [next((i + 1 for i, v in enumerate(c) if v >= level - 1e-9), np.inf) for c in curves]
-    median = float(np.median(hits))
-    q1, q3 = np.percentile(hits, [25, 75])
+    with np.errstate(invalid="ignore"):  # inf - inf between two unreached seeds: None below
+        median = float(np.median(hits))
+        q1, q3 = np.percentile(hits, [25, 75])
     return {
         "median": median if np.isfinite(median) else None,
         "iqr": [float(q) if np.isfinite(q) else None for q in (q1, q3)],

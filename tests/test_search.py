@@ -3,6 +3,7 @@ with SQLite, the report writer), only small."""
 
 import csv
 import json
+import math
 import time
 
 import numpy as np
@@ -132,6 +133,41 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(
     assert len(trained_trials(study)) == 3
 
 
+def test_a_nan_loss_fails_that_trial_only(
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
+):
+    """The second pruned model's re-alignment diverges (its loss turns NaN): that trial is
+    failed with the reason, and the study still reaches its total."""
+    import itertools
+
+    from autoprune.models.moirai import MoiraiAdapter
+
+    real = MoiraiAdapter.loss
+    counter = itertools.count()
+
+    def diverging(self, model, *args, **kwargs):
+        loss = real(self, model, *args, **kwargs)
+        if len(self.layers(model)) < 4:
+            if not hasattr(model, "_nth_pruned"):
+                model._nth_pruned = next(counter)
+            if model._nth_pruned == 1:
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(MoiraiAdapter, "loss", diverging)
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=3), log=quiet)
+    study = load_study("s1")
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1
+    assert (
+        failed[0]
+        .user_attrs["fail_reason"]
+        .startswith("NonFiniteLoss: re-alignment loss became nan")
+    )
+    assert len(trained_trials(study)) == 3
+    assert all(math.isfinite(v) for t in trained_trials(study) for v in t.values)
+
+
 def test_a_trial_left_running_by_a_crash_is_failed_and_requeued(
     tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
 ):
@@ -191,13 +227,17 @@ def test_budget_rule_selects_within_budget(tiny_model_dir, tiny_csv, tiny_space,
 
 def test_screened_sampler_caches_its_screen(tiny_model_dir, tiny_csv, tiny_space, studies):
     messages = []
-    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=4, sampler="screened"),
-           log=messages.append)
+    search(
+        options(tiny_model_dir, tiny_csv, tiny_space, trials=4, sampler="screened"),
+        log=messages.append,
+    )
     assert any("screening 14 keep sets" in m for m in messages)
     assert (studies / "s1" / "screen.json").is_file()
     messages.clear()
-    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=6, sampler="screened"),
-           log=messages.append)
+    search(
+        options(tiny_model_dir, tiny_csv, tiny_space, trials=6, sampler="screened"),
+        log=messages.append,
+    )
     assert not any("screening" in m for m in messages)
     trained = trained_trials(load_study("s1"))
     keeps = [tuple(t.user_attrs["keep"]) for t in trained]
@@ -205,15 +245,15 @@ def test_screened_sampler_caches_its_screen(tiny_model_dir, tiny_csv, tiny_space
 
 
 def test_enqueued_seeds_come_first(tiny_model_dir, tiny_csv, tiny_space, studies):
-    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=4, enqueue="drop-last"),
-           log=quiet)
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=4, enqueue="drop-last"), log=quiet)
     first = sorted(trained_trials(load_study("s1")), key=lambda t: t.number)[:3]
     assert [t.user_attrs.get("baseline") for t in first] == ["drop-last"] * 3
     assert [t.user_attrs["keep"] for t in first] == [[0], [0, 1], [0, 1, 2]]
 
 
-def test_baselines_are_trained_tagged_and_reported(tiny_model_dir, tiny_csv, tiny_space,
-                                                   studies, tmp_path):
+def test_baselines_are_trained_tagged_and_reported(
+    tiny_model_dir, tiny_csv, tiny_space, studies, tmp_path
+):
     from autoprune import baselines
     from autoprune.report import write_report
     from autoprune.search import ensure_reference, prepared_from_study
@@ -223,10 +263,15 @@ def test_baselines_are_trained_tagged_and_reported(tiny_model_dir, tiny_csv, tin
     ensure_reference(prep, quiet)
     table = baselines.run(prep, ["drop-last", "random", "bi"], [1, 2], quiet)
     assert [(r["baseline"], r["kept"]) for r in table] == [
-        ("drop-last", 1), ("drop-last", 2), ("random", 1), ("random", 2), ("bi", 1), ("bi", 2)]
+        ("drop-last", 1),
+        ("drop-last", 2),
+        ("random", 1),
+        ("random", 2),
+        ("bi", 1),
+        ("bi", 2),
+    ]
     assert all(r["trial"] is not None for r in table)
-    summary = json.loads(write_report(load_study("s1"), tmp_path / "r")["summary.json"]
-                         .read_text())
+    summary = json.loads(write_report(load_study("s1"), tmp_path / "r")["summary.json"].read_text())
     assert len(summary["baselines"]) == 6 and "bi" in summary["priors"]
     with pytest.raises(Exception, match="outside the space"):
         baselines.run(prep, ["drop-last"], [4], quiet)
