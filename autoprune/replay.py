@@ -11,6 +11,7 @@ sets find alone.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable
@@ -21,7 +22,8 @@ import numpy as np
 import optuna
 
 from autoprune.backends.local import MAX_LOOKUPS_IN_A_ROW
-from autoprune.export import atomic_write_text
+from autoprune.errors import UnknownNameError
+from autoprune.export import atomic_write_bytes, atomic_write_text
 from autoprune.multifidelity import Pool, ScreenedSampler
 from autoprune.objective import suggest_keep
 from autoprune.pareto import hv_reference, hypervolume, non_dominated
@@ -180,10 +182,21 @@ def summarise(table: Table, curves: list[list[float]], recalls: list[float], bud
     }
 
 
+# Optuna's GP sampler refits its kernel every trial: minutes per seed at these budgets, on 2 cores
+ON_REQUEST = ("gp",)
+
+
 def run(table: Table, seeds: int, budget: int, only: list[str] | None = None, log=print) -> dict:
+    known = strategies(table)
+    unknown = sorted(set(only or ()) - set(known))
+    if unknown:
+        raise UnknownNameError(f"unknown replay strategy {unknown[0]!r}; known: {', '.join(known)}")
+    if not only:
+        only = [name for name in known if name not in ON_REQUEST]
+        log(f"replaying {', '.join(only)}; {', '.join(ON_REQUEST)} only with --strategy")
     results = {}
-    for name, strategy in strategies(table).items():
-        if only and name not in only:
+    for name, strategy in known.items():
+        if name not in only:
             continue
         start = time.perf_counter()
         curves, recalls = [], []
@@ -232,9 +245,8 @@ def write(result: dict, out: Path) -> Path:
         padded = np.array([c + [c[-1]] * (longest - len(c)) for c in r["curves"]])
         x = np.arange(1, longest + 1)
         style = "-" if name in ("screened", "tpe", "tpe-independent", "random", "nsga2") else ":"
-        ax.plot(
-            x, np.median(padded, axis=0), style, lw=2 if name == "screened" else 1.2, label=name
-        )
+        own = {"color": "black", "lw": 2.2} if name == "screened" else {"lw": 1.2}
+        ax.plot(x, np.median(padded, axis=0), style, label=name, **own)
     ax.axhline(0.95, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("trained trials")
     ax.set_ylabel("hypervolume / true hypervolume (median over seeds)")
@@ -248,6 +260,8 @@ def write(result: dict, out: Path) -> Path:
     ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
     png = out.with_suffix(".png")
-    fig.savefig(png, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    atomic_write_bytes(png, buffer.getvalue())
     return png
