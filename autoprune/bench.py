@@ -98,3 +98,106 @@ def overhead(
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def ray_scaling(
+    trials: int, model: str, dataset: str, workers: tuple[int, ...], out: Path, log=print
+) -> dict:
+    """Trials per minute on this machine: the local backend, then Ray with each worker count.
+
+    Every run is a fresh study with the same seed and the random sampler, so all of them train
+    the same keep sets in the same order (the screened sampler would adapt to what finished
+    first, which changes with the worker count). The full-model reference and the latency
+    profile are skipped: only the screened sampler and the final selection need them, and each
+    trial still measures its own latency. Ray's fixed cost is reported apart: the
+    runtime's start-up, and how long the first trial took to come back beyond its own training
+    (a fresh worker process imports torch and the model code and receives the trial context).
+    """
+    import os
+
+    import ray
+
+    from autoprune.backends import ray as ray_backend
+    from autoprune.study import trained_trials
+
+    cpus = os.cpu_count() or 1
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in (0, *workers):  # 0: the local backend
+            label = f"ray-{count}" if count else "local"
+            prep = prepare(
+                SearchOptions(
+                    study=f"bench-{label}",
+                    model=model,
+                    dataset=dataset,
+                    trials=trials,
+                    seed=0,
+                    sampler="random",
+                    threads=cpus,
+                    storage=f"sqlite:///{tmp}/{label}.db",
+                    backend="ray" if count else "local",
+                    workers=count or None,
+                )
+            )
+            finished: list[float] = []  # when each trained trial came back
+
+            def on_trial(study, trial, finished=finished) -> None:
+                if trial is not None and "wall_s" in trial.user_attrs:
+                    finished.append(time.perf_counter())
+
+            order = importance_order(prep.ctx)
+            log(f"{label}: {trials} trials ...")
+            row = {"backend": label, "workers": count or 1, "load_before": os.getloadavg()[0]}
+            if count:
+                start = time.perf_counter()
+                ray_backend.connect()
+                row["ray_start_s"] = time.perf_counter() - start
+                options = ray_backend.RayOptions(workers=count, device="cpu")
+                url = f"sqlite:///{tmp}/{label}.db"
+                start = time.perf_counter()
+                try:
+                    ray_backend.run(prep.study, prep.ctx, trials, order, url, options, on_trial)
+                finally:
+                    ray.shutdown()
+                row["cpus_per_trial"] = max(1, cpus // count)
+            else:
+                start = time.perf_counter()
+                local.run(prep.study, prep.ctx, trials, order, on_trial)
+                row["cpus_per_trial"] = cpus
+            elapsed = time.perf_counter() - start
+            done = trained_trials(prep.study)
+            first = min(done, key=lambda t: t.datetime_complete)
+            walls = [t.user_attrs["wall_s"] for t in done]
+            row.update(
+                trials=len(done),
+                seconds=elapsed,
+                trials_per_minute=60 * len(done) / elapsed,
+                # after the first result: the rate once every worker is up
+                steady_trials_per_minute=60 * (len(finished) - 1) / (finished[-1] - finished[0])
+                if len(finished) > 1
+                else None,
+                first_result_s=finished[0] - start,
+                first_trial_wall_s=first.user_attrs["wall_s"],
+                mean_trial_wall_s=sum(walls) / len(walls),
+                keep_sets=[t.user_attrs["keep"] for t in done],
+                load_after=os.getloadavg()[0],
+            )
+            runs.append(row)
+            log(
+                f"{label}: {row['trials_per_minute']:.2f} trials/min "
+                f"({row['seconds']:.0f} s for {row['trials']})"
+            )
+    local_rate = runs[0]["trials_per_minute"]
+    result = {
+        "benchmark": "ray",
+        "model": model,
+        "dataset": dataset,
+        "cpu_cores": cpus,
+        "trials_per_run": trials,
+        "sampler": "random (seed 0): every run trains the same keep sets",
+        "runs": runs,
+        "speed_up_vs_local": {r["backend"]: r["trials_per_minute"] / local_rate for r in runs},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    return result

@@ -70,6 +70,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed a new study with one-shot keep sets, e.g. bi,screen,drop-last "
         "(see `autoprune baselines --help`)",
     )
+    search.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local (default): trials one by one in this process; ray: in parallel on Ray Tune",
+    )
+    search.add_argument("--workers", type=int, help="ray: trials run at once (default 1)")
+    search.add_argument(
+        "--cpus-per-trial",
+        type=float,
+        help="ray: CPUs (and torch threads) per trial (default: the cluster's CPUs / workers)",
+    )
+    search.add_argument(
+        "--gpus-per-trial", type=float, help="ray: GPUs per trial, fractions share one (e.g. 0.25)"
+    )
+    search.add_argument(
+        "--address", help="ray: join a running cluster (auto or HOST:PORT; default: start one)"
+    )
 
     evaluate = commands.add_parser("evaluate", help="forecast accuracy of a model on a split")
     evaluate.add_argument("--model", required=True, help="alias, hub id or local directory")
@@ -124,12 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="benchmarks that write JSON: overhead, truth (ground-truth tables), replay",
+        help="benchmarks that write JSON: overhead, truth (ground-truth tables), replay, "
+        "ray (trials per minute for 1 vs 2 Ray workers)",
     )
-    bench.add_argument("what", choices=["overhead", "truth", "replay"])
+    bench.add_argument("what", choices=["overhead", "truth", "replay", "ray"])
     bench.add_argument("--model", default="moirai-tiny")
     bench.add_argument("--dataset", default="etth1")
-    bench.add_argument("--trials", type=int, default=50, help="overhead: trials to time")
+    bench.add_argument(
+        "--trials", type=int, help="overhead: trials to time (default 50); ray: per run (12)"
+    )
+    bench.add_argument("--workers", default="1,2", help="ray: worker counts to compare (1,2)")
     bench.add_argument("--threads", type=int)
     bench.add_argument(
         "--sample", type=int, help="truth: re-align this many random keep sets, not all"
@@ -202,6 +224,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         horizon=args.horizon,
         patch_size=args.patch_size,
         threads=args.threads,
+        backend=args.backend,
+        workers=args.workers,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        address=args.address,
     )
     started = time.perf_counter()
     prep = prepare(opts)
@@ -210,6 +237,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         f"study [bold]{prep.name}[/]: {s['model']} on {s['dataset']}, "
         f"{prep.ctx.adapter.num_layers} layers, objectives {', '.join(s['objectives'])}, "
         f"sampler {prep.sampler}, device {prep.ctx.device}"
+        + (f", on Ray with {opts.workers or 1} workers" if opts.backend == "ray" else "")
     )
     from autoprune.search import DEFAULT_TRIALS, ensure_reference
 
@@ -601,6 +629,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     if args.what == "replay":
         return _replay(args, folder)
+    if args.what == "ray":
+        return _ray(args, folder)
     return _overhead(args, folder)
 
 
@@ -623,13 +653,43 @@ def _replay(args: argparse.Namespace, folder: Path) -> int:
     return 0
 
 
+def _ray(args: argparse.Namespace, folder: Path) -> int:
+    from autoprune.bench import ray_scaling
+
+    trials = 12 if args.trials is None else args.trials
+    workers = _int_list(args.workers, "--workers")
+    if trials < 1 or not workers or min(workers) < 1:
+        raise AutoPruneError("--trials and every --workers count must be at least 1")
+    target = folder / f"ray-{args.model}-{args.dataset}.json"
+    result = ray_scaling(
+        trials, args.model, args.dataset, tuple(workers), target, lambda m: err.print(m)
+    )
+    table = Table(title=f"trials per minute ({args.model}, {args.dataset}, {trials} trials a run)")
+    for column in ("backend", "CPUs/trial", "trials/min", "after first", "vs local", "Ray start s"):
+        table.add_column(column, justify="right")
+    for run in result["runs"]:
+        steady = run["steady_trials_per_minute"]
+        table.add_row(
+            run["backend"],
+            f"{run['cpus_per_trial']:g}",
+            f"{run['trials_per_minute']:.2f}",
+            f"{steady:.2f}" if steady else "-",
+            f"{result['speed_up_vs_local'][run['backend']]:.2f}x",
+            f"{run['ray_start_s']:.1f}" if "ray_start_s" in run else "-",
+        )
+    out.print(table)
+    out.print(f"written to {target}")
+    return 0
+
+
 def _overhead(args: argparse.Namespace, folder: Path) -> int:
     from autoprune.bench import PARTS, overhead
 
-    if args.trials < 1:
-        raise AutoPruneError(f"--trials {args.trials} must be at least 1")
+    trials = 50 if args.trials is None else args.trials
+    if trials < 1:
+        raise AutoPruneError(f"--trials {trials} must be at least 1")
     result = overhead(
-        args.trials,
+        trials,
         args.model,
         args.dataset,
         args.threads,

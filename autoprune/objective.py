@@ -16,6 +16,8 @@ show prediction against measurement.
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -243,6 +245,7 @@ def make_objective(ctx: TrialContext, order: Sequence[int]) -> Callable[[optuna.
             realign_lr=budget.lr,
             realign_batch_size=budget.batch_size,
             wall_s=round(time.perf_counter() - start, 3),
+            worker=f"{socket.gethostname()}:{os.getpid()}",  # which machine and process trained it
         )
         for key, value in record.items():
             trial.set_user_attr(key, value)

@@ -68,6 +68,7 @@ DEFAULT_MODEL = "moirai-tiny"
 DEFAULT_DATASET = "etth1"
 DEFAULT_TRIALS = 40
 DEFAULT_SEED = 0
+BACKENDS = ("local", "ray")
 
 
 @dataclass
@@ -91,6 +92,11 @@ class SearchOptions:
     patch_size: int | None = None
     threads: int | None = None
     enqueue: str | None = None
+    backend: str = "local"
+    workers: int | None = None
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    address: str | None = None
 
 
 @dataclass
@@ -126,12 +132,53 @@ def _space_name(model: str) -> str:
     return Path(model).name if Path(model).exists() else model
 
 
+def check_backend(opts: SearchOptions) -> None:
+    """Backend options are checked before anything is loaded; the Ray ones need --backend ray."""
+    if opts.backend not in BACKENDS:
+        raise AutoPruneError(f"--backend {opts.backend!r} is unknown; use {' or '.join(BACKENDS)}")
+    ray_only = {
+        "--workers": opts.workers,
+        "--cpus-per-trial": opts.cpus_per_trial,
+        "--gpus-per-trial": opts.gpus_per_trial,
+        "--address": opts.address,
+    }
+    given = [flag for flag, value in ray_only.items() if value is not None]
+    if opts.backend == "local" and given:
+        raise AutoPruneError(
+            f"{', '.join(given)} only apply to --backend ray; add --backend ray or leave them out"
+        )
+    if opts.workers is not None and opts.workers < 1:
+        raise AutoPruneError(f"--workers {opts.workers} must be at least 1")
+    if opts.cpus_per_trial is not None and not opts.cpus_per_trial > 0:
+        raise AutoPruneError(f"--cpus-per-trial {opts.cpus_per_trial:g} must be more than 0")
+    if opts.gpus_per_trial is not None and not opts.gpus_per_trial >= 0:
+        raise AutoPruneError(f"--gpus-per-trial {opts.gpus_per_trial:g} must be 0 or more")
+    if opts.backend == "ray":
+        from autoprune.backends import ray as ray_backend
+
+        ray_backend.preflight(ray_options(opts))
+
+
+def ray_options(opts: SearchOptions):
+    """The Ray backend's options; imports Ray, so only called when --backend ray was asked for."""
+    from autoprune.backends import ray as ray_backend
+
+    return ray_backend.RayOptions(
+        workers=opts.workers or 1,
+        cpus_per_trial=opts.cpus_per_trial,
+        gpus_per_trial=opts.gpus_per_trial or 0.0,
+        address=opts.address,
+        device=opts.device,
+    )
+
+
 def prepare(opts: SearchOptions) -> Prepared:
     """Resolve options against the stored study (if any) and open it."""
     if opts.trials is not None and opts.trials < 1:
         raise AutoPruneError(f"--trials {opts.trials} must be at least 1")
     if opts.threads is not None and opts.threads < 1:
         raise AutoPruneError(f"--threads {opts.threads} must be at least 1")
+    check_backend(opts)
     name = validate_name(
         opts.study
         or default_study_name(opts.model or DEFAULT_MODEL, opts.dataset or DEFAULT_DATASET)
@@ -219,6 +266,9 @@ def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict
     else:
         log("measuring the latency profile ...")
         ctx.profile = fit_latency_profile(ctx)
+        # processes sharing a storage may start together: the first profile stored is the one
+        # every trial of the study predicts latency from
+        ctx.profile = study.user_attrs.get(PROFILE_ATTR) or ctx.profile
         study.set_user_attr(PROFILE_ATTR, ctx.profile)
         if ctx.profile["r2"] < 0.9:
             log(
@@ -235,7 +285,10 @@ def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict
     model, realigned = run_trial(ctx, everything, test=True)
     del model
     free_memory()
-    reference = {"zero_shot": zero_shot, "realigned": realigned}
+    reference = study.user_attrs.get(REFERENCE_ATTR) or {
+        "zero_shot": zero_shot,
+        "realigned": realigned,
+    }
     study.set_user_attr(REFERENCE_ATTR, reference)
     return reference
 
@@ -436,7 +489,15 @@ def search(
         if queued := enqueue_seeds(prep, kinds):
             log(f"queued {queued} one-shot keep sets ({', '.join(kinds)}) as the first trials")
     target = opts.trials or DEFAULT_TRIALS
-    stopped = local.run(prep.study, prep.ctx, target, importance_order(prep.ctx), on_trial)
+    order = importance_order(prep.ctx)
+    if opts.backend == "ray":
+        from autoprune.backends import ray as ray_backend
+
+        url = storage_url(prep.name, opts.storage)
+        options = ray_options(opts)
+        stopped = ray_backend.run(prep.study, prep.ctx, target, order, url, options, on_trial)
+    else:
+        stopped = local.run(prep.study, prep.ctx, target, order, on_trial)
     selection = finalize(prep, opts.rule, log)
     return {
         "study": prep.name,

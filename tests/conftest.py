@@ -95,3 +95,24 @@ def studies(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "studies"
     monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(root))
     return root
+
+
+def options(tiny_model_dir, tiny_csv, tiny_space, **kw):
+    """SearchOptions for a tiny study (study s1, 3 trials, CPU); keywords override."""
+    from autoprune.search import SearchOptions
+
+    base = dict(
+        study="s1",
+        model=str(tiny_model_dir),
+        dataset=str(tiny_csv),
+        space=str(tiny_space),
+        trials=3,
+        seed=0,
+        device="cpu",
+        threads=2,
+    )
+    return SearchOptions(**{**base, **kw})
+
+
+def quiet(_message):
+    pass

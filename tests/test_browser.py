@@ -31,9 +31,11 @@ def test_report_renders_in_chromium_without_errors(
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on(
             "console",
-            lambda m: problems.append(f"console {m.type}: {m.text}")
-            if m.type in ("error", "warning")
-            else None,
+            lambda m: (
+                problems.append(f"console {m.type}: {m.text}")
+                if m.type in ("error", "warning")
+                else None
+            ),
         )
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.on("request", lambda r: requests.append(r.url))

@@ -73,8 +73,9 @@ def test_block_influence_by_hand(adapter):
     cos = torch.nn.functional.cosine_similarity(c.hidden[2], c.hidden[3], dim=-1)
     assert METHODS["bi"](c)[2] == pytest.approx(1 - cos.mean().item(), rel=1e-6)
     angular = METHODS["angular"](c)
-    assert angular[2] == pytest.approx((torch.arccos(cos.clamp(-1, 1)) / math.pi).mean().item(),
-                                       rel=1e-5)
+    assert angular[2] == pytest.approx(
+        (torch.arccos(cos.clamp(-1, 1)) / math.pi).mean().item(), rel=1e-5
+    )
 
 
 def test_linear_cka_properties():
@@ -99,10 +100,10 @@ def test_ablation_matches_screening_the_layer_out(adapter):
     val = windows(seed=3)
     drop = score("ablation", adapter, adapter.model, val, val, 16, 16)
     layers = adapter.num_layers
-    sets = [tuple(range(layers))] + [tuple(j for j in range(layers) if j != i)
-                                      for i in range(layers)]
-    nll = {k: v["nll"] for k, v in
-           screen(adapter, adapter.model, val, 16, 16, 1, sets).items()}
+    sets = [tuple(range(layers))] + [
+        tuple(j for j in range(layers) if j != i) for i in range(layers)
+    ]
+    nll = {k: v["nll"] for k, v in screen(adapter, adapter.model, val, 16, 16, 1, sets).items()}
     for i in range(layers):
         assert drop[i] == pytest.approx(nll[sets[i + 1]] - nll[sets[0]], abs=1e-5)
 

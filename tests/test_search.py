@@ -16,24 +16,7 @@ from autoprune.errors import StudyError
 from autoprune.pareto import non_dominated
 from autoprune.search import SearchOptions, prepare, search
 from autoprune.study import load_study, trained_trials
-
-
-def options(tiny_model_dir, tiny_csv, tiny_space, **kw) -> SearchOptions:
-    base = dict(
-        study="s1",
-        model=str(tiny_model_dir),
-        dataset=str(tiny_csv),
-        space=str(tiny_space),
-        trials=3,
-        seed=0,
-        device="cpu",
-        threads=2,
-    )
-    return SearchOptions(**{**base, **kw})
-
-
-def quiet(_message):
-    pass
+from tests.conftest import options, quiet
 
 
 def test_search_resumes_to_the_total_and_never_retrains(

@@ -9,16 +9,52 @@ the next one; the storage's retry callback re-queues their keep sets once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from autoprune.errors import StudyError
 from autoprune.objective import TrialContext, make_objective
+from autoprune.space import SearchSpace
 from autoprune.study import trained_trials
 
 MAX_FAILURES_IN_A_ROW = 3
 MAX_LOOKUPS_IN_A_ROW = 200
+
+
+@dataclass
+class Streaks:
+    """Failures and look-ups in a row: the two ways a study stops making progress. Every backend
+    feeds it each finished trial, so they all stop for the same reasons."""
+
+    failures: int = 0
+    lookups: int = 0
+
+    def update(self, trial: FrozenTrial) -> str | None:
+        """'stalled' after too many look-ups in a row; raises after too many failures."""
+        self.failures = self.failures + 1 if trial.state == TrialState.FAIL else 0
+        self.lookups = self.lookups + 1 if "lookup_of" in trial.user_attrs else 0
+        if self.failures >= MAX_FAILURES_IN_A_ROW:
+            reason = trial.user_attrs.get("fail_reason", "unknown")
+            raise StudyError(
+                f"{self.failures} trials in a row failed, last with {reason}; the study keeps its "
+                "finished trials - fix the cause and run the same command again"
+            )
+        return "stalled" if self.lookups >= MAX_LOOKUPS_IN_A_ROW else None
+
+
+def stop_reason(
+    study: optuna.Study, space: SearchSpace, target: int, in_flight: int = 0
+) -> str | None:
+    """Why no further trial should start: 'reached' once the trained keep sets (plus those still
+    being trained) make `target`, 'exhausted' once they cover the whole space."""
+    done = len(trained_trials(study)) + in_flight
+    if done >= target:
+        return "reached"
+    if done >= space.size:
+        return "exhausted"
+    return None
 
 
 def run(
@@ -30,13 +66,10 @@ def run(
 ) -> str:
     """Run trials until the study holds `target` trained keep sets; returns why it stopped."""
     objective = make_objective(ctx, order)
-    failures = lookups = 0
+    streaks = Streaks()
     while True:
-        done = len(trained_trials(study))
-        if done >= target:
-            return "reached"
-        if done >= ctx.space.size:
-            return "exhausted"
+        if reason := stop_reason(study, ctx.space, target):
+            return reason
         finished: list[optuna.trial.FrozenTrial] = []
         study.optimize(
             objective,
@@ -46,15 +79,5 @@ def run(
         )
         last = finished[-1] if finished else None
         on_trial(study, last)
-        if last is None:
-            continue
-        failures = failures + 1 if last.state == TrialState.FAIL else 0
-        lookups = lookups + 1 if "lookup_of" in last.user_attrs else 0
-        if failures >= MAX_FAILURES_IN_A_ROW:
-            reason = last.user_attrs.get("fail_reason", "unknown")
-            raise StudyError(
-                f"{failures} trials in a row failed, last with {reason}; the study keeps its "
-                "finished trials - fix the cause and run the same command again"
-            )
-        if lookups >= MAX_LOOKUPS_IN_A_ROW:
-            return "stalled"
+        if last is not None and (stalled := streaks.update(last)):
+            return stalled

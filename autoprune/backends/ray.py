@@ -1,0 +1,374 @@
+"""Ray backend: the same trials as `local`, run in parallel by Ray Tune workers, written into the
+same Optuna study and storage - so a study started locally continues on Ray and the other way
+round, and reports cannot tell the two apart (only each trial's `worker` attr names the process).
+
+How the work is split, and why (read against Ray 2.60's `ray/tune/search/optuna/optuna_search.py`):
+
+- The driver (this process) asks the study for keep sets through Ray Tune's `OptunaSearch`, handed
+  the study's own name, storage and sampler (the screened sampler included), so priors, enqueued
+  seed trials and re-queued trials are served exactly as by `study.optimize`. The keep set is
+  suggested and stored on the trial in the driver (`objective.suggest_keep`), so the sampler,
+  asked for the next trial, sees every trial still running.
+- A worker re-opens that very Optuna trial from the storage, runs `objective.make_objective` on it
+  - the local code, with its look-ups, duplicate check and trial record - and tells the result to
+  the storage itself. So a trained keep set is stored the moment it is trained. OptunaSearch
+  would instead `tell` from the driver once Tune relays the result: a driver killed in between
+  loses a trained trial, and for a multi-objective trial without values (a duplicate, a failure
+  reported as a result) it tells a list of None, which Optuna rejects, leaving the trial RUNNING
+  for good. So `StudySearch.on_trial_complete` tells nothing itself. It fails (and re-queues
+  once, by the storage's retry callback) only a trial whose worker died before telling, and
+  feeds the progress bar and the stop rules `local` uses.
+- The driver records Optuna heartbeats for every trial it has asked and not yet seen finish
+  (queued for resources or running). A killed driver takes its Ray job's workers with it and its
+  heartbeats stop, so the next run - on either backend - fails those trials as stale and
+  re-queues them once, as after a local crash.
+- The trial context (the adapter with its weights, the series, the latency profile) goes into
+  Ray's object store once per run and is kept by each worker process (actors are reused), so a
+  worker loads it once rather than per trial, and workers on other machines need neither the
+  model files nor the dataset. Workers write to the storage themselves, so on several machines
+  the storage must be one they all reach (postgresql://...), not a SQLite file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import optuna
+import ray
+import torch
+from optuna.trial import FrozenTrial, TrialState
+from ray import tune
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from autoprune.backends.local import Streaks, stop_reason
+from autoprune.errors import AutoPruneError, StudyError
+from autoprune.evaluate import resolve_device
+from autoprune.objective import TrialContext, make_objective, suggest_keep
+from autoprune.space import SearchSpace
+from autoprune.study import HEARTBEAT_S, open_storage
+
+CONNECT_TIMEOUT_S = 5
+
+# Optuna warns that heartbeats are meant for Study.optimize; here the driver beats for its trials
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    workers: int = 1
+    cpus_per_trial: float | None = None  # default: the cluster's CPUs shared among the workers
+    gpus_per_trial: float = 0.0
+    address: str | None = None  # None: start a local runtime; "auto" or HOST:PORT: join a cluster
+    device: str = "auto"  # resolved on each worker, which may have a GPU the driver lacks
+
+
+def _check_reachable(address: str) -> None:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise AutoPruneError(
+            f"--address {address!r} is not auto or HOST:PORT; use e.g. --address 10.0.0.5:6379 "
+            "(the address `ray start --head` printed)"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise AutoPruneError(
+            f"--address {address}: no Ray head answers there ({exc.strerror or exc}); start one "
+            "with `ray start --head --port PORT` on that machine, or leave out --address to start "
+            "a local Ray runtime"
+        ) from None
+
+
+def preflight(options: RayOptions) -> None:
+    """What can be checked before the study does any work: a local runtime asked for GPUs on a
+    machine without one, an address nobody answers at."""
+    if ray.is_initialized():
+        return
+    if options.address is None and options.gpus_per_trial > 0 and not torch.cuda.is_available():
+        raise AutoPruneError(
+            f"--gpus-per-trial {options.gpus_per_trial:g} needs a GPU and this machine has none; "
+            "leave it out, or join a cluster that has GPUs with --address"
+        )
+    if options.address not in (None, "auto") and "://" not in options.address:
+        _check_reachable(options.address)
+
+
+def connect(address: str | None = None) -> bool:
+    """Start a local Ray runtime (no address) or join a cluster. Returns whether this call did,
+    and so owns the connection; an already initialised Ray (a notebook, a test) is reused."""
+    if ray.is_initialized():
+        return False
+    options = {"include_dashboard": False} if address is None else {}
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, **options)
+    except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise AutoPruneError(
+            f"--address {address}: cannot join a Ray cluster ({first}); start one with "
+            "`ray start --head`, or leave out --address to start a local Ray runtime"
+        ) from None
+    return True
+
+
+def trial_resources(options: RayOptions, url: str) -> tuple[float, float]:
+    """CPUs and GPUs each trial asks for, checked against the cluster Ray is connected to, so an
+    impossible request fails now instead of leaving trials queued for ever."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    cpus = [n["Resources"].get("CPU", 0.0) for n in nodes]
+    gpus = [n["Resources"].get("GPU", 0.0) for n in nodes]
+    if options.gpus_per_trial > 0 and max(gpus, default=0) < options.gpus_per_trial:
+        raise AutoPruneError(
+            f"--gpus-per-trial {options.gpus_per_trial:g}: no node of the Ray cluster has that "
+            f"many GPUs (largest: {max(gpus, default=0):g}); leave it out or ask for a fraction"
+        )
+    largest = max(cpus, default=0.0)
+    per_trial = options.cpus_per_trial or min(largest, max(1.0, sum(cpus) // options.workers))
+    if per_trial > largest:
+        raise AutoPruneError(
+            f"--cpus-per-trial {per_trial:g}: no node of the Ray cluster has that many CPUs "
+            f"(largest: {largest:g})"
+        )
+    hosts = {n["NodeManagerAddress"] for n in nodes}
+    if url.startswith("sqlite") and len(hosts) > 1:
+        raise AutoPruneError(
+            f"the Ray cluster spans {len(hosts)} machines, but the study is a SQLite file that "
+            "only this one can write; use a shared storage, e.g. --storage "
+            "postgresql://user:pass@host/db"
+        )
+    return per_trial, options.gpus_per_trial
+
+
+class StudySearch(OptunaSearch):
+    """OptunaSearch over the study itself, stopping by the study's own rules (see the module
+    docstring for what it leaves to the workers)."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        url: str,
+        space: SearchSpace,
+        order: Sequence[int],
+        target: int,
+        on_trial: Callable[[optuna.Study, FrozenTrial | None], None],
+    ) -> None:
+        self.storage = open_storage(url)
+        self.keep_space, self.order = space, list(order)
+        self.target, self.on_trial = target, on_trial
+        self.in_flight: dict[str, int] = {}  # Tune trial id -> Optuna trial id
+        self.streaks = Streaks()
+        self.stopped: str | None = None
+        self.error: StudyError | None = None
+        super().__init__(
+            space=self._define,
+            metric=list(space.objectives),
+            mode=["min"] * len(space.objectives),
+            sampler=study.sampler,
+            study_name=study.study_name,
+            storage=self.storage,
+        )
+
+    def _define(self, trial: optuna.Trial) -> dict:
+        self.storage.record_heartbeat(trial._trial_id)  # from now on a killed driver is noticed
+        keep = suggest_keep(trial, self.keep_space, self.order)
+        trial.set_user_attr("keep", list(keep))
+        return {"trial_id": trial._trial_id, "number": trial.number}
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        if self.stopped or self.error:
+            return Searcher.FINISHED
+        optuna.storages.fail_stale_trials(self._ot_study)
+        if reason := stop_reason(self._ot_study, self.keep_space, self.target, len(self.in_flight)):
+            if self.in_flight:
+                return None  # wait: a running trial may fail or turn out a look-up
+            self.stopped = reason
+            return Searcher.FINISHED
+        config = super().suggest(trial_id)
+        self.in_flight[trial_id] = config["trial_id"]
+        return config
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        optuna_id = self.in_flight.pop(trial_id, None)
+        if optuna_id is None:
+            return
+        trial = self.storage.get_trial(optuna_id)
+        if trial.state == TrialState.RUNNING:  # its worker died before it could tell
+            trial = self._fail(optuna_id, "the Ray worker running this trial died")
+        self.on_trial(self._ot_study, trial)
+        try:
+            if stalled := self.streaks.update(trial):
+                self.stopped = stalled
+        except StudyError as exc:
+            self.error = exc
+
+    def _fail(self, optuna_id: int, reason: str) -> FrozenTrial:
+        """Record a trial failed and re-queue its keep set once (the storage's retry callback,
+        the same that re-queues a local trial left stale by a crash)."""
+        try:
+            self.storage.set_trial_user_attr(optuna_id, "fail_reason", reason)
+            self.storage.set_trial_state_values(optuna_id, TrialState.FAIL)
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            return self.storage.get_trial(optuna_id)  # it finished after all
+        failed = self.storage.get_trial(optuna_id)
+        # the name Optuna >= 4.9 uses, and the older one it replaced
+        retry = getattr(self.storage, "get_heartbeat_stale_trial_callback", None)
+        retry = (retry or self.storage.get_failed_trial_callback)()
+        if retry is not None:
+            retry(self._ot_study, failed)
+        return failed
+
+    def release(self) -> None:
+        """After Tune stopped (interrupted): trials asked and not finished are failed and
+        re-queued now, rather than after the heartbeat grace period."""
+        for optuna_id in list(self.in_flight.values()):
+            if self.storage.get_trial(optuna_id).state == TrialState.RUNNING:
+                self._fail(optuna_id, "interrupted before it finished")
+        self.in_flight.clear()
+
+    @contextmanager
+    def heartbeats(self) -> Iterator[None]:
+        """Beat for every trial in flight while Tune runs (Optuna's stale-trial detection)."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_S):
+                for optuna_id in list(self.in_flight.values()):
+                    self.storage.record_heartbeat(optuna_id)
+
+        thread = threading.Thread(target=beat, name="autoprune-heartbeats", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def save_to_dir(self, *args, **kwargs) -> None:
+        """Nothing to save: the Optuna storage is the state a resumed run starts from."""
+
+    def __getstate__(self) -> dict:
+        """Tune pickles its searcher into the experiment folder for `Tuner.restore`, which this
+        backend never uses; the driver's progress callback (a live console) stays out."""
+        return {k: v for k, v in self.__dict__.items() if k != "on_trial"}
+
+
+_CONTEXTS: dict[str, TrialContext] = {}  # per worker process: the run's context, on its device
+_STORAGES: dict[str, optuna.storages.RDBStorage] = {}  # per worker process: one engine per URL
+
+
+def _context(shipped: dict, device: str) -> TrialContext:
+    if shipped["key"] not in _CONTEXTS:
+        _CONTEXTS.clear()  # a reused worker of an earlier run: free that model
+        ctx: TrialContext = ray.get(shipped["ref"])
+        _CONTEXTS[shipped["key"]] = dataclasses.replace(ctx, device=resolve_device(device))
+    return _CONTEXTS[shipped["key"]]
+
+
+def work(
+    config: dict,
+    *,
+    shipped: dict,
+    url: str,
+    study_name: str,
+    order: list[int],
+    threads: int,
+    device: str,
+) -> None:
+    """One Tune trial on a worker: the Optuna trial the driver asked, run and told here."""
+    torch.set_num_threads(threads)
+    ctx = _context(shipped, device)
+    if url not in _STORAGES:
+        _STORAGES[url] = open_storage(url)
+    storage = _STORAGES[url]
+    study = optuna.load_study(
+        study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler()
+    )
+    trial = optuna.trial.Trial(study, config["trial_id"])
+    values, state = None, TrialState.COMPLETE
+    try:
+        values = make_objective(ctx, order)(trial)
+    except optuna.TrialPruned:
+        state = TrialState.PRUNED
+    except Exception as exc:  # noqa: BLE001 - recorded on the trial, as study.optimize does
+        if "fail_reason" not in trial.user_attrs:
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
+        state = TrialState.FAIL
+    study.tell(trial, values, state=state)
+    objectives = ctx.space.objectives
+    tune.report(
+        {o: values[i] if values else math.nan for i, o in enumerate(objectives)}
+        | {"state": state.name, "number": config["number"]}
+    )
+
+
+def run(
+    study: optuna.Study,
+    ctx: TrialContext,
+    target: int,
+    order: Sequence[int],
+    url: str,
+    options: RayOptions,
+    on_trial: Callable[[optuna.Study, FrozenTrial | None], None] = lambda s, t: None,
+) -> str:
+    """Run trials on Ray until the study holds `target` trained keep sets; returns why it
+    stopped, as `local.run` does. Raises KeyboardInterrupt when Tune was interrupted (Ctrl-C)."""
+    preflight(options)
+    owns = connect(options.address)
+    scratch = tempfile.mkdtemp(prefix="autoprune-ray-")
+    searcher: StudySearch | None = None
+    try:
+        cpus, gpus = trial_resources(options, url)
+        searcher = StudySearch(study, url, ctx.space, order, target, on_trial)
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                work,
+                shipped={"key": uuid.uuid4().hex, "ref": ray.put(ctx)},
+                url=url,
+                study_name=study.study_name,
+                order=list(order),
+                threads=max(1, int(cpus)),
+                device=options.device,
+            ),
+            {"cpu": cpus, "gpu": gpus},
+        )
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Tune prints nothing
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                num_samples=-1,  # the searcher says when the study is done
+                max_concurrent_trials=options.workers,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=study.study_name,
+                storage_path=scratch,
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0),
+            ),
+        )
+        with searcher.heartbeats():
+            tuner.fit()
+    finally:
+        if searcher is not None:
+            searcher.release()
+        shutil.rmtree(scratch, ignore_errors=True)
+        if owns:
+            ray.shutdown()
+    if searcher.error:
+        raise searcher.error
+    if searcher.stopped is None:
+        raise KeyboardInterrupt
+    return searcher.stopped

@@ -1,0 +1,49 @@
+"""Backend choice without starting Ray: a local run never imports it, and bad Ray options are one
+line and exit 2 before the study does any work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from autoprune.cli import main
+
+
+def test_a_local_search_never_imports_ray():
+    code = (
+        "import sys\n"
+        "from autoprune import cli, search, bench, baselines\n"
+        "from autoprune.backends import local\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'ray'], 'ray imported'\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--backend", "ray", "--workers", "0"], "--workers 0 must be at least 1"),
+        (["--workers", "2"], "--workers only apply to --backend ray"),
+        (["--backend", "ray", "--cpus-per-trial", "0"], "--cpus-per-trial 0 must be more than 0"),
+        (["--backend", "ray", "--gpus-per-trial", "-1"], "--gpus-per-trial -1 must be 0 or more"),
+        (["--backend", "ray", "--address", "nohost"], "is not auto or HOST:PORT"),
+        (["--backend", "ray", "--address", "127.0.0.1:1"], "no Ray head answers there"),
+    ],
+)
+def test_bad_ray_options_are_one_line(argv, message, capsys, studies):
+    assert main(["search", "--study", "never", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (studies / "never").exists()  # refused before anything was created
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_gpus_per_trial_without_a_gpu_is_one_line(capsys, studies):
+    assert main(["search", "--study", "never", "--backend", "ray", "--gpus-per-trial", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--gpus-per-trial 1 needs a GPU and this machine has none" in err
+    assert err.count("\n") == 1

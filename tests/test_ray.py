@@ -1,0 +1,247 @@
+"""The Ray backend on a real Ray runtime: a local one started by the search, and a head plus a
+worker node started with `ray start` on loopback. Tiny model and space, so each test takes well
+under a minute; the parts that cost time are Ray's start-up and each worker's first import."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from autoprune.report import collect
+from autoprune.search import search
+from autoprune.study import GRACE_S, load_study, trained_trials
+from tests.conftest import TINY_SPACE, options, quiet
+
+pytestmark = pytest.mark.ray
+
+BIN = Path(sys.executable).parent
+SLOW_SPACE = TINY_SPACE.replace("steps = 2", "steps = 40")
+
+
+def pareto_numbers(study: optuna.Study) -> set[int]:
+    """The front as Optuna itself computes it, over the trained trials."""
+    trained = {t.number for t in trained_trials(study)}
+    return {t.number for t in study.best_trials if t.number in trained}
+
+
+def keeps_are_unique(study: optuna.Study) -> bool:
+    keeps = [tuple(t.user_attrs["keep"]) for t in trained_trials(study)]
+    return len(keeps) == len(set(keeps))
+
+
+def test_two_workers_continue_a_local_study_and_local_continues_it(
+    tiny_model_dir, tiny_csv, tiny_space, studies
+):
+    search(options(tiny_model_dir, tiny_csv, tiny_space, study="r", trials=2), log=quiet)
+    before = {t.number: t.values for t in trained_trials(load_study("r"))}
+
+    result = search(
+        options(
+            tiny_model_dir, tiny_csv, tiny_space, study="r", trials=6, backend="ray", workers=2
+        ),
+        log=quiet,
+    )
+    assert result["stopped"] == "reached"
+    study = load_study("r")
+    trained = trained_trials(study)
+    assert len(trained) == 6
+    for number, values in before.items():
+        assert study.trials[number].values == values
+    assert keeps_are_unique(study)
+    ray_workers = {t.user_attrs["worker"] for t in trained if t.number not in before}
+    assert len(ray_workers) == 2  # two worker processes trained them
+    assert all(w.rsplit(":", 1)[1] != str(os.getpid()) for w in ray_workers)
+    assert set(trained[-1].user_attrs) >= set(trained[0].user_attrs)  # the same trial record
+
+    summary = collect(study)
+    assert summary["trials"]["trained"] == 6
+    assert {f["trial"] for f in summary["front"]} == pareto_numbers(study)
+    assert study.user_attrs["selection"]["trial"] in pareto_numbers(study)
+
+    search(
+        options(tiny_model_dir, tiny_csv, tiny_space, study="r", trials=7), log=quiet
+    )  # back to local
+    study = load_study("r")
+    assert len(trained_trials(study)) == 7 and keeps_are_unique(study)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(tiny_model_dir, tiny_csv, space: Path, trials: int, *extra: str) -> list[str]:
+    return [
+        str(BIN / "autoprune"),
+        "search",
+        "--study",
+        "r",
+        "--model",
+        str(tiny_model_dir),
+        "--dataset",
+        str(tiny_csv),
+        "--space",
+        str(space),
+        "--trials",
+        str(trials),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--backend",
+        "ray",
+        *extra,
+    ]
+
+
+def test_a_study_runs_on_a_head_and_a_worker_node_on_loopback(
+    tiny_model_dir, tiny_csv, tiny_space, studies
+):
+    port = free_port()
+    ray = str(BIN / "ray")
+    # `ray start --head` turns on token authentication; the other node and the driver need it on
+    env = {**os.environ, "AUTOPRUNE_STUDIES_DIR": str(studies), "RAY_AUTH_MODE": "token"}
+    address = f"127.0.0.1:{port}"
+    try:
+        subprocess.run(
+            [ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+             "--num-cpus", "1", "--include-dashboard", "false", "--disable-usage-stats"],
+            env=env, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        subprocess.run(
+            [ray, "start", "--address", address, "--node-ip-address", "127.0.0.1",
+             "--num-cpus", "1", "--disable-usage-stats"],
+            env=env, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        run = subprocess.run(
+            cli(tiny_model_dir, tiny_csv, tiny_space, 4, "--workers", "2", "--address", address),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        status = subprocess.run([ray, "status", "--address", address], env=env,
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert status.stdout.count("node_") >= 2, status.stdout  # both nodes still in the cluster
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    study = load_study("r")
+    trained = trained_trials(study)
+    assert len(trained) == 4 and keeps_are_unique(study)
+    # one CPU per node and one per trial: the two workers ran on the two nodes
+    assert len({t.user_attrs["worker"] for t in trained}) == 2
+
+
+def ray_trial_processes() -> list[int]:
+    """Pids of Ray actor processes running a Tune trial of ours."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            title = (proc / "cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if title.startswith(b"ray::ImplicitFunc"):
+            pids.append(int(proc.name))
+    return pids
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def trials_in(db: Path, *states: TrialState) -> list[optuna.trial.FrozenTrial]:
+    try:
+        study = optuna.load_study(study_name="r", storage=f"sqlite:///{db}")
+    except Exception:  # noqa: BLE001 - not created yet
+        return []
+    return study.get_trials(deepcopy=False, states=states or None)
+
+
+def test_a_trial_whose_worker_dies_is_failed_and_requeued_once(
+    tiny_model_dir, tiny_csv, tmp_path, studies
+):
+    space = tmp_path / "slow.toml"
+    space.write_text(SLOW_SPACE)
+    env = {**os.environ, "AUTOPRUNE_STUDIES_DIR": str(studies)}
+    db = studies / "r" / "study.db"
+    process = subprocess.Popen(
+        cli(tiny_model_dir, tiny_csv, space, 3, "--workers", "1", "--cpus-per-trial", "1"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: trials_in(db, TrialState.RUNNING), 180, "a running trial")
+        victim = wait_for(ray_trial_processes, 60, "the Ray worker process")[0]
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr[-3000:]
+    failed = trials_in(db, TrialState.FAIL)
+    assert len(failed) == 1
+    assert failed[0].user_attrs["fail_reason"] == "the Ray worker running this trial died"
+    retries = [t for t in trials_in(db) if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert len(retries) == 1  # re-queued once, with the same keep set, and trained
+    assert retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == failed[0].params
+    study = load_study("r")
+    assert len(trained_trials(study)) == 3 and keeps_are_unique(study)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_an_interrupted_ray_run_resumes_with_nothing_lost(
+    tiny_model_dir, tiny_csv, tmp_path, studies, stop
+):
+    space = tmp_path / "slow.toml"
+    space.write_text(SLOW_SPACE)
+    env = {**os.environ, "AUTOPRUNE_STUDIES_DIR": str(studies)}
+    db = studies / "r" / "study.db"
+    command = cli(tiny_model_dir, tiny_csv, space, 5, "--workers", "2")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: trials_in(db, TrialState.COMPLETE), 240, "a finished trial")
+        wait_for(lambda: trials_in(db, TrialState.RUNNING), 60, "a running trial")
+        process.send_signal(stop)
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    if stop == signal.SIGINT:
+        assert process.returncode == 130
+        assert b"run the same command to resume" in process.stderr.read()
+        assert not trials_in(db, TrialState.RUNNING)  # failed and re-queued at once
+    else:
+        time.sleep(GRACE_S)  # its trials' heartbeats go stale: the next run re-queues them
+    done = {t.number: t.values for t in trials_in(db, TrialState.COMPLETE)}
+    assert done
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    study = load_study("r")
+    for number, values in done.items():
+        assert study.trials[number].values == values
+    assert len(trained_trials(study)) == 5 and keeps_are_unique(study)
+    assert not study.get_trials(states=(TrialState.WAITING,))  # every re-queued one was run
+    for failed in study.get_trials(states=(TrialState.FAIL,)):  # left running by the stop
+        retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == failed.number]
+        assert len(retry) == 1 and retry[0].params == failed.params
+    # a driver killed between creating a trial and suggesting its keep set leaves it RUNNING
+    # without a heartbeat (as Optuna's own optimize loop would); nothing was trained in it
+    assert all(not t.params for t in study.get_trials(states=(TrialState.RUNNING,)))
