@@ -125,6 +125,7 @@ def ray_scaling(
     with tempfile.TemporaryDirectory() as tmp:
         for count in (0, *workers):  # 0: the local backend
             label = f"ray-{count}" if count else "local"
+            url = f"sqlite:///{tmp}/{label}.db"
             prep = prepare(
                 SearchOptions(
                     study=f"bench-{label}",
@@ -134,7 +135,7 @@ def ray_scaling(
                     seed=0,
                     sampler="random",
                     threads=cpus,
-                    storage=f"sqlite:///{tmp}/{label}.db",
+                    storage=url,
                     backend="ray" if count else "local",
                     workers=count or None,
                 )
@@ -153,7 +154,6 @@ def ray_scaling(
                 ray_backend.connect()
                 row["ray_start_s"] = time.perf_counter() - start
                 options = ray_backend.RayOptions(workers=count, device="cpu")
-                url = f"sqlite:///{tmp}/{label}.db"
                 start = time.perf_counter()
                 try:
                     ray_backend.run(prep.study, prep.ctx, trials, order, url, options, on_trial)

@@ -217,6 +217,11 @@ def same_keep(study: optuna.Study, keep: KeepSet, number: int) -> FrozenTrial | 
     return None
 
 
+def failure_reason(exc: BaseException) -> str:
+    """How a failed trial's `fail_reason` attr says what went wrong."""
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
 def make_objective(ctx: TrialContext, order: Sequence[int]) -> Callable[[optuna.Trial], tuple]:
     """The Optuna objective: keep sets already evaluated are looked up, never trained again."""
 
@@ -234,7 +239,7 @@ def make_objective(ctx: TrialContext, order: Sequence[int]) -> Callable[[optuna.
         try:
             _, record = run_trial(ctx, keep)
         except Exception as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
+            trial.set_user_attr("fail_reason", failure_reason(exc))
             raise
         finally:
             free_memory()

@@ -4,6 +4,7 @@ synthetic CSV, and a search space that makes a whole study run in seconds."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +117,19 @@ def options(tiny_model_dir, tiny_csv, tiny_space, **kw):
 
 def quiet(_message):
     pass
+
+
+def search_command(study, model_dir, csv, space, trials, *extra: str) -> list[str]:
+    """`autoprune search` as a subprocess runs it: the installed console script, CPU, 1 thread."""
+    return [
+        str(Path(sys.executable).with_name("autoprune")),
+        "search",
+        "--study", study,
+        "--model", str(model_dir),
+        "--dataset", str(csv),
+        "--space", str(space),
+        "--trials", str(trials),
+        "--device", "cpu",
+        "--threads", "1",
+        *extra,
+    ]  # fmt: skip

@@ -7,7 +7,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import TINY_SPACE
+from tests.conftest import TINY_SPACE, search_command
 
 SLOW_SPACE = TINY_SPACE.replace("steps = 2", "steps = 60")
 
@@ -39,24 +38,7 @@ def test_kill_9_and_resume_loses_nothing(tiny_model_dir, tiny_csv, tmp_path):
     space = tmp_path / "slow.toml"
     space.write_text(SLOW_SPACE)
     env = {**os.environ, "AUTOPRUNE_STUDIES_DIR": str(tmp_path / "studies"), "HF_HUB_OFFLINE": "1"}
-    command = [
-        str(Path(sys.executable).with_name("autoprune")),
-        "search",
-        "--study",
-        "k",
-        "--model",
-        str(tiny_model_dir),
-        "--dataset",
-        str(tiny_csv),
-        "--space",
-        str(space),
-        "--trials",
-        "10",
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-    ]
+    command = search_command("k", tiny_model_dir, tiny_csv, space, 10)
     db = tmp_path / "studies" / "k" / "study.db"
     rng = random.Random(0)
     seen: dict[int, tuple] = {}

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from autoprune.report import collect
 from autoprune.search import search
 from autoprune.study import GRACE_S, load_study, trained_trials
-from tests.conftest import TINY_SPACE, options, quiet
+from tests.conftest import TINY_SPACE, options, quiet, search_command
 
 pytestmark = pytest.mark.ray
 
@@ -81,27 +81,7 @@ def free_port() -> int:
 
 
 def cli(tiny_model_dir, tiny_csv, space: Path, trials: int, *extra: str) -> list[str]:
-    return [
-        str(BIN / "autoprune"),
-        "search",
-        "--study",
-        "r",
-        "--model",
-        str(tiny_model_dir),
-        "--dataset",
-        str(tiny_csv),
-        "--space",
-        str(space),
-        "--trials",
-        str(trials),
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--backend",
-        "ray",
-        *extra,
-    ]
+    return search_command("r", tiny_model_dir, tiny_csv, space, trials, "--backend", "ray", *extra)
 
 
 def test_a_study_runs_on_a_head_and_a_worker_node_on_loopback(

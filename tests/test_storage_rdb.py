@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import optuna
 import pytest
 
 from autoprune.study import trained_trials
-from tests.conftest import TINY_SPACE
+from tests.conftest import TINY_SPACE, search_command
 
 POSTGRES_ENV = "AUTOPRUNE_TEST_POSTGRES_URL"
 SLOW_SPACE = TINY_SPACE.replace("steps = 2", "steps = 100")
@@ -62,18 +60,7 @@ def test_two_processes_share_one_study_without_training_a_keep_set_twice(
     space = tmp_path / "slow.toml"
     space.write_text(SLOW_SPACE)
     name = f"shared-{uuid.uuid4().hex[:8]}"
-    command = [
-        str(Path(sys.executable).with_name("autoprune")),
-        "search",
-        "--study", name,
-        "--storage", storage,
-        "--model", str(tiny_model_dir),
-        "--dataset", str(tiny_csv),
-        "--space", str(space),
-        "--trials", str(TARGET),
-        "--device", "cpu",
-        "--threads", "1",
-    ]  # fmt: skip
+    command = search_command(name, tiny_model_dir, tiny_csv, space, TARGET, "--storage", storage)
     processes = []
     try:
         for machine in ("a", "b"):

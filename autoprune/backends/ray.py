@@ -56,7 +56,7 @@ from ray.tune.search.optuna import OptunaSearch
 from autoprune.backends.local import Streaks, stop_reason
 from autoprune.errors import AutoPruneError, StudyError
 from autoprune.evaluate import resolve_device
-from autoprune.objective import TrialContext, make_objective, suggest_keep
+from autoprune.objective import TrialContext, failure_reason, make_objective, suggest_keep
 from autoprune.space import SearchSpace
 from autoprune.study import HEARTBEAT_S, open_storage
 
@@ -222,9 +222,7 @@ class StudySearch(OptunaSearch):
         except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             return self.storage.get_trial(optuna_id)  # it finished after all
         failed = self.storage.get_trial(optuna_id)
-        # the name Optuna >= 4.9 uses, and the older one it replaced
-        retry = getattr(self.storage, "get_heartbeat_stale_trial_callback", None)
-        retry = (retry or self.storage.get_failed_trial_callback)()
+        retry = self.storage.get_heartbeat_stale_trial_callback()
         if retry is not None:
             retry(self._ot_study, failed)
         return failed
@@ -303,7 +301,7 @@ def work(
         state = TrialState.PRUNED
     except Exception as exc:  # noqa: BLE001 - recorded on the trial, as study.optimize does
         if "fail_reason" not in trial.user_attrs:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
+            trial.set_user_attr("fail_reason", failure_reason(exc))
         state = TrialState.FAIL
     study.tell(trial, values, state=state)
     objectives = ctx.space.objectives
