@@ -18,7 +18,7 @@ import numpy as np
 
 from autoprune.backends import local
 from autoprune.errors import AutoPruneError
-from autoprune.importance import METHODS, score
+from autoprune.importance import METHODS, score, top_k
 from autoprune.models import KeepSet
 from autoprune.screen import SCREEN_WINDOWS
 from autoprune.search import Prepared, importance_order, screen_table
@@ -83,8 +83,7 @@ def baseline_sets(prep: Prepared, kinds: list[str], sizes: list[int]) -> list[tu
                 same_size = [k for k in zero_shot if len(k) == size]
                 keep = min(same_size, key=lambda k: zero_shot[k]["mase"])
             else:
-                ranked = np.argsort(-np.asarray(scores[kind]), kind="stable")
-                keep = tuple(sorted(int(i) for i in ranked[:size]))
+                keep = top_k(scores[kind], size)
             keep = space.keep_from_flags(
                 {i: i in keep for i in space.droppable}, importance_order(prep.ctx)
             )
@@ -113,10 +112,7 @@ def run(
     queued = set()
     for kind, keep in sets:
         if keep not in done and keep not in queued:
-            study.enqueue_trial(
-                {space.param_name(i): i in keep for i in space.droppable},
-                user_attrs={"baseline": kind},
-            )
+            study.enqueue_trial(space.params_of(keep), user_attrs={"baseline": kind})
             queued.add(keep)
     if queued:
         log(f"training {len(queued)} one-shot baseline keep sets ...")
@@ -151,9 +147,6 @@ def enqueue_seeds(prep: Prepared, kinds: list[str]) -> int:
     seen = set()
     for kind, keep in sets:
         if keep not in seen:
-            prep.study.enqueue_trial(
-                {space.param_name(i): i in keep for i in space.droppable},
-                user_attrs={"baseline": kind},
-            )
+            prep.study.enqueue_trial(space.params_of(keep), user_attrs={"baseline": kind})
             seen.add(keep)
     return len(seen)

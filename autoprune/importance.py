@@ -21,7 +21,7 @@ Sources, and what is reconstructed rather than published:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -198,6 +198,12 @@ def ablation(
 
     full = nll(None)
     return np.array([nll(i) - full for i in range(len(layers))])
+
+
+def top_k(scores: Sequence[float], k: int) -> tuple[int, ...]:
+    """The k highest-scoring layers (ties: the earlier layer), as a sorted keep set."""
+    ranked = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    return tuple(sorted(int(i) for i in ranked[:k]))
 
 
 def check_method(name: str) -> str:

@@ -24,6 +24,7 @@ import optuna
 from autoprune.backends.local import MAX_LOOKUPS_IN_A_ROW
 from autoprune.errors import UnknownNameError
 from autoprune.export import atomic_write_bytes, atomic_write_text
+from autoprune.importance import top_k
 from autoprune.multifidelity import Pool, ScreenedSampler
 from autoprune.objective import suggest_keep
 from autoprune.pareto import hv_reference, hypervolume, non_dominated
@@ -70,9 +71,7 @@ class Table:
 
     def one_shot(self, scores: list[float]) -> list[tuple[int, ...]]:
         """The top-k layers by a prior, for every size in the table."""
-        ranked = list(np.argsort(-np.asarray(scores), kind="stable"))
-        sizes = sorted({len(k) for k in self.keeps})
-        return [tuple(sorted(int(i) for i in ranked[:k])) for k in sizes]
+        return [top_k(scores, k) for k in sorted({len(k) for k in self.keeps})]
 
     def top_screen(self) -> list[tuple[int, ...]]:
         """The best zero-shot keep set of every size."""
@@ -129,7 +128,7 @@ def replay_one(
     order = list(range(table.num_layers))
     study = optuna.create_study(directions=["minimize"] * table.values.shape[1], sampler=sampler)
     for keep in seeds:
-        study.enqueue_trial({space.param_name(i): i in keep for i in space.droppable})
+        study.enqueue_trial(space.params_of(keep))
     seen: dict[tuple[int, ...], np.ndarray] = {}
     curve: list[float] = []
     lookups = 0  # a study stops after this many look-ups in a row, as `search` does

@@ -84,6 +84,10 @@ class SearchSpace:
     def param_name(self, layer: int) -> str:
         return f"layer_{layer:02d}"
 
+    def params_of(self, keep: Sequence[int]) -> dict[str, bool]:
+        """The per-layer booleans that sample `keep`: what `enqueue_trial` is given."""
+        return {self.param_name(i): i in keep for i in self.droppable}
+
     def keep_from_flags(self, flags: dict[int, bool], order: Sequence[int]) -> tuple[int, ...]:
         """Sampled per-layer booleans -> a valid keep set, repaired along `order`."""
         keep = set(self.always_keep) | {i for i, kept in flags.items() if kept}
