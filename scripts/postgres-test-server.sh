@@ -12,7 +12,7 @@ cluster=$(pg_lsclusters --no-header | head -n1)
 [ -n "$cluster" ] || { echo "no PostgreSQL cluster found" >&2; exit 1; }
 read -r version name port status _ <<<"$cluster"
 if [ "$status" != "online" ]; then
-    pg_ctlcluster "$version" "$name" start
+    pg_ctlcluster "$version" "$name" start >&2  # stdout carries only the URL
 fi
 as_postgres() { su postgres -c "$1"; }
 if [ "$(as_postgres "psql -p $port -tAc \"SELECT 1 FROM pg_roles WHERE rolname = 'autoprune'\"")" != 1 ]; then
