@@ -375,19 +375,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     rows: list[dict]
     if args.what == "models":
-        from autoprune.models import MODELS, availability
+        from autoprune.models import MODELS, UNSUPPORTED, availability
 
         rows = [
             {
                 "alias": e.alias,
                 "family": e.family,
                 "layers": e.num_layers,
-                "d_model": e.shape.get("d_model"),
-                "source": e.source,
+                "params": e.params,
+                "source": _short_source(e.source),
                 "availability": availability(e),
                 "description": e.description,
             }
             for e in MODELS.values()
+        ] + [
+            {"alias": "-", "family": family, "availability": "unsupported", "description": why}
+            for family, why in UNSUPPORTED.items()
         ]
     elif args.what == "datasets":
         from autoprune.data import DATASETS
@@ -424,12 +427,24 @@ def cmd_list(args: argparse.Namespace) -> int:
         out.print(f"no {args.what} yet")
         return 0
     table = Table()
-    for column in rows[0]:
+    # the model descriptions and full paths are in --json; the table keeps to what fits
+    columns = [c for c in rows[0] if not (args.what == "models" and c == "description")]
+    for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
+        table.add_row(*(_cell(row.get(column, "")) for column in columns))
     out.print(table)
     return 0
+
+
+def _short_source(source: str) -> str:
+    """Shipped checkpoints by their place in the package, hub ids as they are."""
+    path = Path(source)
+    return f"autoprune/models/{path.name}" if path.is_dir() else source
+
+
+def _cell(value) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -172,6 +172,9 @@ def test_real_moirai_shapes(size, layers, millions):
     adapter = _published_shape(size)
     assert adapter.num_layers == layers == MODELS[f"moirai-{size}"].num_layers
     assert adapter.params() / 1e6 == pytest.approx(millions, rel=0.01)
+    # what `autoprune list models` shows is the exact count
+    listed = {MODELS[f"moirai-{size}"].params, MODELS[f"moirai-1.1-{size}"].params}
+    assert listed == {adapter.params()}
     half = tuple(range(0, layers, 2))
     pruned = adapter.prune(half)
     assert len(pruned.encoder.layers) == layers // 2

@@ -13,7 +13,8 @@ import pytest
 
 import autoprune
 from autoprune.errors import ModelLoadError
-from autoprune.models.moirai import MoiraiAdapter, resolve_directory
+from autoprune.models._base import resolve_directory
+from autoprune.models.moirai import MoiraiAdapter
 
 PACKAGE = Path(autoprune.__file__).parent
 
@@ -58,7 +59,7 @@ def test_only_config_and_safetensors_are_asked_of_the_hub(monkeypatch, tmp_path)
 
     monkeypatch.setattr("huggingface_hub.snapshot_download", fake_download)
     assert resolve_directory("Salesforce/moirai-1.1-R-small") == tmp_path
-    assert asked == [["config.json", "model.safetensors"]]
+    assert asked == [["*.json", "*.safetensors"]]
 
 
 def test_no_unsafe_loading_call_in_the_package():

@@ -8,91 +8,63 @@ reading a study never pays for importing uni2ts.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 
 from autoprune.errors import ModelLoadError, UnknownNameError
-from autoprune.models._base import Adapter, KeepSet, unique_params
-
-FAMILIES = {"moirai": "autoprune.models.moirai:MoiraiAdapter"}
+from autoprune.models._base import (
+    Adapter,
+    KeepSet,
+    ModelEntry,
+    resolve_directory,
+    tiny_checkpoint_dir,
+    unique_params,
+)
 
 
 @dataclass(frozen=True)
-class ModelEntry:
-    alias: str
-    family: str
-    source: str
-    description: str
-    num_layers: int
-    shape: dict = field(default_factory=dict)
+class Family:
+    """A model family: its adapter, and the autoprune extra that installs its own library."""
+
+    name: str
+    adapter: str  # "module:Class"; the module imports the family's library lazily
+    library: str  # the published package whose classes load, prune and save it
+    extra: str | None  # None: a core dependency
 
 
-MODELS: dict[str, ModelEntry] = {}
-
-
-def register_model(entry: ModelEntry) -> ModelEntry:
-    MODELS[entry.alias] = entry
-    return entry
-
-
-def tiny_checkpoint_dir(package: str = "moirai_tiny") -> Path:
-    return Path(str(resources.files(f"autoprune.models.{package}")))
-
-
-_MOIRAI_SHAPES = {
-    "small": dict(d_model=384, num_layers=6),
-    "base": dict(d_model=768, num_layers=12),
-    "large": dict(d_model=1024, num_layers=24),
+FAMILIES: dict[str, Family] = {
+    f.name: f for f in (Family("moirai", "autoprune.models.moirai:MoiraiAdapter", "uni2ts", None),)
 }
 
-register_model(
-    ModelEntry(
-        "moirai-tiny",
-        "moirai",
-        str(tiny_checkpoint_dir()),
-        "autoprune's own 12-layer Moirai, pretrained on synthetic series (shipped)",
-        12,
-        dict(d_model=128, num_layers=12, patch_sizes=(16, 32, 64)),
-    )
+# Families users ask for that autoprune does not prune yet, and why (shown by `list models`).
+_REMOTE_CODE_ONLY = (
+    "its model code is published only as hub remote code (trust_remote_code), which autoprune "
+    "never runs; no PyPI package or transformers release (checked: transformers 5.24) provides it"
 )
-register_model(
-    ModelEntry(
-        "moirai-tiny-8",
-        "moirai",
-        str(tiny_checkpoint_dir("moirai_tiny_8")),
-        "8-layer sibling of moirai-tiny, same recipe (shipped; exhaustive benchmark ground truth)",
-        8,
-        dict(d_model=128, num_layers=8, patch_sizes=(16, 32, 64)),
-    )
-)
-for _size, _shape in _MOIRAI_SHAPES.items():
-    register_model(
-        ModelEntry(
-            f"moirai-{_size}",
-            "moirai",
-            f"Salesforce/moirai-1.0-R-{_size}",
-            f"Moirai 1.0-R {_size} (Salesforce)",
-            _shape["num_layers"],
-            dict(_shape, patch_sizes=(8, 16, 32, 64, 128)),
-        )
-    )
-    register_model(
-        ModelEntry(
-            f"moirai-1.1-{_size}",
-            "moirai",
-            f"Salesforce/moirai-1.1-R-{_size}",
-            f"Moirai 1.1-R {_size} (Salesforce)",
-            _shape["num_layers"],
-            dict(_shape, patch_sizes=(8, 16, 32, 64, 128)),
-        )
-    )
+UNSUPPORTED: dict[str, str] = {
+    "timer": f"Timer / Timer-XL (thuml): {_REMOTE_CODE_ONLY}",
+    "sundial": f"Sundial (thuml): {_REMOTE_CODE_ONLY}",
+    "time-moe": f"Time-MoE (Maple728): {_REMOTE_CODE_ONLY}",
+}
+
+
+def _family_module(family: Family):
+    return importlib.import_module(family.adapter.partition(":")[0])
+
+
+# every alias of every family, from the family modules' ALIASES (cheap: libraries load lazily)
+MODELS: dict[str, ModelEntry] = {
+    entry.alias: entry
+    for module in dict.fromkeys(_family_module(f) for f in FAMILIES.values())
+    for entry in module.ALIASES
+}
 
 
 def adapter_class(family: str) -> type[Adapter]:
-    module_name, _, class_name = FAMILIES[family].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    family_ = FAMILIES[family]
+    return getattr(_family_module(family_), family_.adapter.partition(":")[2])
 
 
 def _family_of_directory(directory: Path) -> str:
@@ -102,8 +74,10 @@ def _family_of_directory(directory: Path) -> str:
         raise ModelLoadError(f"model directory {str(directory)!r} has no config.json") from None
     except json.JSONDecodeError as exc:
         raise ModelLoadError(f"{directory / 'config.json'} is not valid JSON ({exc})") from None
-    if isinstance(config, dict) and {"distr_output", "patch_sizes"} <= set(config):
-        return "moirai"
+    if isinstance(config, dict):
+        for family in FAMILIES:
+            if adapter_class(family).recognizes(config):
+                return family
     raise ModelLoadError(
         f"cannot tell which model family {str(directory)!r} holds; supported: {', '.join(FAMILIES)}"
     )
@@ -118,7 +92,8 @@ def load_adapter(model: str) -> Adapter:
     if path.is_dir():
         return adapter_class(_family_of_directory(path)).load(path)
     if "/" in model and not path.exists() and not model.startswith((".", "/", "~")):
-        return adapter_class("moirai").load(model)
+        family = _family_of_directory(resolve_directory(model))  # a hub download is a directory
+        return adapter_class(family).load(model)
     raise UnknownNameError(
         f"unknown model {model!r}: not an alias ({', '.join(MODELS)}), not an existing "
         "directory, not a hub id; see `autoprune list models`"
@@ -126,7 +101,11 @@ def load_adapter(model: str) -> Adapter:
 
 
 def availability(entry: ModelEntry) -> str:
-    """Where the weights are: shipped, in the local hub cache, or still to download."""
+    """Whether the family's library is installed, then where the weights are: shipped, in the
+    local hub cache, or still to download."""
+    family = FAMILIES[entry.family]
+    if family.extra and importlib.util.find_spec(family.library) is None:
+        return f"needs pip install 'autoprune[{family.extra}]'"
     if Path(entry.source).is_dir():
         return "shipped"
     from huggingface_hub import try_to_load_from_cache
@@ -136,13 +115,15 @@ def availability(entry: ModelEntry) -> str:
 
 
 __all__ = [
+    "FAMILIES",
     "MODELS",
+    "UNSUPPORTED",
     "Adapter",
+    "Family",
     "KeepSet",
     "ModelEntry",
     "availability",
     "load_adapter",
-    "register_model",
     "tiny_checkpoint_dir",
     "unique_params",
 ]

@@ -10,17 +10,107 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from types import ModuleType
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from autoprune.errors import AutoPruneError
+from autoprune.errors import AutoPruneError, ModelLoadError
 
 KeepSet = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model alias, as `autoprune list models` shows it."""
+
+    alias: str
+    family: str
+    source: str  # hub id or directory
+    description: str
+    num_layers: int
+    params: int  # exact, of the published architecture (tests rebuild it and count)
+    shape: dict = field(default_factory=dict)
+
+
+def tiny_checkpoint_dir(package: str = "moirai_tiny") -> Path:
+    """A checkpoint shipped inside the package."""
+    return Path(str(resources.files(f"autoprune.models.{package}")))
+
+
+WEIGHTS = "model.safetensors"
+PICKLES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "model.ckpt")
+
+
+def resolve_directory(source: str | Path) -> Path:
+    """A local directory as is; a hub id through the local cache first, then the network."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(
+                f"--model {str(source)!r} is a file; give the checkpoint directory"
+            )
+        return path
+    if str(source).count("/") != 1 or str(source).startswith((".", "/")):
+        raise ModelLoadError(
+            f"--model {str(source)!r} is neither a known alias, an existing directory, nor a hub "
+            "id like Salesforce/moirai-1.1-R-small; see `autoprune list models`"
+        )
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors"]  # configs and weights, never pickles or code
+    try:
+        return Path(snapshot_download(str(source), allow_patterns=patterns, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached: try the network below
+        pass
+    if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0"):
+        network_error = "HF_HUB_OFFLINE is set"
+    else:
+        try:
+            return Path(snapshot_download(str(source), allow_patterns=patterns))
+        except Exception as exc:  # noqa: BLE001 - any hub failure gets the same advice
+            network_error = type(exc).__name__
+    raise ModelLoadError(
+        f"model {str(source)!r} is not in the local Hugging Face cache and the hub cannot be "
+        f"reached ({network_error}); on a machine with internet run "
+        f"`huggingface-cli download {source} --local-dir DIR`, copy DIR here and pass --model DIR"
+    )
+
+
+def check_checkpoint(directory: Path, hint: str, weights: str = WEIGHTS) -> None:
+    """A checkpoint directory must hold config.json and safetensors weights; pickle weights are
+    refused by name, because unpickling can run code."""
+    files = set(os.listdir(directory))
+    if weights not in files:
+        pickles = sorted(files.intersection(PICKLES))
+        reason = (
+            f"it holds pickle weights ({', '.join(pickles)}), which autoprune never loads "
+            "because unpickling can run code; convert them to safetensors first"
+            if pickles
+            else hint
+        )
+        raise ModelLoadError(f"model directory {str(directory)!r} has no {weights}: {reason}")
+    if "config.json" not in files:
+        raise ModelLoadError(f"model directory {str(directory)!r} has no config.json")
+
+
+def require(module: str, extra: str, note: str = "") -> ModuleType:
+    """Import a family's own library, or say which autoprune extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"this model needs {module!r}, which is not installed ({exc}); "
+            f"install it with: pip install 'autoprune[{extra}]'{note}"
+        ) from None
 
 
 def unique_params(module: nn.Module) -> int:
@@ -57,6 +147,11 @@ class Staged(ABC):
 
 class Adapter(ABC):
     family: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def recognizes(cls, config: dict) -> bool:
+        """Whether a checkpoint's config.json is one of this family's (no heavy imports)."""
 
     def __init__(self, model: nn.Module, source: str) -> None:
         self.model = model.eval()

@@ -11,7 +11,6 @@ import contextlib
 import copy
 import io
 import json
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -19,10 +18,15 @@ import torch
 from torch import nn
 
 from autoprune.errors import ModelLoadError
-from autoprune.models._base import Adapter, Staged
-
-_WEIGHTS = "model.safetensors"
-_PICKLES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "model.ckpt")
+from autoprune.models._base import (
+    WEIGHTS,
+    Adapter,
+    ModelEntry,
+    Staged,
+    check_checkpoint,
+    resolve_directory,
+    tiny_checkpoint_dir,
+)
 
 
 def _uni2ts():
@@ -35,39 +39,45 @@ def _uni2ts():
     return MoiraiModule, MoiraiForecast, PackedNLLLoss, mask_fill, packed_attention_mask
 
 
-def resolve_directory(source: str | Path) -> Path:
-    """A local directory as is; a hub id through the local cache first, then the network."""
-    path = Path(source).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ModelLoadError(
-                f"--model {str(source)!r} is a file; give the checkpoint directory"
-            )
-        return path
-    if str(source).count("/") != 1 or str(source).startswith((".", "/")):
-        raise ModelLoadError(
-            f"--model {str(source)!r} is neither a known alias, an existing directory, nor a hub "
-            "id like Salesforce/moirai-1.1-R-small; see `autoprune list models`"
-        )
-    from huggingface_hub import snapshot_download
+_MOIRAI_SHAPES = {
+    "small": (dict(d_model=384, num_layers=6), 13_827_528),
+    "base": (dict(d_model=768, num_layers=12), 91_357_728),
+    "large": (dict(d_model=1024, num_layers=24), 310_970_624),
+}
 
-    patterns = ["config.json", _WEIGHTS]
-    try:
-        return Path(snapshot_download(str(source), allow_patterns=patterns, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached: try the network below
-        pass
-    if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0"):
-        network_error = "HF_HUB_OFFLINE is set"
-    else:
-        try:
-            return Path(snapshot_download(str(source), allow_patterns=patterns))
-        except Exception as exc:  # noqa: BLE001 - any hub failure gets the same advice
-            network_error = type(exc).__name__
-    raise ModelLoadError(
-        f"model {str(source)!r} is not in the local Hugging Face cache and the hub cannot be "
-        f"reached ({network_error}); on a machine with internet run "
-        f"`huggingface-cli download {source} --local-dir DIR`, copy DIR here and pass --model DIR"
-    )
+ALIASES = (
+    ModelEntry(
+        "moirai-tiny",
+        "moirai",
+        str(tiny_checkpoint_dir()),
+        "autoprune's own 12-layer Moirai, pretrained on synthetic series (shipped)",
+        12,
+        2_698_672,
+        dict(d_model=128, num_layers=12, patch_sizes=(16, 32, 64)),
+    ),
+    ModelEntry(
+        "moirai-tiny-8",
+        "moirai",
+        str(tiny_checkpoint_dir("moirai_tiny_8")),
+        "8-layer sibling of moirai-tiny, same recipe (shipped; exhaustive benchmark ground truth)",
+        8,
+        1_906_592,
+        dict(d_model=128, num_layers=8, patch_sizes=(16, 32, 64)),
+    ),
+    *(
+        ModelEntry(
+            f"moirai{version}-{size}",
+            "moirai",
+            f"Salesforce/moirai-{hub}-R-{size}",
+            f"Moirai {hub}-R {size} (Salesforce)",
+            shape["num_layers"],
+            params,
+            dict(shape, patch_sizes=(8, 16, 32, 64, 128)),
+        )
+        for size, (shape, params) in _MOIRAI_SHAPES.items()
+        for version, hub in (("", "1.0"), ("-1.1", "1.1"))
+    ),
+)
 
 
 _SAFE_TARGET = "uni2ts.distribution."
@@ -103,20 +113,13 @@ class MoiraiAdapter(Adapter):
     family = "moirai"
 
     @classmethod
+    def recognizes(cls, config: dict) -> bool:
+        return {"distr_output", "patch_sizes"} <= set(config)
+
+    @classmethod
     def load(cls, source: str | Path) -> MoiraiAdapter:
         directory = resolve_directory(source)
-        files = set(os.listdir(directory))
-        if _WEIGHTS not in files:
-            pickles = sorted(files.intersection(_PICKLES))
-            hint = (
-                f"it holds pickle weights ({', '.join(pickles)}), which autoprune never loads "
-                "because unpickling can run code; convert them to safetensors first"
-                if pickles
-                else "save the model with MoiraiModule.save_pretrained"
-            )
-            raise ModelLoadError(f"model directory {str(directory)!r} has no {_WEIGHTS}: {hint}")
-        if "config.json" not in files:
-            raise ModelLoadError(f"model directory {str(directory)!r} has no config.json")
+        check_checkpoint(directory, hint="save the model with MoiraiModule.save_pretrained")
         _check_targets(directory / "config.json")
         MoiraiModule = _uni2ts()[0]
         try:
@@ -128,7 +131,7 @@ class MoiraiAdapter(Adapter):
             )
             raise ModelLoadError(
                 f"model directory {str(directory)!r} does not load as a MoiraiModule: "
-                f"{first_line[:300]} (config.json and {_WEIGHTS} must come from the same model)"
+                f"{first_line[:300]} (config.json and {WEIGHTS} must come from the same model)"
             ) from None
         return cls(model, str(source))
 
