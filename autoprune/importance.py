@@ -54,6 +54,15 @@ class Capture:
     attention: list[torch.Tensor]
 
 
+def _hidden(args: tuple, kwargs: dict) -> torch.Tensor:
+    """The hidden state a layer takes or gives: the first positional argument or
+    `hidden_states=`, and the first element when a layer returns a tuple (transformers)."""
+    value = args[0] if args else kwargs["hidden_states"]
+    while isinstance(value, tuple | list):
+        value = value[0]
+    return value.detach()
+
+
 @torch.no_grad()
 def capture(
     adapter: Adapter,
@@ -71,10 +80,11 @@ def capture(
     with ExitStack() as stack:
         for i, layer in enumerate(layers):
             pre = layer.register_forward_pre_hook(
-                lambda m, args, i=i: inputs.__setitem__(i, args[0].detach())
+                lambda m, args, kwargs, i=i: inputs.__setitem__(i, _hidden(args, kwargs)),
+                with_kwargs=True,
             )
             post = layer.register_forward_hook(
-                lambda m, args, out, i=i: outputs.__setitem__(i, out.detach())
+                lambda m, args, out, i=i: outputs.__setitem__(i, _hidden((out,), {}))
             )
             stack.callback(pre.remove)
             stack.callback(post.remove)
