@@ -186,3 +186,18 @@ def test_tiny_module_shares_rotary_projection():
     pruned = adapter.prune((0, 2))
     a, b = pruned.encoder.layers
     assert a.self_attn.time_qk_proj is b.self_attn.time_qk_proj
+
+
+def test_quantile_paths_read_back_the_predicted_quantiles():
+    import numpy as np
+
+    from autoprune.models._base import quantiles_to_paths
+
+    levels = [0.1 * i for i in range(1, 10)]
+    rng = np.random.default_rng(0)
+    quantiles = torch.as_tensor(np.sort(rng.normal(size=(2, 9, 5)), axis=1))
+    paths = quantiles_to_paths(quantiles, levels, 200)
+    assert paths.shape == (2, 200, 5)
+    back = np.quantile(paths.numpy(), [0.5], axis=1)[0]
+    assert np.allclose(back, quantiles[:, 4].numpy(), atol=0.05 * quantiles.std().item())
+    assert torch.equal(paths, quantiles_to_paths(quantiles, levels, 200))  # no randomness

@@ -141,8 +141,28 @@ class Staged(ABC):
     def mean_and_nll(
         self, hidden: torch.Tensor, future: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean forecast (B, horizon) and the negative log-likelihood of `future` per window
-        (B,), averaged over the horizon, from one evaluation of the head."""
+        """Mean (or point) forecast (B, horizon) and the family's own per-window loss of
+        `future` (B,), averaged over the horizon, from one evaluation of the head: the negative
+        log-likelihood for distribution heads (Moirai), the quantile loss for quantile heads,
+        the squared error of the scaled series for point forecasters. Zero-shot screening ranks
+        keep sets by it, so lower must mean better."""
+
+
+def quantiles_to_paths(
+    quantiles: torch.Tensor, levels: Sequence[float], num_samples: int
+) -> torch.Tensor:
+    """Quantile forecasts (B, Q, H) at increasing `levels` -> (B, num_samples, H) paths that read
+    back the same quantiles: the quantile function interpolated linearly at the mid-levels
+    (k + 0.5) / num_samples, held flat beyond the outermost levels the model predicts.
+    Deterministic, so a quantile head needs no seed."""
+    levels_t = torch.as_tensor(levels, dtype=quantiles.dtype, device=quantiles.device)
+    wanted = torch.arange(num_samples, device=quantiles.device, dtype=quantiles.dtype) + 0.5
+    wanted = (wanted / num_samples).clamp(levels_t[0], levels_t[-1])
+    upper = torch.searchsorted(levels_t, wanted).clamp(1, len(levels_t) - 1)
+    lower = upper - 1
+    weight = ((wanted - levels_t[lower]) / (levels_t[upper] - levels_t[lower])).view(1, -1, 1)
+    ordered = quantiles.sort(dim=1).values  # a crossing quantile head must not make paths cross
+    return ordered[:, lower] + weight * (ordered[:, upper] - ordered[:, lower])
 
 
 class Adapter(ABC):
