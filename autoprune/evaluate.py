@@ -47,6 +47,7 @@ class Setting:
         if setting.context_length <= 0 or setting.horizon <= 0:
             raise AutoPruneError("--context-length and --horizon must be positive")
         series.check_fits(setting.context_length, setting.horizon)
+        adapter.set_windows(setting.context_length, setting.horizon)
         return setting
 
 

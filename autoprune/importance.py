@@ -21,7 +21,7 @@ Sources, and what is reconstructed rather than published:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -56,10 +56,10 @@ class Capture:
 
 def _hidden(args: tuple, kwargs: dict) -> torch.Tensor:
     """The hidden state a layer takes or gives: the first positional argument or
-    `hidden_states=`, and the first element when a layer returns a tuple (transformers)."""
+    `hidden_states=`, and the first element when a layer returns a tuple or a ModelOutput."""
     value = args[0] if args else kwargs["hidden_states"]
-    while isinstance(value, tuple | list):
-        value = value[0]
+    while isinstance(value, tuple | list | Mapping):  # a transformers ModelOutput is a Mapping
+        value = next(iter(value.values())) if isinstance(value, Mapping) else value[0]
     return value.detach()
 
 

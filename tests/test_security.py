@@ -40,8 +40,15 @@ def test_a_config_that_would_run_code_is_refused(tiny_model_dir, tmp_path):
 
 
 def test_the_guard_is_needed(tiny_model_dir, tmp_path):
-    """uni2ts itself would run it: this is what the check above prevents."""
+    """uni2ts 1.1 itself would run it: this is what the check above prevents."""
+    import uni2ts.model.moirai.module as uni2ts_moirai
     from uni2ts.model.moirai import MoiraiModule
+
+    if hasattr(uni2ts_moirai, "safe_target_check"):
+        pytest.skip(
+            "uni2ts >= 2.0 (installed here for Moirai-MoE / Moirai-2) refuses such a _target_ "
+            "itself; autoprune's core dependency, uni2ts 1.1.1, does not"
+        )
 
     marker = tmp_path / "pwned"
     evil = _evil_config(tiny_model_dir, tmp_path, marker)

@@ -18,6 +18,7 @@ from autoprune.models._base import (
     Adapter,
     KeepSet,
     ModelEntry,
+    install_command,
     resolve_directory,
     tiny_checkpoint_dir,
     unique_params,
@@ -31,11 +32,28 @@ class Family:
     name: str
     adapter: str  # "module:Class"; the module imports the family's library lazily
     library: str  # the published package whose classes load, prune and save it
-    extra: str | None  # None: a core dependency
+    extra: str | None  # what installs `library` (see _base.install_command); None: core
 
 
 FAMILIES: dict[str, Family] = {
-    f.name: f for f in (Family("moirai", "autoprune.models.moirai:MoiraiAdapter", "uni2ts", None),)
+    f.name: f
+    for f in (
+        Family("moirai", "autoprune.models.moirai:MoiraiAdapter", "uni2ts", None),
+        Family(
+            "moirai-moe",
+            "autoprune.models.moirai2:MoiraiMoEAdapter",
+            "uni2ts.model.moirai_moe",
+            "uni2ts2",
+        ),
+        Family(
+            "moirai-2", "autoprune.models.moirai2:Moirai2Adapter", "uni2ts.model.moirai2", "uni2ts2"
+        ),
+        Family("moment", "autoprune.models.moment:MomentAdapter", "momentfm", "moment"),
+        Family("chronos-bolt", "autoprune.models.chronos:ChronosBoltAdapter", "chronos", "chronos"),
+        Family("chronos-2", "autoprune.models.chronos:Chronos2Adapter", "chronos", "chronos"),
+        Family("gpt4ts", "autoprune.models.gpt4ts:GPT4TSAdapter", "transformers", "gpt4ts"),
+        Family("timesfm", "autoprune.models.timesfm:TimesFMAdapter", "transformers", "timesfm"),
+    )
 }
 
 # Families users ask for that autoprune does not prune yet, and why (shown by `list models`).
@@ -105,7 +123,7 @@ def availability(entry: ModelEntry) -> str:
     local hub cache, or still to download."""
     family = FAMILIES[entry.family]
     if family.extra and importlib.util.find_spec(family.library) is None:
-        return f"needs pip install 'autoprune[{family.extra}]'"
+        return f"needs: {install_command(family.extra)}"
     if Path(entry.source).is_dir():
         return "shipped"
     from huggingface_hub import try_to_load_from_cache

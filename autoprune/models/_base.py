@@ -102,14 +102,28 @@ def check_checkpoint(directory: Path, hint: str, weights: str = WEIGHTS) -> None
         raise ModelLoadError(f"model directory {str(directory)!r} has no config.json")
 
 
-def require(module: str, extra: str, note: str = "") -> ModuleType:
-    """Import a family's own library, or say which autoprune extra installs it."""
+# How each family's library gets installed, where a plain extra is not enough: one place for
+# the error messages and `autoprune list models`.
+INSTALL = {
+    # momentfm 0.1.4 pins transformers==4.33 and numpy 1.25; its code runs on current ones
+    "moment": "pip install 'autoprune[moment]' && pip install --no-deps momentfm==0.1.4",
+    # uni2ts 2.0 (Moirai-MoE, Moirai-2) pins torch<2.5; it runs on current torch
+    "uni2ts2": "pip install --no-deps uni2ts==2.0.0",
+}
+
+
+def install_command(extra: str) -> str:
+    return INSTALL.get(extra, f"pip install 'autoprune[{extra}]'")
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import a family's own library, or say what installs it."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise ModelLoadError(
             f"this model needs {module!r}, which is not installed ({exc}); "
-            f"install it with: pip install 'autoprune[{extra}]'{note}"
+            f"install it with: {install_command(extra)}"
         ) from None
 
 
@@ -141,11 +155,12 @@ class Staged(ABC):
     def mean_and_nll(
         self, hidden: torch.Tensor, future: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean (or point) forecast (B, horizon) and the family's own per-window loss of
-        `future` (B,), averaged over the horizon, from one evaluation of the head: the negative
-        log-likelihood for distribution heads (Moirai), the quantile loss for quantile heads,
-        the squared error of the scaled series for point forecasters. Zero-shot screening ranks
-        keep sets by it, so lower must mean better."""
+        """Mean (or point) forecast (B, steps) and the family's own per-window loss (B,) of
+        `future`, averaged over those steps, from one evaluation of the head. `steps` is the
+        horizon, except for autoregressive families, whose one pass covers its first steps.
+        The loss is the negative log-likelihood for distribution heads (Moirai), the quantile
+        loss for quantile heads, the squared error of the scaled series for point forecasters.
+        Zero-shot screening ranks keep sets by it, so lower must mean better."""
 
 
 def quantiles_to_paths(
@@ -235,6 +250,11 @@ class Adapter(ABC):
         """Within the block, append each layer's attention probabilities to `sink`. Families
         that cannot expose them leave `sink` empty (scores then use representations only)."""
         yield
+
+    def set_windows(self, context_length: int, horizon: int) -> None:  # noqa: B027 - optional
+        """Told the window before anything is pruned or trained. Families whose forecasting
+        head is tied to a fixed context and horizon (GPT4TS, MOMENT) build a new head for a
+        model that has none, or refuse sizes a trained head was not built for."""
 
     @property
     def num_layers(self) -> int:

@@ -111,26 +111,32 @@ def _check_targets(config_path: Path) -> None:
 
 class MoiraiAdapter(Adapter):
     family = "moirai"
+    module_name = "MoiraiModule"  # the uni2ts class that loads and saves the family's checkpoints
 
     @classmethod
     def recognizes(cls, config: dict) -> bool:
-        return {"distr_output", "patch_sizes"} <= set(config)
+        # Moirai-MoE configs have both keys too, plus d_ff, which MoiraiModule does not take
+        return {"distr_output", "patch_sizes"} <= set(config) and "d_ff" not in config
+
+    @classmethod
+    def _module_class(cls) -> type[nn.Module]:
+        return _uni2ts()[0]
 
     @classmethod
     def load(cls, source: str | Path) -> MoiraiAdapter:
         directory = resolve_directory(source)
-        check_checkpoint(directory, hint="save the model with MoiraiModule.save_pretrained")
+        check_checkpoint(directory, hint=f"save the model with {cls.module_name}.save_pretrained")
         _check_targets(directory / "config.json")
-        MoiraiModule = _uni2ts()[0]
+        module_class = cls._module_class()
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                model = MoiraiModule.from_pretrained(str(directory), strict=True)
+                model = module_class.from_pretrained(str(directory), strict=True)
         except (RuntimeError, TypeError, ValueError, KeyError, json.JSONDecodeError) as exc:
             first_line = (
                 str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             )
             raise ModelLoadError(
-                f"model directory {str(directory)!r} does not load as a MoiraiModule: "
+                f"model directory {str(directory)!r} does not load as a {cls.module_name}: "
                 f"{first_line[:300]} (config.json and {WEIGHTS} must come from the same model)"
             ) from None
         return cls(model, str(source))
@@ -199,6 +205,19 @@ class MoiraiAdapter(Adapter):
         finally:
             attention.F = real
 
+    def _packer(self, model: nn.Module, context_length: int, horizon: int, patch_size: int):
+        """The family's own Forecast object, for its window -> token converter `_convert`."""
+        MoiraiForecast = _uni2ts()[1]
+        return MoiraiForecast(
+            prediction_length=horizon,
+            target_dim=1,
+            feat_dynamic_real_dim=0,
+            past_feat_dynamic_real_dim=0,
+            context_length=context_length,
+            module=model,
+            patch_size=patch_size,
+        )
+
     def _pack(
         self,
         model: nn.Module,
@@ -207,17 +226,8 @@ class MoiraiAdapter(Adapter):
         patch_size: int,
         future: torch.Tensor | None = None,
     ):
-        """Windows -> uni2ts's packed token tensors, through MoiraiForecast's own converter."""
-        MoiraiForecast = _uni2ts()[1]
-        packer = MoiraiForecast(
-            prediction_length=horizon,
-            target_dim=1,
-            feat_dynamic_real_dim=0,
-            past_feat_dynamic_real_dim=0,
-            context_length=past.shape[1],
-            module=model,
-            patch_size=patch_size,
-        )
+        """Windows -> uni2ts's packed token tensors, through the family's own converter."""
+        packer = self._packer(model, past.shape[1], horizon, patch_size)
         past_target = past.unsqueeze(-1)
         kwargs = {}
         if future is not None:

@@ -1,0 +1,272 @@
+"""GPT4TS: a tiny GPT-2 (d_model 32, 4 blocks) inside autoprune's GPT4TS forecaster, through
+transformers' own GPT2Model: detection, pruning, checkpoints GPT2Model reloads, the staged
+forward, a plain GPT-2 getting a new seeded head, and a whole study."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("transformers", reason="pip install 'autoprune[gpt4ts]'")
+
+from safetensors.torch import load_file, save_file  # noqa: E402
+from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model  # noqa: E402
+
+from autoprune.cli import main  # noqa: E402
+from autoprune.errors import AutoPruneError, ModelLoadError  # noqa: E402
+from autoprune.export import read_metadata  # noqa: E402
+from autoprune.models import MODELS, load_adapter, unique_params  # noqa: E402
+from autoprune.models.gpt4ts import (  # noqa: E402
+    ALIASES,
+    HEAD_PREFIX,
+    GPT4TSAdapter,
+    new_gpt4ts,
+)
+from autoprune.space import space_for_model  # noqa: E402
+
+CONTEXT, HORIZON, LAYERS = 64, 16, 4
+
+
+def tiny_config() -> GPT2Config:
+    return GPT2Config(
+        n_embd=32, n_head=2, n_layer=LAYERS, n_positions=64, vocab_size=16, bos_token_id=0,
+        eos_token_id=0,
+    )  # fmt: skip
+
+
+def tiny_gpt4ts(seed: int = 0):
+    """A GPT4TS with random weights everywhere, the head included (as if trained)."""
+    torch.manual_seed(seed)
+    model = new_gpt4ts(GPT2Model(tiny_config()), CONTEXT, HORIZON)
+    torch.nn.init.normal_(model.head.weight, std=0.05)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def gpt4ts_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny-gpt4ts")
+    model = tiny_gpt4ts()
+    GPT4TSAdapter(model, "test").save(model, directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def adapter(gpt4ts_dir) -> GPT4TSAdapter:
+    return load_adapter(str(gpt4ts_dir))
+
+
+def windows(batch: int = 6, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.arange(CONTEXT + HORIZON, dtype=torch.float32)
+    phase = torch.rand(batch, 1, generator=generator) * 6
+    series = 20 + 5 * torch.sin(t / 4 + phase) + torch.randn(batch, t.numel(), generator=generator)
+    return series[:, :CONTEXT], series[:, CONTEXT:]
+
+
+def test_checkpoint_is_detected_and_loads_every_tensor(adapter, gpt4ts_dir, tmp_path):
+    config = json.loads((gpt4ts_dir / "config.json").read_text())
+    assert config["autoprune_family"] == "gpt4ts" and config["model_type"] == "gpt2"
+    assert config["gpt4ts"] == dict(context_length=64, horizon=16, patch_len=16, stride=8)
+    assert isinstance(adapter, GPT4TSAdapter) and not adapter.new_head
+    assert adapter.num_layers == LAYERS and adapter.patch_sizes == (16,)
+    saved = tiny_gpt4ts().state_dict()
+    assert all(torch.equal(t, saved[k]) for k, t in adapter.model.state_dict().items())
+
+    # loading is strict: a checkpoint missing one tensor is refused, not filled with noise
+    (tmp_path / "config.json").write_text((gpt4ts_dir / "config.json").read_text())
+    tensors = load_file(gpt4ts_dir / "model.safetensors")
+    del tensors[HEAD_PREFIX + "head.weight"]
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match="does not load as a GPT4TS.*head.weight"):
+        load_adapter(str(tmp_path))
+
+
+def test_prune_copies_the_kept_blocks_and_counts_them(adapter):
+    before = {k: t.clone() for k, t in adapter.model.state_dict().items()}
+    pruned = adapter.prune([2, 0])
+    assert len(pruned.backbone.h) == 2 and pruned.backbone.config.n_layer == 2
+    assert len(adapter.model.backbone.h) == LAYERS
+    assert adapter.model.backbone.config.n_layer == LAYERS
+    assert all(torch.equal(t, before[k]) for k, t in adapter.model.state_dict().items())
+    for new, old in zip(pruned.backbone.h, (0, 2), strict=True):
+        original = adapter.model.backbone.h[old]
+        assert new is not original
+        assert torch.equal(new.attn.c_attn.weight, original.attn.c_attn.weight)
+    assert adapter.params((0, 2)) == unique_params(pruned) < adapter.params()
+    assert adapter.params() == unique_params(adapter.model)
+
+
+def test_pruned_checkpoint_reloads_in_gpt2model_and_forecasts_the_same(adapter, tmp_path):
+    pruned = adapter.prune((1, 3))
+    torch.nn.init.normal_(pruned.backbone.h[0].mlp.c_fc.weight, std=0.1)  # as a re-alignment would
+    adapter.save(pruned, tmp_path)
+
+    # transformers' own GPT2Model takes the backbone as it is: nothing missing, pruned depth
+    backbone, info = GPT2Model.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"]
+    assert sorted(info["unexpected_keys"]) == sorted(
+        HEAD_PREFIX + k for k in ("head.bias", "head.weight", "patch_embedding.bias",
+                                  "patch_embedding.weight")
+    )  # fmt: skip
+    assert backbone.config.n_layer == 2 and len(backbone.h) == 2
+    embeds = torch.randn(3, 9, 32)
+    with torch.no_grad():
+        expected = pruned.backbone(inputs_embeds=embeds).last_hidden_state
+        assert torch.equal(backbone.eval()(inputs_embeds=embeds).last_hidden_state, expected)
+
+    # and the whole forecaster through autoprune's load path
+    reloaded = load_adapter(str(tmp_path))
+    assert reloaded.num_layers == 2
+    past, _ = windows()
+    with torch.no_grad():
+        assert torch.equal(
+            reloaded.forecast(reloaded.model, past, HORIZON, 16, 1),
+            adapter.forecast(pruned, past, HORIZON, 16, 1),
+        )
+
+
+def test_staged_forward_is_the_module_forward_and_loss_trains(adapter):
+    past, future = windows()
+    model = adapter.prune(range(LAYERS))
+    with torch.no_grad():
+        forecast = adapter.forecast(model, past, HORIZON, 16, num_samples=100)
+        assert forecast.shape == (6, 1, HORIZON) and torch.isfinite(forecast).all()
+        assert torch.allclose(forecast[:, 0], model(past), atol=1e-5)
+        staged = adapter.staged(model, past, HORIZON, 16)
+        hidden = staged.embed()
+        for layer in adapter.layers(model):
+            hidden = staged.apply(layer, hidden)
+        mean, mse = staged.mean_and_nll(hidden, future)
+    assert torch.allclose(mean, forecast[:, 0], atol=1e-5) and mse.shape == (6,)
+    scale = model.normalise(past)[2]
+    assert torch.allclose(mse, (((mean - future) / scale) ** 2).mean(dim=1), rtol=1e-4)
+
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    losses = []
+    for _ in range(15):
+        loss = adapter.loss(model, past, future, 16)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+    assert (
+        model.head.weight.grad is not None
+        and model.backbone.h[0].attn.c_attn.weight.grad.abs().sum() > 0
+    )
+
+
+def test_attention_probabilities_are_gpt2s_own(adapter):
+    past, _ = windows()
+    probs: list[torch.Tensor] = []
+    with torch.no_grad(), adapter.attention_probabilities(probs):
+        adapter.forward(adapter.model, past, HORIZON, 16)
+    eager = adapter.prune(range(LAYERS))
+    eager.backbone.set_attn_implementation("eager")
+    with torch.no_grad():
+        embeds = eager.patch_embedding(eager.patches(eager.normalise(past)[0]))
+        expected = eager.backbone(inputs_embeds=embeds, output_attentions=True).attentions
+    assert len(probs) == LAYERS
+    for got, want in zip(probs, expected, strict=True):
+        assert got.shape == (6, 2, 8, 8) and torch.allclose(got, want, atol=1e-6)
+    assert adapter.forward(adapter.model, past, HORIZON, 16).shape == (6, HORIZON)  # hook gone
+
+
+def test_plain_gpt2_gets_its_pretrained_blocks_and_a_new_seeded_head(tmp_path):
+    torch.manual_seed(3)
+    lm = GPT2LMHeadModel(tiny_config())
+    lm.save_pretrained(tmp_path)  # a hub GPT-2: architectures GPT2LMHeadModel, model_type gpt2
+    state = torch.random.get_rng_state()
+    adapter = load_adapter(str(tmp_path))
+    assert torch.equal(torch.random.get_rng_state(), state)  # the seeded head leaves it alone
+    assert isinstance(adapter, GPT4TSAdapter) and adapter.new_head
+    blocks = lm.transformer.state_dict()
+    assert all(torch.equal(t, blocks[k]) for k, t in adapter.model.backbone.state_dict().items())
+    # built for the default window (512 -> 96: 64 patches); the same head on every load
+    assert adapter.model.head.weight.shape == (96, 64 * 32)
+    again = load_adapter(str(tmp_path))
+    assert torch.equal(again.model.head.weight, adapter.model.head.weight)
+
+    full = adapter.params()
+    adapter.set_windows(CONTEXT, HORIZON)
+    direct = GPT4TSAdapter.load(tmp_path, context_length=CONTEXT, horizon=HORIZON)
+    assert adapter.model.head.weight.shape == (HORIZON, 8 * 32)
+    assert torch.equal(adapter.model.head.weight, direct.model.head.weight)
+    assert adapter.params() == unique_params(direct.model) < full
+    past, _ = windows()
+    assert adapter.forecast(adapter.prune((0,)), past, HORIZON, 16, 1).shape == (6, 1, HORIZON)
+    with pytest.raises(AutoPruneError, match="at most"):
+        adapter.set_windows(4096, HORIZON)  # more patches than GPT-2 has positions
+
+
+def test_a_trained_head_refuses_other_windows(adapter):
+    with pytest.raises(AutoPruneError, match="horizon 16 from context 64 only"):
+        adapter.set_windows(128, HORIZON)
+    past, _ = windows()
+    with pytest.raises(AutoPruneError, match="--context-length 64 --horizon 16"):
+        adapter.forecast(adapter.model, past[:, :48], HORIZON, 16, 1)
+    with pytest.raises(AutoPruneError, match="context 64 and horizon 24 were asked for"):
+        adapter.loss(adapter.model, past, torch.zeros(6, 24), 16)
+
+
+def test_without_transformers_the_error_names_the_extra(gpt4ts_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(ModelLoadError, match=r"pip install 'autoprune\[gpt4ts\]'"):
+        load_adapter(str(gpt4ts_dir))
+
+
+def test_alias_parameter_count_is_gpt2_small_with_the_gpt4ts_head():
+    (entry,) = ALIASES
+    assert MODELS["gpt4ts-gpt2"] == entry and entry.source == "openai-community/gpt2"
+    with torch.device("meta"):  # GPT2Config() is GPT-2 small, as openai-community/gpt2 publishes
+        model = new_gpt4ts(GPT2Model(GPT2Config()), 512, 96)
+    assert unique_params(model) == entry.params == 129_171_552
+    assert len(model.backbone.h) == entry.num_layers == space_for_model(entry.alias, 12).num_layers
+
+
+SPACE = """
+model = "tiny-gpt4ts"
+num_layers = 4
+min_kept = 1
+max_kept = 3
+
+[realign]
+steps = 2
+lr = 1e-3
+batch_size = 8
+
+[forecast]
+context_length = 64
+horizon = 16
+patch_size = 16
+
+[evaluation]
+val_windows = 16
+num_samples = 1
+"""
+
+
+def test_search_export_reload_and_evaluate(gpt4ts_dir, tiny_csv, studies, tmp_path, capsys):
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE)
+    code = main(
+        ["search", "--study", "g1", "--model", str(gpt4ts_dir), "--dataset", str(tiny_csv),
+         "--space", str(space), "--trials", "3", "--device", "cpu", "--threads", "1"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "Pareto front" in out
+
+    export = tmp_path / "exported"
+    assert main(["export", "g1", "--out", str(export)]) == 0
+    metadata = read_metadata(export)
+    backbone, info = GPT2Model.from_pretrained(export, output_loading_info=True)
+    assert not info["missing_keys"] and backbone.config.n_layer == len(metadata["keep"])
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(export), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for name in ("mase", "mse", "mae"):
+        assert result["metrics"][name] == pytest.approx(metadata["test"][name], rel=1e-6)
