@@ -3,6 +3,7 @@ synthetic CSV, and a search space that makes a whole study run in seconds."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -133,3 +134,34 @@ def search_command(study, model_dir, csv, space, trials, *extra: str) -> list[st
         "--threads", "1",
         *extra,
     ]  # fmt: skip
+
+
+def family_round_trip(
+    model_dir, csv, tmp_path, capsys, *, patch_size=16, horizon=16, num_samples=20, study="f1"
+) -> tuple[Path, dict]:
+    """What a user of any model family does on a tiny checkpoint: `autoprune search --trials 3`
+    (4 layers, 2 re-align steps), `export` of the selection, then `evaluate --model EXPORT`,
+    which must reproduce the test metrics stored at export. Returns the export and its metadata;
+    the family's test then reloads the export with the family's own library."""
+    from autoprune.cli import main
+    from autoprune.export import read_metadata
+
+    space = tmp_path / "family-space.toml"
+    space.write_text(
+        TINY_SPACE.replace("horizon = 16", f"horizon = {horizon}")
+        .replace("patch_size = 16", f"patch_size = {patch_size}")
+        .replace("num_samples = 20", f"num_samples = {num_samples}")
+    )
+    search = ["search", "--model", str(model_dir), "--dataset", str(csv), "--space", str(space)]
+    search += ["--study", study, "--trials", "3", "--seed", "0", "--device", "cpu"]
+    assert main([*search, "--threads", "1"]) == 0
+    assert "Pareto front" in capsys.readouterr().out
+    export = tmp_path / "exported"
+    assert main(["export", study, "--out", str(export), "--device", "cpu"]) == 0
+    metadata = read_metadata(export)
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(export), "--device", "cpu", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    for name in ("mase", "crps", "mse", "mae"):
+        assert metrics[name] == pytest.approx(metadata["test"][name], rel=1e-6)
+    return export, metadata

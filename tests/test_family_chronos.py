@@ -19,10 +19,8 @@ from chronos.chronos2.config import Chronos2CoreConfig  # noqa: E402
 from chronos.chronos_bolt import ChronosBoltModelForForecasting, ChronosBoltPipeline  # noqa: E402
 from transformers import T5Config  # noqa: E402
 
-from autoprune.cli import main  # noqa: E402
 from autoprune.data import Windows  # noqa: E402
 from autoprune.errors import AutoPruneError, ModelLoadError  # noqa: E402
-from autoprune.export import read_metadata  # noqa: E402
 from autoprune.importance import capture  # noqa: E402
 from autoprune.models import MODELS, load_adapter  # noqa: E402
 from autoprune.models._base import unique_params  # noqa: E402
@@ -32,7 +30,7 @@ from autoprune.models.chronos import (  # noqa: E402
     Chronos2Adapter,
     ChronosBoltAdapter,
 )
-from tests.conftest import TINY_SPACE  # noqa: E402
+from tests.conftest import family_round_trip  # noqa: E402
 
 LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 BOLT_STEPS = 8  # the tiny Bolt's prediction_length: the e2e horizon (16) needs two passes
@@ -319,24 +317,6 @@ def test_missing_library_names_the_extra(family, checkpoints, monkeypatch):
 def test_search_export_reload_and_evaluate(
     family, checkpoints, tiny_csv, studies, tmp_path, capsys
 ):
-    space = tmp_path / "space.toml"
-    space.write_text(TINY_SPACE)  # 4 layers, context 64, horizon 16, patch 16, 2 re-align steps
-    code = main(
-        [
-            "search", "--study", "c", "--model", str(checkpoints[family]),
-            "--dataset", str(tiny_csv), "--space", str(space), "--trials", "3",
-            "--device", "cpu", "--threads", "1",
-        ]
-    )  # fmt: skip
-    out = capsys.readouterr().out
-    assert code == 0 and "Pareto front" in out
-    export = tmp_path / "exported"
-    assert main(["export", "c", "--out", str(export)]) == 0
-    metadata = read_metadata(export)
+    export, metadata = family_round_trip(checkpoints[family], tiny_csv, tmp_path, capsys)
     reloaded = LIBRARY_CLASS[family].from_pretrained(str(export), use_safetensors=True)
     assert len(reloaded.encoder.block) == reloaded.config.num_layers == len(metadata["keep"])
-    capsys.readouterr()
-    assert main(["evaluate", "--model", str(export), "--json"]) == 0
-    metrics = json.loads(capsys.readouterr().out)["metrics"]
-    for name in ("mase", "crps", "mse", "mae"):
-        assert metrics[name] == pytest.approx(metadata["test"][name], rel=1e-6)

@@ -15,9 +15,7 @@ pytest.importorskip("transformers", reason="pip install 'autoprune[gpt4ts]'")
 from safetensors.torch import load_file, save_file  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model  # noqa: E402
 
-from autoprune.cli import main  # noqa: E402
 from autoprune.errors import AutoPruneError, ModelLoadError  # noqa: E402
-from autoprune.export import read_metadata  # noqa: E402
 from autoprune.models import MODELS, load_adapter, unique_params  # noqa: E402
 from autoprune.models.gpt4ts import (  # noqa: E402
     ALIASES,
@@ -26,6 +24,7 @@ from autoprune.models.gpt4ts import (  # noqa: E402
     new_gpt4ts,
 )
 from autoprune.space import space_for_model  # noqa: E402
+from tests.conftest import family_round_trip
 
 CONTEXT, HORIZON, LAYERS = 64, 16, 4
 
@@ -228,45 +227,7 @@ def test_alias_parameter_count_is_gpt2_small_with_the_gpt4ts_head():
     assert len(model.backbone.h) == entry.num_layers == space_for_model(entry.alias, 12).num_layers
 
 
-SPACE = """
-model = "tiny-gpt4ts"
-num_layers = 4
-min_kept = 1
-max_kept = 3
-
-[realign]
-steps = 2
-lr = 1e-3
-batch_size = 8
-
-[forecast]
-context_length = 64
-horizon = 16
-patch_size = 16
-
-[evaluation]
-val_windows = 16
-num_samples = 1
-"""
-
-
 def test_search_export_reload_and_evaluate(gpt4ts_dir, tiny_csv, studies, tmp_path, capsys):
-    space = tmp_path / "space.toml"
-    space.write_text(SPACE)
-    code = main(
-        ["search", "--study", "g1", "--model", str(gpt4ts_dir), "--dataset", str(tiny_csv),
-         "--space", str(space), "--trials", "3", "--device", "cpu", "--threads", "1"]
-    )  # fmt: skip
-    out = capsys.readouterr().out
-    assert code == 0 and "Pareto front" in out
-
-    export = tmp_path / "exported"
-    assert main(["export", "g1", "--out", str(export)]) == 0
-    metadata = read_metadata(export)
+    export, metadata = family_round_trip(gpt4ts_dir, tiny_csv, tmp_path, capsys, num_samples=1)
     backbone, info = GPT2Model.from_pretrained(export, output_loading_info=True)
     assert not info["missing_keys"] and backbone.config.n_layer == len(metadata["keep"])
-    capsys.readouterr()
-    assert main(["evaluate", "--model", str(export), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    for name in ("mase", "mse", "mae"):
-        assert result["metrics"][name] == pytest.approx(metadata["test"][name], rel=1e-6)

@@ -24,9 +24,7 @@ from uni2ts.distribution import (  # noqa: E402
 from uni2ts.model.moirai2 import Moirai2Forecast, Moirai2Module  # noqa: E402
 from uni2ts.model.moirai_moe import MoiraiMoEForecast, MoiraiMoEModule  # noqa: E402
 
-from autoprune.cli import main  # noqa: E402
 from autoprune.errors import ModelLoadError  # noqa: E402
-from autoprune.export import read_metadata  # noqa: E402
 from autoprune.models import MODELS, load_adapter, unique_params  # noqa: E402
 from autoprune.models.moirai import MoiraiAdapter  # noqa: E402
 from autoprune.models.moirai2 import (  # noqa: E402
@@ -36,6 +34,7 @@ from autoprune.models.moirai2 import (  # noqa: E402
     _past_inputs,
 )
 from autoprune.space import space_for_model  # noqa: E402
+from tests.conftest import family_round_trip
 
 PATCH = 8
 
@@ -403,28 +402,6 @@ def test_without_uni2ts_2_loading_says_how_to_install_it(module, alias_dir, requ
         load_adapter(str(directory))
 
 
-SPACE = """
-model = "tiny"
-num_layers = 4
-min_kept = 1
-max_kept = 3
-
-[realign]
-steps = 2
-lr = 1e-3
-batch_size = 8
-
-[forecast]
-context_length = 64
-horizon = {horizon}
-patch_size = 8
-
-[evaluation]
-val_windows = 16
-num_samples = 10
-"""
-
-
 @pytest.mark.parametrize("family", ["moe", "moirai2"])
 def test_search_export_and_evaluate(
     family, moe_dir, moirai2_dir, tiny_csv, studies, tmp_path, capsys
@@ -433,26 +410,10 @@ def test_search_export_and_evaluate(
         "moe": (moe_dir, MoiraiMoEModule),
         "moirai2": (moirai2_dir, Moirai2Module),
     }[family]
-    space = tmp_path / "space.toml"
     # both roll out: Moirai-MoE 2 passes of 1 patch, Moirai 2.0 2 passes of up to 2 patches
-    space.write_text(SPACE.format(horizon={"moe": 16, "moirai2": 24}[family]))
-    code = main(
-        [
-            "search", "--model", str(model_dir), "--dataset", str(tiny_csv), "--space", str(space),
-            "--study", family, "--trials", "3", "--device", "cpu", "--threads", "1", "--seed", "0",
-        ]
-    )  # fmt: skip
-    out = capsys.readouterr().out
-    assert code == 0 and "Pareto front" in out
-
-    export_dir = tmp_path / "exported"
-    assert main(["export", family, "--out", str(export_dir), "--device", "cpu"]) == 0
-    metadata = read_metadata(export_dir)
-    reloaded = module_class.from_pretrained(str(export_dir), strict=True)
+    horizon = {"moe": 16, "moirai2": 24}[family]
+    export, metadata = family_round_trip(
+        model_dir, tiny_csv, tmp_path, capsys, patch_size=8, horizon=horizon, num_samples=10
+    )
+    reloaded = module_class.from_pretrained(str(export), strict=True)
     assert len(reloaded.encoder.layers) == len(metadata["keep"]) < 4
-    capsys.readouterr()  # uni2ts prints while loading
-
-    assert main(["evaluate", "--model", str(export_dir), "--device", "cpu", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    for name in ("mase", "crps", "mse", "mae"):
-        assert result["metrics"][name] == pytest.approx(metadata["test"][name], rel=1e-6)

@@ -20,7 +20,6 @@ from momentfm import MOMENTPipeline  # noqa: E402
 
 from autoprune.cli import main  # noqa: E402
 from autoprune.errors import AutoPruneError, ModelLoadError  # noqa: E402
-from autoprune.export import read_metadata  # noqa: E402
 from autoprune.models import MODELS, load_adapter  # noqa: E402
 from autoprune.models.moment import (  # noqa: E402
     DEFAULT_HORIZON,
@@ -28,6 +27,7 @@ from autoprune.models.moment import (  # noqa: E402
     published_config,
 )
 from autoprune.study import load_study, trained_trials  # noqa: E402
+from tests.conftest import family_round_trip
 
 HORIZON = 16
 TINY_T5 = dict(
@@ -266,52 +266,15 @@ def test_load_errors_name_the_fix(tiny_dir, tmp_path, monkeypatch):
         load_adapter(str(tiny_dir))
 
 
-SPACE = """
-model = "tiny-moment"
-num_layers = 4
-min_kept = 1
-max_kept = 3
-
-[realign]
-steps = 2
-lr = 1e-3
-batch_size = 8
-
-[forecast]
-context_length = 64
-horizon = 16
-patch_size = 8
-
-[evaluation]
-val_windows = 16
-num_samples = 1
-"""
-
-
 def test_search_export_and_reload(tiny_dir, tiny_csv, studies, tmp_path, capsys):
-    space = tmp_path / "space.toml"
-    space.write_text(SPACE)
-    search = ["search", "--model", str(tiny_dir), "--dataset", str(tiny_csv)]
-    search += ["--space", str(space), "--study", "m1", "--trials", "3", "--seed", "0"]
-    code = main([*search, "--device", "cpu", "--threads", "1"])
-    out = capsys.readouterr().out
-    assert code == 0 and "Pareto front" in out
-
-    export_dir = tmp_path / "exported"
-    assert main(["export", "m1", "--out", str(export_dir)]) == 0
-    keep = read_metadata(export_dir)["keep"]
+    export_dir, metadata = family_round_trip(
+        tiny_dir, tiny_csv, tmp_path, capsys, patch_size=8, num_samples=1, study="m1"
+    )
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         module = MOMENTPipeline.from_pretrained(str(export_dir), strict=True)
-    assert len(module.encoder.block) == len(keep)
+    assert len(module.encoder.block) == len(metadata["keep"])
     assert module.task_name == "forecasting" and module.head.linear.out_features == HORIZON
-
-    # `autoprune evaluate --model DIR` reproduces the stored test metrics
-    capsys.readouterr()
-    assert main(["evaluate", "--model", str(export_dir), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    for name in ("mase", "crps", "mse", "mae"):
-        assert result["metrics"][name] == pytest.approx(read_metadata(export_dir)["test"][name])
 
     # a trial re-trained in a fresh load (the head for horizon 16 must exist before pruning)
     number = trained_trials(load_study("m1"))[0].number

@@ -15,9 +15,7 @@ if not hasattr(transformers, "TimesFm2_5ModelForPrediction"):
 
 from transformers import TimesFm2_5Config, TimesFm2_5ModelForPrediction  # noqa: E402
 
-from autoprune.cli import main  # noqa: E402
 from autoprune.errors import AutoPruneError, ModelLoadError  # noqa: E402
-from autoprune.export import read_metadata  # noqa: E402
 from autoprune.models import MODELS, load_adapter, unique_params  # noqa: E402
 from autoprune.models.timesfm import (  # noqa: E402
     ALIASES,
@@ -26,6 +24,7 @@ from autoprune.models.timesfm import (  # noqa: E402
     pinball_per_window,
 )
 from autoprune.space import space_for_model  # noqa: E402
+from tests.conftest import family_round_trip  # noqa: E402
 
 TINY = dict(
     patch_length=8,
@@ -236,51 +235,10 @@ def test_without_transformers_loading_names_the_extra(tiny_dir, monkeypatch):
         load_adapter(str(tiny_dir))
 
 
-SPACE = """
-model = "tiny-timesfm"
-num_layers = 4
-min_kept = 1
-max_kept = 3
-
-[realign]
-steps = 2
-lr = 1e-3
-batch_size = 8
-
-[forecast]
-context_length = 64
-horizon = 16
-patch_size = 8
-
-[evaluation]
-val_windows = 16
-num_samples = 20
-"""
-
-
 def test_search_export_and_evaluate_a_tiny_timesfm(tiny_dir, tiny_csv, studies, tmp_path, capsys):
-    space = tmp_path / "space.toml"
-    space.write_text(SPACE)
-    code = main(
-        [
-            "search", "--model", str(tiny_dir), "--dataset", str(tiny_csv), "--space", str(space),
-            "--study", "tfm", "--trials", "3", "--device", "cpu", "--threads", "1", "--seed", "0",
-        ]
-    )  # fmt: skip
-    out = capsys.readouterr().out
-    assert code == 0 and "Pareto front" in out
-
-    export_dir = tmp_path / "exported"
-    assert main(["export", "tfm", "--out", str(export_dir), "--device", "cpu"]) == 0
-    capsys.readouterr()
-    metadata = read_metadata(export_dir)
-    reloaded = TimesFm2_5ModelForPrediction.from_pretrained(str(export_dir))
+    export, metadata = family_round_trip(tiny_dir, tiny_csv, tmp_path, capsys, patch_size=8)
+    reloaded = TimesFm2_5ModelForPrediction.from_pretrained(str(export))
     assert reloaded.config.num_hidden_layers == len(metadata["keep"]) < 4
-
-    assert main(["evaluate", "--model", str(export_dir), "--device", "cpu", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    for name in ("mase", "crps", "mse", "mae"):
-        assert result["metrics"][name] == pytest.approx(metadata["test"][name], rel=1e-6)
 
 
 def test_attention_probabilities_come_from_the_ports_eager_attention(adapter):

@@ -227,13 +227,20 @@ class Adapter(ABC):
     def staged(self, model: nn.Module, past: torch.Tensor, horizon: int, patch_size: int) -> Staged:
         """The inference forward pass cut at layer boundaries."""
 
-    def forward(self, model: nn.Module, past: torch.Tensor, horizon: int, patch_size: int):
-        """One inference forward pass without sampling (what latency measures); returns the
-        predictive distribution of the horizon."""
+    def through(
+        self, model: nn.Module, past: torch.Tensor, horizon: int, patch_size: int
+    ) -> tuple[Staged, torch.Tensor]:
+        """The staged pass through every layer of `model`: the pass and its last hidden state."""
         staged = self.staged(model, past, horizon, patch_size)
         hidden = staged.embed()
         for layer in self.layers(model):
             hidden = staged.apply(layer, hidden)
+        return staged, hidden
+
+    def forward(self, model: nn.Module, past: torch.Tensor, horizon: int, patch_size: int):
+        """One inference forward pass without sampling (what latency measures); returns the
+        predictive distribution of the horizon."""
+        staged, hidden = self.through(model, past, horizon, patch_size)
         return staged.distribution(hidden)
 
     @abstractmethod

@@ -231,10 +231,7 @@ class TimesFMAdapter(Adapter):
         self, model: nn.Module, past: torch.Tensor, future: torch.Tensor, patch_size: int
     ) -> torch.Tensor:
         """The port's loss with each quantile level on its own channel (module docstring)."""
-        staged = self.staged(model, past, future.shape[1], patch_size)
-        hidden = staged.embed()
-        for layer in self.layers(model):
-            hidden = staged.apply(layer, hidden)
+        staged, hidden = self.through(model, past, future.shape[1], patch_size)
         return staged.mean_and_nll(hidden, future)[1].mean()
 
     def forecast(
