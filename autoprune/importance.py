@@ -9,13 +9,20 @@ Sources, and what is reconstructed rather than published:
   and of block i+n; averaged over all tokens, since encoders have no causal last token. A layer
   scores the mean distance of the n-windows that contain it.
 - `cka`: 1 - linear CKA between a block's input and output (Wilinski et al. 2025): redundant
-  blocks score low.
+  blocks score low; a block whose input is constant (a decoder's start token) scores 1.
 - `few-layer`: a RECONSTRUCTION of Qiu et al. (arXiv 2511.07237), whose exact formula is not
   public: representation shift over the k following layers with decay alpha, plus lambda times
   attention diversity (mean row entropy of the attention maps / log T, after keeping each row's
   top-tau mass), both min-max normalised over layers; `exempt_ends` pins the first and last layer
   to the top score. Knobs and defaults are ours.
 - `ablation`: increase in validation NLL when the layer alone is dropped (L+1 forward passes).
+
+Layer groups (`Adapter.layer_groups`): where a model's layers form more than one chain of hidden
+states (Chronos-Bolt's encoder blocks, then its decoder blocks, which read a start token and
+not the encoder's output), every comparison stays within a group: `bi` and `cka` compare each
+layer's own input and output, `angular` windows and `few-layer` shifts never reach past the
+group's last layer, and `exempt_ends` pins each group's ends. Scores are then put together in
+layer order (normalisation, where a method has one, is over all layers).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -47,11 +54,32 @@ def register(name: str):
 
 @dataclass
 class Capture:
-    """Hidden states h[0..L] (h[i] enters layer i, h[i+1] leaves it), each (B, T, d), and the
-    attention probabilities of each layer, (B, heads, T, T), when asked for."""
+    """Hidden states h[0..L] (h[i + 1] leaves layer i, and h[i] enters it unless layer i
+    starts a group other than the first), each (B, T, d), and the attention probabilities of
+    each layer, (B, heads, T, T), when asked for. `groups` are the layer groups (empty: one
+    group of all layers) and `entries` the input of each later group's first layer."""
 
     hidden: list[torch.Tensor]
     attention: list[torch.Tensor]
+    groups: tuple[range, ...] = ()
+    entries: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def chains(self) -> list[list[torch.Tensor]]:
+        """Per group, the hidden states entering its first layer and leaving each layer."""
+        groups = self.groups or (range(len(self.hidden) - 1),)
+        return [
+            [
+                self.entries.get(g.start, self.hidden[g.start]),
+                *self.hidden[g.start + 1 : g.stop + 1],
+            ]
+            for g in groups
+            if len(g)
+        ]
+
+
+def _per_group(c: Capture, method: Callable[[list[torch.Tensor]], list[float]]) -> np.ndarray:
+    """A method's scores computed on each group's chain, in layer order."""
+    return np.array([value for chain in c.chains() for value in method(chain)])
 
 
 def _hidden(args: tuple, kwargs: dict) -> torch.Tensor:
@@ -92,8 +120,10 @@ def capture(
             stack.enter_context(adapter.attention_probabilities(probs))
         device = next(model.parameters()).device
         adapter.forward(model, torch.as_tensor(windows.past, device=device), horizon, patch_size)
+    groups = adapter.layer_groups(model)
     hidden = [inputs[0], *outputs]
-    return Capture([h.float() for h in hidden], probs)
+    entries = {g.start: inputs[g.start].float() for g in groups if len(g) and g.start > 0}
+    return Capture([h.float() for h in hidden], probs, groups, entries)
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -102,30 +132,36 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @register("bi")
 def block_influence(c: Capture) -> np.ndarray:
-    return np.array(
-        [1 - _cos(c.hidden[i], c.hidden[i + 1]).mean().item() for i in range(len(c.hidden) - 1)]
+    return _per_group(
+        c, lambda h: [1 - _cos(h[i], h[i + 1]).mean().item() for i in range(len(h) - 1)]
     )
 
 
 @register("angular")
 def angular_distance(c: Capture, n: int = 1) -> np.ndarray:
-    layers = len(c.hidden) - 1
-    n = max(1, min(n, layers))
-    windows = [
-        (torch.arccos(_cos(c.hidden[j], c.hidden[j + n]).clamp(-1, 1)) / math.pi).mean().item()
-        for j in range(layers - n + 1)
-    ]
-    return np.array(
-        [
-            np.mean([windows[j] for j in range(max(0, i - n + 1), min(i, layers - n) + 1)])
+    def group(hidden: list[torch.Tensor]) -> list[float]:
+        layers = len(hidden) - 1
+        width = max(1, min(n, layers))
+        windows = [
+            (torch.arccos(_cos(hidden[j], hidden[j + width]).clamp(-1, 1)) / math.pi).mean().item()
+            for j in range(layers - width + 1)
+        ]
+        return [
+            np.mean([windows[j] for j in range(max(0, i - width + 1), min(i, layers - width) + 1)])
             for i in range(layers)
         ]
-    )
+
+    return _per_group(c, group)
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Linear CKA of two representations (tokens, features); 0 where either is constant over
+    the tokens (a decoder's start token is the same for every window), which shares nothing
+    measurable with the other."""
     x = x.reshape(-1, x.shape[-1]).double()
     y = y.reshape(-1, y.shape[-1]).double()
+    if (x == x[:1]).all() or (y == y[:1]).all():
+        return 0.0
     x = x - x.mean(0)
     y = y - y.mean(0)
     cross = torch.linalg.matrix_norm(y.T @ x) ** 2
@@ -134,9 +170,7 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
 
 @register("cka")
 def cka(c: Capture) -> np.ndarray:
-    return np.array(
-        [1 - linear_cka(c.hidden[i], c.hidden[i + 1]) for i in range(len(c.hidden) - 1)]
-    )
+    return _per_group(c, lambda h: [1 - linear_cka(h[i], h[i + 1]) for i in range(len(h) - 1)])
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:
@@ -170,20 +204,26 @@ def few_layer(
     exempt_ends: bool = False,
 ) -> np.ndarray:
     layers = len(c.hidden) - 1
-    shift = []
-    for i in range(layers):
-        reach = range(1, min(k, layers - i) + 1)
-        weights = [alpha ** (j - 1) for j in reach]
-        shifts = [1 - _cos(c.hidden[i], c.hidden[i + j]).mean().item() for j in reach]
-        shift.append(float(np.dot(weights, shifts) / sum(weights)))
+
+    def group(hidden: list[torch.Tensor]) -> list[float]:
+        shift = []
+        for i in range(len(hidden) - 1):
+            reach = range(1, min(k, len(hidden) - 1 - i) + 1)
+            weights = [alpha ** (j - 1) for j in reach]
+            shifts = [1 - _cos(hidden[i], hidden[i + j]).mean().item() for j in reach]
+            shift.append(float(np.dot(weights, shifts) / sum(weights)))
+        return shift
+
+    shift = _per_group(c, group)
     diversity = (
         np.array([attention_diversity(a, tau) for a in c.attention])
         if c.attention
         else np.zeros(layers)
     )
-    score = _minmax(np.array(shift)) + lam * _minmax(diversity)
+    score = _minmax(shift) + lam * _minmax(diversity)
     if exempt_ends:
-        score[[0, -1]] = score.max() + 1e-6
+        ends = {i for g in (c.groups or (range(layers),)) if len(g) for i in (g.start, g.stop - 1)}
+        score[sorted(ends)] = score.max() + 1e-6
     return score
 
 

@@ -267,6 +267,19 @@ class Adapter(ABC):
     def num_layers(self) -> int:
         return len(self.layers(self.model))
 
+    def layer_groups(self, model: nn.Module) -> tuple[range, ...]:
+        """Consecutive ranges of `layers(model)` whose hidden states form one chain: a layer's
+        output enters the next layer of its group. One group of all layers, except where a
+        model has stacks of another kind (Chronos-Bolt: its encoder, then its decoder
+        blocks), whose first layer does not read the previous group's output. Importance
+        scores compare hidden states within a group only."""
+        return (range(len(self.layers(model))),)
+
+    @property
+    def groups(self) -> tuple[range, ...]:
+        """The layer groups of the loaded model, in the keep-set index space."""
+        return self.layer_groups(self.model)
+
     def layer_params(self) -> list[int]:
         return list(self._counts[1])
 

@@ -1,32 +1,36 @@
-"""Chronos-Bolt and Chronos-2 (Amazon's `chronos-forecasting`): the encoder blocks are the layers.
+"""Chronos-Bolt and Chronos-2 (Amazon's `chronos-forecasting`): the blocks are the layers.
 
 Both run through the library's own classes: `ChronosBoltModelForForecasting` /
 `Chronos2Model` `from_pretrained` / `save_pretrained` for checkpoints, the models' own
 submodules for the forward pass, and their `forward(..., target)` for the training loss. Both
 heads predict quantiles; forecasts are those quantiles as paths (`quantiles_to_paths`).
 
-Chronos-Bolt is a T5 encoder-decoder over patches. Its layers are the ENCODER blocks
-(`model.encoder.block`); `config.num_layers` is the encoder depth, and `num_decoder_layers` is
-left as it is. T5 keeps the relative-attention bias in block 0 only, and every later block reuses
-the bias block 0 computes: a keep set without block 0 hands that embedding to the first kept
-block (so the pruned model computes what "the kept blocks with the model's bias" compute, and
-saves and reloads), and the staged pass computes the bias once from the model's owner block.
+Chronos-Bolt is a T5 encoder-decoder over patches, and its layers are both stacks' blocks, in
+one keep-set index space: 0..E-1 are the ENCODER blocks (`model.encoder.block`), E..E+D-1 the
+DECODER blocks (`model.decoder.block`), which read one token (the start token) with
+cross-attention to the final encoder states. They are two layer groups (`layer_groups`): the
+first decoder block reads the start token, not the last encoder block's output, so importance
+scores compare hidden states within a group only. A staged state is a `BoltState` pair
+(encoder hidden, decoder hidden or None); the first decoder block applied finalises the encoder
+(its final norm) and starts the decoder, and the head finalises whatever is pending.
+`config.num_layers` is the encoder depth and `config.num_decoder_layers` the decoder depth;
+prune sets both, and each stack's own copy of its depth. A stack may keep no block at all: it
+is then its final layer norm only, and the model still forwards, saves and reloads (without
+decoder blocks the forecast sees the series through its loc and scale only; screening ranks
+such keep sets like any other, it does not forbid them). T5 keeps each stack's
+relative-attention bias in its block 0 only (the decoder's in its self-attention), and every
+later block reuses the bias block 0 computes: a keep set without a stack's block 0 hands that
+embedding to the stack's first kept block (so the pruned model computes what "the kept blocks
+with the model's bias" compute, and saves and reloads), and the staged pass computes each bias
+once from its stack's owner block. The bias is counted with the stack, not with block 0, so
+`params` is exact: it goes only with the stack's last kept block.
 
-Chronos-Bolt's DECODER blocks are not in the search space. The decoder reads one token (the
-start token) with cross-attention to the final encoder states, so one flat index space over the
-encoder then the decoder blocks would need:
-(1) a hidden state that changes kind at the boundary: encoder tokens (B, T, d) become, after the
-    encoder's final norm, the memory of a (B, 1, d) decoder state, so `Staged.apply` would carry
-    a pair, and the importance methods, which compare consecutive hidden states, would compare
-    across the boundary;
-(2) at least one kept block per group (without decoder blocks the forecast sees the input only
-    through its mean and scale), which `space.py` cannot express (one global min/max);
-(3) a latency profile per group: a decoder block on one token costs a fraction of an encoder
-    block on T tokens, while `predict_latency` assumes one per-layer cost;
-(4) a prune that also hands the decoder's own block-0 relative bias over and fixes
-    `num_decoder_layers` and the decoder blocks' cache `layer_idx`.
-With (1)-(3) in the engine (layer groups in the space file, a `Staged` hook for entering a group,
-group-wise scores and latency), (4) is a few lines here.
+The latency profile (`predict_latency`) is one fixed plus one per-layer cost fitted on the
+prefixes range(k): for Bolt the smaller prefixes are encoder-only, and a decoder block, which
+runs on one token, costs a small fraction of an encoder block on T tokens (on a CPU, 4 decoder
+blocks alone took ~7% of the time of 4 encoder blocks alone), so the one fitted per-layer cost
+overstates what dropping a decoder block saves and understates an encoder block's, and the fit
+is poor (its r2 is in the profile); every trial also measures its own latency.
 
 Horizons. Chronos-Bolt predicts `prediction_length` (64 published) steps per pass; longer
 horizons are forecast autoregressively exactly as `ChronosBoltPipeline.predict` does (each
@@ -45,7 +49,6 @@ import copy
 import functools
 import io
 import math
-import weakref
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -108,8 +111,8 @@ ALIASES = (
             f"chronos-bolt-{size}",
             "chronos-bolt",
             f"amazon/chronos-bolt-{size}",
-            f"Chronos-Bolt {size} (Amazon; T5 encoder-decoder, encoder blocks pruned)",
-            shape["num_layers"],
+            f"Chronos-Bolt {size} (Amazon; T5 encoder-decoder, encoder and decoder blocks)",
+            2 * shape["num_layers"],  # encoder blocks, then as many decoder blocks
             params,
             dict(shape, num_decoder_layers=shape["num_layers"], patch_sizes=(16,)),
         )
@@ -231,15 +234,19 @@ class _ChronosAdapter(Adapter):
         blocks, in order."""
         memo = {id(b): None for i, b in enumerate(self.layers(self.model)) if i not in keep}
         pruned = copy.deepcopy(self.model, memo)
-        return pruned, [pruned.encoder.block[i] for i in keep]
+        return pruned, [self.layers(pruned)[i] for i in keep]
+
+    def _depths(self, model: nn.Module) -> list[tuple[int, int]]:
+        """(what the config says, how many blocks the model has) for each stack."""
+        return [(model.config.num_layers, len(model.encoder.block))]
 
     def save(self, model: nn.Module, directory: str | Path) -> None:
-        depth = len(self.layers(model))
-        if model.config.num_layers != depth:
-            raise ModelLoadError(
-                f"model config says {model.config.num_layers} layers but the model has {depth}; "
-                "prune it with the adapter's prune()"
-            )
+        for said, depth in self._depths(model):
+            if said != depth:
+                raise ModelLoadError(
+                    f"model config says {said} layers but the model has {depth}; "
+                    "prune it with the adapter's prune()"
+                )
         with contextlib.redirect_stderr(io.StringIO()):  # progress bars
             model.save_pretrained(str(directory))
 
@@ -266,43 +273,89 @@ class ChronosBoltAdapter(_ChronosAdapter):
         super().__init__(model, source)
         self._sink: list[torch.Tensor] | None = None
 
+    def layers(self, model: nn.Module) -> nn.ModuleList:
+        """The encoder blocks, then the decoder blocks: the same modules, in a new list."""
+        return nn.ModuleList([*model.encoder.block, *model.decoder.block])
+
+    def layer_groups(self, model: nn.Module) -> tuple[range, ...]:
+        encoder, decoder = len(model.encoder.block), len(model.decoder.block)
+        return range(encoder), range(encoder, encoder + decoder)
+
+    def _depths(self, model: nn.Module) -> list[tuple[int, int]]:
+        return [
+            (model.config.num_layers, len(model.encoder.block)),
+            (model.config.num_decoder_layers, len(model.decoder.block)),
+        ]
+
     @staticmethod
-    def _bias_owner(model: nn.Module) -> nn.Module:
-        """The encoder self-attention that holds the relative-position bias (block 0's)."""
+    def _bias_owner(stack: nn.Module) -> nn.Module | None:
+        """The self-attention of a T5 stack that holds its relative-position bias (block 0's,
+        or the first kept block's); None for a stack without blocks."""
         return next(
-            b.layer[0].SelfAttention
-            for b in model.encoder.block
-            if b.layer[0].SelfAttention.has_relative_attention_bias
+            (
+                b.layer[0].SelfAttention
+                for b in stack.block
+                if b.layer[0].SelfAttention.has_relative_attention_bias
+            ),
+            None,
         )
 
     @functools.cached_property
+    def _biases(self) -> tuple[int, int]:
+        """The parameters of the encoder's and of the decoder's relative-attention bias."""
+        owners = (self._bias_owner(s) for s in (self.model.encoder, self.model.decoder))
+        return tuple(0 if o is None else unique_params(o.relative_attention_bias) for o in owners)
+
+    @functools.cached_property
     def _counts(self) -> tuple[int, tuple[int, ...]]:
-        """The relative-attention bias is counted with the stack, not with block 0: every
-        pruned model keeps it, whichever blocks it keeps."""
-        owner = self._bias_owner(self.model)
-        bias = unique_params(owner.relative_attention_bias)
-        layers = tuple(
-            unique_params(b) - (bias if b.layer[0].SelfAttention is owner else 0)
-            for b in self.layers(self.model)
-        )
+        """Each stack's relative-attention bias is counted with the stack, not with its block
+        0: a pruned model keeps it whichever blocks of that stack it keeps (and loses it only
+        with the stack's last block, see `params`)."""
+
+        def own(block: nn.Module) -> int:
+            attention = block.layer[0].SelfAttention
+            if not attention.has_relative_attention_bias:
+                return unique_params(block)
+            return unique_params(block) - unique_params(attention.relative_attention_bias)
+
+        layers = tuple(own(b) for b in self.layers(self.model))
         return unique_params(self.model), layers
 
+    def params(self, keep: Sequence[int] | None = None) -> int:
+        total = super().params(keep)
+        if keep is None:
+            return total
+        keep = self.check_keep(keep)
+        empty = [not any(i in group for i in keep) for group in self.groups]
+        return total - sum(bias for bias, gone in zip(self._biases, empty, strict=True) if gone)
+
     def prune(self, keep: Sequence[int]) -> nn.Module:
+        """Keeps the `keep` blocks of each stack. A stack may keep no block at all: it is then
+        its final layer norm only, which forwards, saves and reloads (a decoder without blocks
+        forecasts from the series' scale alone; screening ranks such sets, it does not forbid
+        them)."""
         keep = self.check_keep(keep)
         pruned, kept = self._copy_keeping(keep)
-        first = kept[0].layer[0].SelfAttention
-        if not first.has_relative_attention_bias:  # block 0 was dropped: hand its bias over
-            first.relative_attention_bias = copy.deepcopy(
-                self._bias_owner(self.model).relative_attention_bias
-            )
-            first.has_relative_attention_bias = True
-        for index, block in enumerate(kept):  # T5 keys its (decoder) cache by layer_idx
-            block.layer[0].SelfAttention.layer_idx = index
-        pruned.encoder.block = nn.ModuleList(kept)
-        # the encoder stack holds its own copy of the config; both say the encoder depth, and
-        # num_decoder_layers (set explicitly in every T5Config) is left as it is
-        pruned.config.num_layers = len(keep)
-        pruned.encoder.config.num_layers = len(keep)
+        encoder, decoder = self.groups
+        for stack, group, original in (
+            (pruned.encoder, encoder, self.model.encoder),
+            (pruned.decoder, decoder, self.model.decoder),
+        ):
+            blocks = [b for i, b in zip(keep, kept, strict=True) if i in group]
+            if blocks and not blocks[0].layer[0].SelfAttention.has_relative_attention_bias:
+                first = blocks[0].layer[0].SelfAttention  # block 0 was dropped: hand its bias over
+                first.relative_attention_bias = copy.deepcopy(
+                    self._bias_owner(original).relative_attention_bias
+                )
+                first.has_relative_attention_bias = True
+            for index, block in enumerate(blocks):  # the decoder's cache is keyed by layer_idx
+                for layer in block.layer[:-1]:  # self-attention (and cross-attention)
+                    attention = getattr(layer, "SelfAttention", None) or layer.EncDecAttention
+                    attention.layer_idx = index
+            stack.block = nn.ModuleList(blocks)
+            stack.config.num_layers = len(blocks)  # each stack holds its own copy of the config
+        pruned.config.num_layers = len(pruned.encoder.block)
+        pruned.config.num_decoder_layers = len(pruned.decoder.block)
         return pruned
 
     def loss(
@@ -319,8 +372,10 @@ class ChronosBoltAdapter(_ChronosAdapter):
     @contextlib.contextmanager
     def attention_probabilities(self, sink: list[torch.Tensor]) -> Iterator[None]:
         """Compute attention eagerly (sdpa never materialises the probabilities) and append
-        each encoder block's self-attention probabilities to `sink`; the decoder's attention
-        and the autoregressive continuation passes are not recorded."""
+        each block's self-attention probabilities to `sink`, one per layer: the encoder's
+        (B, heads, T, T), then the decoder's over its one token (B, heads, 1, 1). The
+        decoder's cross-attention and the autoregressive continuation passes are not
+        recorded."""
         import transformers.models.t5.modeling_t5 as t5
 
         real = t5.ALL_ATTENTION_FUNCTIONS
@@ -339,7 +394,8 @@ class ChronosBoltAdapter(_ChronosAdapter):
                     output, probs = t5.eager_attention_forward(
                         module, query, key, value, mask, **kwargs
                     )
-                    if adapter._sink is not None and not module.is_decoder:
+                    # self-attention: the encoder's, or the decoder's (causal); not cross
+                    if adapter._sink is not None and (module.is_causal or not module.is_decoder):
                         adapter._sink.append(probs.detach())
                     return output, probs
 
@@ -352,13 +408,35 @@ class ChronosBoltAdapter(_ChronosAdapter):
             t5.ALL_ATTENTION_FUNCTIONS, self._sink = real, None
 
 
-class BoltStaged(_QuantileStaged):
-    """`ChronosBoltModelForForecasting.forward` cut at encoder-block boundaries, with the
-    pipeline's autoregressive continuation past `prediction_length`.
+class BoltState(tuple):
+    """A staged hidden state: (encoder hidden (B, T, d), None) while only encoder blocks have
+    run; (encoder output after the encoder's final norm (B, T, d), decoder hidden (B, 1, d))
+    once a decoder block has. It remembers the blocks that made it, because a continuation
+    pass must run the same blocks."""
 
-    The relative-position bias is computed once from the model's bias owner and given to every
-    block, as the T5 stack does (block 0 computes it, the others reuse it). Each hidden state
-    remembers the blocks that made it, because a continuation pass must run the same blocks.
+    blocks: tuple[nn.Module, ...]
+
+    def __new__(
+        cls,
+        encoder: torch.Tensor,
+        decoder: torch.Tensor | None,
+        blocks: tuple[nn.Module, ...],
+    ) -> BoltState:
+        state = super().__new__(cls, (encoder, decoder))
+        state.blocks = blocks
+        return state
+
+
+class BoltStaged(_QuantileStaged):
+    """`ChronosBoltModelForForecasting.forward` cut at block boundaries, encoder blocks then
+    decoder blocks, with the pipeline's autoregressive continuation past `prediction_length`.
+
+    States are `BoltState` pairs. The first decoder block finalises the encoder (its final
+    norm and dropout, as `T5Stack` does) and starts the decoder from its start token; the head
+    finalises whatever is pending, so a keep set without decoder blocks (or without encoder
+    blocks) forecasts what the pruned model's stacks without blocks compute. Each stack's
+    relative-position bias is computed once from its bias owner and given to every block of
+    the stack, as `T5Stack` does (block 0 computes it, the others reuse it).
     """
 
     # ChronosBoltModelForForecasting's loss averages over levels and sums over its
@@ -373,7 +451,7 @@ class BoltStaged(_QuantileStaged):
         horizon: int,
         hooks: bool = True,
     ) -> None:
-        from transformers.masking_utils import create_bidirectional_mask
+        from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 
         self.adapter, self.model, self.horizon, self.hooks = adapter, model, horizon, hooks
         config = model.chronos_config
@@ -392,55 +470,75 @@ class BoltStaged(_QuantileStaged):
             embeds = torch.cat([embeds, model.shared(reg)], dim=-2)
             mask = torch.cat([mask.to(model.dtype), torch.ones_like(reg).to(model.dtype)], dim=-1)
         self.embeds, self.mask = embeds, mask
-        # T5Stack.forward, before its blocks
+        # T5Stack.forward of the encoder, before its blocks
+        encoder, decoder = model.encoder, model.decoder
         self.block_mask = create_bidirectional_mask(
-            config=model.encoder.config, inputs_embeds=embeds, attention_mask=mask
+            config=encoder.config, inputs_embeds=embeds, attention_mask=mask
         )
         tokens = embeds.shape[1]
-        self.bias = adapter._bias_owner(model).compute_bias(tokens, tokens, device=embeds.device)
-        self._made: dict[int, tuple[weakref.ref, tuple[nn.Module, ...] | None]] = {}
+        owner = adapter._bias_owner(encoder)
+        self.bias = None if owner is None else owner.compute_bias(tokens, tokens, embeds.device)
+        # ChronosBoltModelForForecasting.decode and T5Stack.forward of the decoder, before its
+        # blocks: the start token, attending to itself and (unmasked patches) to the encoder
+        start = torch.full((batch, 1), model.config.decoder_start_token_id, device=embeds.device)
+        self.start = decoder.embed_tokens(start)
+        self.decoder_mask = create_causal_mask(
+            config=decoder.config, inputs_embeds=self.start, attention_mask=None, cache=None
+        )
+        self.cross_mask = create_bidirectional_mask(
+            config=decoder.config,
+            inputs_embeds=self.start,
+            attention_mask=mask,
+            encoder_hidden_states=embeds,
+        )
+        owner = adapter._bias_owner(decoder)
+        self.decoder_bias = None if owner is None else owner.compute_bias(1, 1, embeds.device)
 
-    def _remember(self, hidden: torch.Tensor, blocks: tuple[nn.Module, ...] | None) -> torch.Tensor:
-        key = id(hidden)
-        self._made[key] = (weakref.ref(hidden, lambda _: self._made.pop(key, None)), blocks)
-        return hidden
+    def embed(self) -> BoltState:
+        return BoltState(self.model.encoder.dropout(self.embeds), None, ())
 
-    def _blocks_of(self, hidden: torch.Tensor) -> tuple[nn.Module, ...] | None:
-        """The blocks that made `hidden`; None for a tensor this pass did not make."""
-        ref, blocks = self._made.get(id(hidden), (None, None))
-        return blocks if ref is not None and ref() is hidden else None
+    def _finalised(self, state: BoltState) -> BoltState:
+        """The state at the decoder's first block: the encoder's final norm applied, the
+        decoder at its start token."""
+        if state[1] is not None:
+            return state
+        encoder, decoder = self.model.encoder, self.model.decoder
+        memory = encoder.dropout(encoder.final_layer_norm(state[0]))
+        return BoltState(memory, decoder.dropout(self.start), getattr(state, "blocks", None))
 
-    def embed(self) -> torch.Tensor:
-        return self._remember(self.model.encoder.dropout(self.embeds), ())
-
-    def apply(self, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    def apply(self, layer: nn.Module, hidden: BoltState) -> BoltState:
         # a continuation pass calls forward directly: hooks (importance capture) see one pass
         run = layer if self.hooks else layer.forward
-        output = run(hidden, self.block_mask, self.bias)[0]
-        blocks = self._blocks_of(hidden)
-        return self._remember(output, None if blocks is None else (*blocks, layer))
+        blocks = (*hidden.blocks, layer) if isinstance(hidden, BoltState) else None
+        if not layer.is_decoder:
+            if hidden[1] is not None:
+                raise AutoPruneError("an encoder block cannot follow a decoder block")
+            output = run(hidden[0], self.block_mask, self.bias)[0]
+            return BoltState(output, None, blocks)
+        memory, state = self._finalised(hidden)
+        output = run(state, self.decoder_mask, self.decoder_bias, memory, self.cross_mask)[0]
+        return BoltState(memory, output, blocks)
 
-    def _one_pass(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The encoder's final norm, the one-token decoder and the quantile head: scaled and
-        raw quantiles (B, Q, prediction_length)."""
-        model, encoder = self.model, self.model.encoder
-        states = encoder.dropout(encoder.final_layer_norm(hidden))
-        decoded = model.decode(self.embeds, self.mask, states)
-        batch, steps = hidden.shape[0], model.chronos_config.prediction_length
+    def _one_pass(self, hidden: BoltState) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whatever is pending of the two stacks and the quantile head: scaled and raw
+        quantiles (B, Q, prediction_length)."""
+        model, decoder = self.model, self.model.decoder
+        decoded = decoder.dropout(decoder.final_layer_norm(self._finalised(hidden)[1]))
+        batch, steps = decoded.shape[0], model.chronos_config.prediction_length
         scaled = model.output_patch_embedding(decoded).view(batch, model.num_quantiles, steps)
         raw = model.instance_norm.inverse(scaled.view(batch, -1), self.loc_scale)
         return scaled, raw.view(batch, model.num_quantiles, steps)
 
-    def quantiles(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def quantiles(self, hidden: BoltState) -> tuple[torch.Tensor, torch.Tensor]:
         scaled, prediction = self._one_pass(hidden)
         steps = self.model.chronos_config.prediction_length
         if self.horizon <= steps:
             return scaled[..., : self.horizon], prediction[..., : self.horizon]
-        blocks = self._blocks_of(hidden)
+        blocks = getattr(hidden, "blocks", None)
         if blocks is None:
             raise AutoPruneError(
                 f"a {self.horizon}-step Chronos-Bolt forecast continues through the blocks that "
-                "made the hidden state; pass one made by this staged pass's embed() and apply()"
+                "made the hidden state; pass one made by a staged pass's embed() and apply()"
             )
         raw = [prediction, *self._continue(prediction, blocks)]
         raw = torch.cat(raw, dim=-1)[..., : self.horizon]
