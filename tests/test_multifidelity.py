@@ -67,5 +67,5 @@ def test_no_improvement_beyond_the_reference():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_pool_features_are_finite(seed):
     pool, _ = synthetic_pool(layers=5, seed=seed)
-    assert np.all(np.isfinite(pool.features))
+    assert np.all(np.isfinite(pool.screen_z)) and pool.layers.shape == (len(pool.keeps), 5)
     assert sum(len(g) for g in pool.groups) == len(pool.keeps)
