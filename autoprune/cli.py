@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -15,7 +17,9 @@ from rich.table import Table
 
 from autoprune.errors import AutoPruneError
 
-out = Console(highlight=False, soft_wrap=True)
+# tables written to a file or a pipe are not squeezed into rich's default 80 columns
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
+out = Console(highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -406,6 +410,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "bundled": d.bundled,
                 "licence": d.licence,
                 "source": d.url,
+                "sha256": d.sha256,
             }
             for d in DATASETS.values()
         ]
@@ -427,14 +432,39 @@ def cmd_list(args: argparse.Namespace) -> int:
         out.print(f"no {args.what} yet")
         return 0
     table = Table()
-    # the model descriptions and full paths are in --json; the table keeps to what fits
-    columns = [c for c in rows[0] if not (args.what == "models" and c == "description")]
+    # full URLs and checksums (and model descriptions) are in --json; the table keeps to what fits
+    hidden = ("sha256", "description") if args.what in ("models", "datasets") else ()
+    unsupported = [row for row in rows if row.get("availability") == "unsupported"]
+    shown_rows = [row for row in rows if row not in unsupported]
+    columns = [c for c in rows[0] if c not in hidden]
+    cells = [{c: _cell(row.get(c, "")) for c in columns} for row in shown_rows]
+    if args.what == "datasets":
+        for row, shown in zip(shown_rows, cells, strict=True):
+            shown["source"] = _short_url(row["source"])
     for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(row.get(column, "")) for column in columns))
+        # numbers and names keep their full width; only the long free-text columns wrap
+        longest = max(len(column), *(len(shown[column]) for shown in cells))
+        narrow = column in LONG_COLUMNS
+        table.add_column(column, overflow="fold", min_width=None if narrow else longest)
+    for shown in cells:
+        table.add_row(*shown.values())
     out.print(table)
+    for row in unsupported:
+        out.print(f"unsupported family {row['family']}: {row['description']}")
+    if args.what == "datasets":
+        out.print("full source URLs and sha256 checksums: autoprune list datasets --json")
     return 0
+
+
+LONG_COLUMNS = ("source", "availability", "licence", "description")
+
+
+def _short_url(url: str) -> str:
+    """A download URL by its host and the first two parts of its path (owner/repository on
+    GitHub), which is what a reader recognises in a table."""
+    parsed = urlsplit(url)
+    parts = [p for p in parsed.path.split("/") if p][:2]
+    return "/".join([parsed.hostname or "", *parts]).replace("raw.githubusercontent.com", "github")
 
 
 def _short_source(source: str) -> str:

@@ -75,6 +75,18 @@ def test_list_commands(capsys, studies):
     assert {"moirai-small", "moirai-base", "moirai-large", "moirai-1.1-small"} <= set(aliases)
 
 
+def test_list_tables_keep_names_whole_and_say_why_a_family_is_unsupported(capsys):
+    code, out, _ = run("list", "models", capsys=capsys)
+    assert code == 0
+    assert "moirai-1.1-large" in out and "310,970,624" in out  # never broken across lines
+    assert "unsupported family sundial:" in out and "trust_remote_code" in out
+    code, out, _ = run("list", "datasets", capsys=capsys)
+    assert code == 0 and "exchange-rate" in out and "github/zhouhaoyi" in out
+    code, out, _ = run("list", "datasets", "--json", capsys=capsys)
+    etth1 = next(r for r in json.loads(out) if r["name"] == "etth1")
+    assert etth1["source"].startswith("https://") and len(etth1["sha256"]) == 64
+
+
 def test_search_report_export_and_evaluate_reproduce(
     tiny_model_dir, tiny_csv, tiny_space, studies, tmp_path, capsys
 ):
