@@ -18,11 +18,10 @@ import numpy as np
 
 from autoprune.backends import local
 from autoprune.errors import AutoPruneError
-from autoprune.importance import METHODS, score, top_k
+from autoprune.importance import METHODS, top_k
 from autoprune.models import KeepSet
-from autoprune.screen import SCREEN_WINDOWS
-from autoprune.search import Prepared, importance_order, screen_table
-from autoprune.study import BASELINES_ATTR, PRIORS_ATTR, trained_trials
+from autoprune.search import Prepared, importance_order, priors, screen_table
+from autoprune.study import BASELINES_ATTR, trained_trials
 
 KINDS = ("drop-last", "random", "screen", *METHODS, "ablation")
 
@@ -37,33 +36,6 @@ def check_kinds(kinds: Iterable[str]) -> list[str]:
     if unknown:
         raise AutoPruneError(f"unknown baseline {unknown[0]!r}; known: {', '.join(KINDS)}")
     return kinds
-
-
-def priors(prep: Prepared, methods: Iterable[str]) -> dict[str, list[float]]:
-    """Importance scores of the study's model, computed once and kept in the study."""
-    stored = dict(prep.study.user_attrs.get(PRIORS_ATTR, {}))
-    missing = [m for m in methods if m not in stored]
-    if missing:
-        ctx = prep.ctx
-        setting = ctx.setting
-        calibration = ctx.series.eval_windows(
-            "train", setting.context_length, setting.horizon, SCREEN_WINDOWS
-        )
-        validation = ctx.series.eval_windows(
-            "val", setting.context_length, setting.horizon, ctx.space.val_windows
-        )
-        for method in missing:
-            stored[method] = score(
-                method,
-                ctx.adapter,
-                ctx.adapter.model,
-                calibration,
-                validation,
-                setting.horizon,
-                setting.patch_size,
-            ).tolist()
-        prep.study.set_user_attr(PRIORS_ATTR, stored)
-    return stored
 
 
 def baseline_sets(prep: Prepared, kinds: list[str], sizes: list[int]) -> list[tuple[str, KeepSet]]:

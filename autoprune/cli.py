@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_argument(
         "--calib-windows", type=int, default=64, help="calibration windows from the train split"
     )
+    scoring.add_argument(
+        "--knob",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a method's knob, repeatable: few-layer alpha, k, lam, tau, exempt_ends; angular n",
+    )
     scoring.add_argument("--json", action="store_true")
 
     bench = commands.add_parser(
@@ -592,7 +598,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     from autoprune.data import load_series
     from autoprune.evaluate import Setting, resolve_device
-    from autoprune.importance import METHODS, check_method, score
+    from autoprune.importance import METHODS, check_method, scores
     from autoprune.models import load_adapter
 
     methods = [check_method(args.method)] if args.method else [*METHODS, "ablation"]
@@ -610,22 +616,32 @@ def cmd_score(args: argparse.Namespace) -> int:
         "train", setting.context_length, setting.horizon, args.calib_windows
     )
     validation = series.eval_windows("val", setting.context_length, setting.horizon, 256)
-    scores = {}
-    for method in methods:
-        start = time.perf_counter()
-        values = score(
-            method,
-            adapter,
-            adapter.model,
-            calibration,
-            validation,
-            setting.horizon,
-            setting.patch_size,
-        )
-        scores[method] = {
-            "scores": [float(v) for v in values],
-            "seconds": round(time.perf_counter() - start, 3),
-        }
+    knobs = _knobs(args.knob or [])
+    one_pass = [m for m in methods if m != "ablation"]
+    # timed apart: every method but ablation shares one calibration pass, ablation costs L + 1;
+    # knobs go with the shared pass, or to ablation alone, which refuses them
+    groups = {
+        f"one calibration pass ({', '.join(one_pass)})": (one_pass, knobs),
+        f"ablation ({adapter.num_layers + 1} validation passes)": (
+            [m for m in methods if m == "ablation"],
+            {} if one_pass else knobs,
+        ),
+    }
+    values, seconds = {}, {}
+    for label, (group, group_knobs) in groups.items():
+        if group:
+            start = time.perf_counter()
+            values |= scores(
+                group,
+                adapter,
+                adapter.model,
+                calibration,
+                validation,
+                setting.horizon,
+                setting.patch_size,
+                group_knobs,
+            )
+            seconds[label] = round(time.perf_counter() - start, 3)
     if args.json:
         print(
             json.dumps(
@@ -633,7 +649,9 @@ def cmd_score(args: argparse.Namespace) -> int:
                     "model": args.model,
                     "dataset": series.name,
                     "calibration_windows": len(calibration),
-                    "methods": scores,
+                    "knobs": knobs,
+                    "methods": {m: [float(v) for v in values[m]] for m in methods},
+                    "seconds": seconds,
                 },
                 indent=2,
             )
@@ -647,13 +665,37 @@ def cmd_score(args: argparse.Namespace) -> int:
     for method in methods:
         table.add_column(method, justify="right")
     for layer in range(adapter.num_layers):
-        table.add_row(str(layer), *(f"{scores[m]['scores'][layer]:.4g}" for m in methods))
+        table.add_row(str(layer), *(f"{values[m][layer]:.4g}" for m in methods))
     out.print(table)
     for method in methods:
-        ranked = np.argsort(-np.array(scores[method]["scores"]), kind="stable")
+        ranked = np.argsort(-values[method], kind="stable")
         out.print(f"{method:>10} ranks layers: {' '.join(map(str, ranked))}")
-    out.print("  ".join(f"{m}: {scores[m]['seconds']:.2f} s" for m in methods))
+    out.print("; ".join(f"{label}: {s:.2f} s" for label, s in seconds.items()))
     return 0
+
+
+def _knobs(pairs: list[str]) -> dict[str, float | int | bool]:
+    """`--knob alpha=0.7 --knob k=3 --knob exempt_ends=true` as typed values."""
+    knobs: dict[str, float | int | bool] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        lowered = text.strip().lower()
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            if lowered in ("true", "false"):
+                knobs[name.strip()] = lowered == "true"
+            else:
+                number = float(text)
+                knobs[name.strip()] = (
+                    int(number) if number.is_integer() and "." not in text else number
+                )
+        except ValueError:
+            raise AutoPruneError(
+                f"--knob {pair!r} is not NAME=VALUE with a number or true/false, "
+                "e.g. --knob alpha=0.7"
+            ) from None
+    return knobs
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

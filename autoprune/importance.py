@@ -27,6 +27,7 @@ layer order (normalisation, where a method has one, is over all layers).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
@@ -263,6 +264,50 @@ def check_method(name: str) -> str:
     return name
 
 
+def scores(
+    methods: Sequence[str],
+    adapter: Adapter,
+    model: nn.Module,
+    calibration: Windows,
+    validation: Windows,
+    horizon: int,
+    patch_size: int,
+    knobs: Mapping[str, float] | None = None,
+) -> dict[str, np.ndarray]:
+    """Scores of several methods, higher = more important, deterministic for fixed windows.
+    Every method but `ablation` reads the same single calibration pass, so asking for all of
+    them costs one forward. `knobs` (e.g. few-layer's alpha, k, lam, tau, exempt_ends) go to
+    the methods that take them; a knob none of the asked-for methods takes is refused."""
+    for method in methods:
+        check_method(method)
+    knobs = dict(knobs or {})
+    takes = {
+        m: set(inspect.signature(METHODS[m]).parameters) - {"c"} for m in methods if m in METHODS
+    }
+    unknown = sorted(set(knobs) - set().union(*takes.values()))
+    if unknown:
+        offered = ", ".join(f"{m}: {', '.join(sorted(p)) or 'none'}" for m, p in takes.items())
+        raise UnknownNameError(
+            f"no asked-for method takes the knob {unknown[0]!r}; "
+            f"knobs by method: {offered or 'none'}"
+        )
+    result: dict[str, np.ndarray] = {}
+    if takes:
+        c = capture(
+            adapter,
+            model,
+            calibration,
+            horizon,
+            patch_size,
+            attention=bool(NEEDS_ATTENTION & set(takes)),
+        )
+        for method, params in takes.items():
+            result[method] = METHODS[method](c, **{k: v for k, v in knobs.items() if k in params})
+    if "ablation" in methods:
+        result["ablation"] = ablation(adapter, model, validation, horizon, patch_size)
+    return {method: result[method] for method in methods}
+
+
 def score(
     method: str,
     adapter: Adapter,
@@ -271,13 +316,6 @@ def score(
     validation: Windows,
     horizon: int,
     patch_size: int,
-    **knobs: float,
 ) -> np.ndarray:
-    """Scores of one method, higher = more important; deterministic for fixed windows."""
-    check_method(method)
-    if method == "ablation":
-        return ablation(adapter, model, validation, horizon, patch_size)
-    c = capture(
-        adapter, model, calibration, horizon, patch_size, attention=method in NEEDS_ATTENTION
-    )
-    return METHODS[method](c, **knobs)
+    """Scores of one method (see `scores`)."""
+    return scores([method], adapter, model, calibration, validation, horizon, patch_size)[method]

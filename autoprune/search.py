@@ -13,7 +13,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from autoprune.data import load_series
 from autoprune.errors import AutoPruneError, StudyError
 from autoprune.evaluate import Setting, resolve_device
 from autoprune.export import atomic_write_text, read_metadata, write_checkpoint
+from autoprune.importance import METHODS, scores
 from autoprune.metrics import METRICS
 from autoprune.models import load_adapter
 from autoprune.multifidelity import Pool, ScreenedSampler
@@ -50,6 +51,7 @@ from autoprune.samplers import DEFAULT_SAMPLER, check_sampler, make_sampler
 from autoprune.screen import SCREEN_WINDOWS, candidate_pool, screen
 from autoprune.space import objective_value, space_for_model
 from autoprune.study import (
+    PRIORS_ATTR,
     PROFILE_ATTR,
     REFERENCE_ATTR,
     RESUME_KEYS,
@@ -348,6 +350,36 @@ def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     return table
 
 
+def priors(
+    prep: Prepared, methods: Sequence[str], log: Callable[[str], None] = print
+) -> dict[str, list[float]]:
+    """Importance scores of the study's model, computed once and kept in the study: every method
+    but `ablation` from one shared calibration pass over train windows."""
+    stored = dict(prep.study.user_attrs.get(PRIORS_ATTR, {}))
+    missing = [m for m in methods if m not in stored]
+    if missing:
+        ctx, setting = prep.ctx, prep.ctx.setting
+        log(f"scoring layer importance ({', '.join(missing)}) ...")
+        calibration = ctx.series.eval_windows(
+            "train", setting.context_length, setting.horizon, SCREEN_WINDOWS
+        )
+        validation = ctx.series.eval_windows(
+            "val", setting.context_length, setting.horizon, ctx.space.val_windows
+        )
+        computed = scores(
+            missing,
+            ctx.adapter,
+            ctx.adapter.model,
+            calibration,
+            validation,
+            setting.horizon,
+            setting.patch_size,
+        )
+        stored |= {method: values.tolist() for method, values in computed.items()}
+        prep.study.set_user_attr(PRIORS_ATTR, stored)
+    return stored
+
+
 def screened_sampler(prep: Prepared, log: Callable[[str], None] = print) -> ScreenedSampler:
     """The multi-fidelity sampler: the zero-shot screen, then proposals by EHVI."""
     ctx, objectives = prep.ctx, prep.settings["objectives"]
@@ -480,6 +512,7 @@ def search(
     prep = prepared or prepare(opts)
     start = time.perf_counter()
     ensure_reference(prep, log)
+    priors(prep, list(METHODS), log)  # one calibration pass: the report's importance chart
     if prep.sampler == "screened":
         prep.study.sampler = screened_sampler(prep, log)
     if opts.enqueue:

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from autoprune.backends import local
-from autoprune.baselines import priors
 from autoprune.export import atomic_write_text
 from autoprune.importance import METHODS
 from autoprune.metrics import METRICS
@@ -32,6 +31,7 @@ from autoprune.search import (
     ensure_reference,
     importance_order,
     prepare,
+    priors,
     screen_table,
 )
 from autoprune.study import trained_trials
@@ -76,8 +76,7 @@ def build(model: str, dataset: str, out: Path, sample: int | None = None, log=pr
     zero_shot = screen_table(prep, log)
     screen_s = time.perf_counter() - start
     everything = tuple(range(ctx.adapter.num_layers))
-    log("scoring layers with every importance method ...")
-    scores = priors(prep, PRIORS)
+    scores = priors(prep, PRIORS, log)
 
     realigned = {tuple(t.user_attrs["keep"]): t for t in trained_trials(prep.study)}
     rows = []

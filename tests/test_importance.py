@@ -13,6 +13,7 @@ from autoprune.importance import (
     check_method,
     linear_cka,
     score,
+    scores,
 )
 from autoprune.models import load_adapter
 from autoprune.screen import all_keep_sets, screen
@@ -65,6 +66,31 @@ def test_every_method_scores_every_layer_deterministically(adapter, method):
     b = score(method, adapter, adapter.model, calib, val, 16, 16)
     assert a.shape == (adapter.num_layers,) and np.all(np.isfinite(a))
     np.testing.assert_array_equal(a, b)
+
+
+def test_all_methods_share_one_calibration_pass(adapter, monkeypatch):
+    import autoprune.importance as importance
+
+    calib, val = windows(seed=1), windows(seed=2)
+    alone = {m: score(m, adapter, adapter.model, calib, val, 16, 16) for m in METHODS}
+    passes = []
+    real = importance.capture
+    monkeypatch.setattr(importance, "capture", lambda *a, **k: passes.append(1) or real(*a, **k))
+    together = scores(list(METHODS), adapter, adapter.model, calib, val, 16, 16)
+    assert len(passes) == 1
+    for method in METHODS:  # the shared pass runs eager attention for few-layer: float noise
+        np.testing.assert_allclose(together[method], alone[method], rtol=1e-5, atol=1e-6)
+
+
+def test_knobs_reach_their_method_and_unknown_knobs_are_refused(adapter):
+    calib, val = windows(seed=1), windows(seed=2)
+    plain = scores(["few-layer"], adapter, adapter.model, calib, val, 16, 16)["few-layer"]
+    pinned = scores(
+        ["few-layer"], adapter, adapter.model, calib, val, 16, 16, {"exempt_ends": True}
+    )["few-layer"]
+    assert pinned[0] == pinned[-1] == pinned.max() and not np.array_equal(plain, pinned)
+    with pytest.raises(UnknownNameError, match="'alpha'.*bi: none"):
+        scores(["bi"], adapter, adapter.model, calib, val, 16, 16, {"alpha": 0.5})
 
 
 def test_block_influence_by_hand(adapter):

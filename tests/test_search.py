@@ -193,6 +193,10 @@ def test_report_front_matches_trials_csv(tiny_model_dir, tiny_csv, tiny_space, s
     assert summary["selection"]["trial"] in expected
     html = paths["report.html"].read_text()
     assert "plotly" in html and "Selected configuration" in html and "Kept layers" in html
+    # every search scores its layers once (one calibration pass), so the chart is always there
+    assert set(summary["priors"]) == {"bi", "angular", "cka", "few-layer"}
+    assert all(len(v) == 4 for v in summary["priors"].values())  # the tiny model's 4 layers
+    assert "Layer importance by method" in html
     assert paths["pareto.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
