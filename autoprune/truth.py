@@ -13,19 +13,25 @@ Outputs, under `studies/bench/`: `truth-<model>-<dataset>.csv` (one row per keep
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from autoprune.backends import local
+from autoprune.data import load_series
+from autoprune.errors import AutoPruneError
+from autoprune.evaluate import Setting
 from autoprune.export import atomic_write_text
 from autoprune.importance import METHODS
 from autoprune.metrics import METRICS
-from autoprune.objective import predict_latency
-from autoprune.screen import SCREEN_WINDOWS, all_keep_sets, spearman
+from autoprune.models import load_adapter
+from autoprune.objective import TrialContext, predict_latency, run_trial
+from autoprune.screen import SCREEN_WINDOWS, all_keep_sets, screen, spearman
 from autoprune.search import (
     SearchOptions,
     ensure_reference,
@@ -34,9 +40,11 @@ from autoprune.search import (
     priors,
     screen_table,
 )
+from autoprune.space import space_for_model
 from autoprune.study import trained_trials
 
 PRIORS = (*METHODS, "ablation")
+TRUTH_SEED = 0  # every table's trials re-align with this seed
 
 
 def truth_paths(model: str, dataset: str, out: Path) -> tuple[Path, Path]:
@@ -53,7 +61,7 @@ def build(model: str, dataset: str, out: Path, sample: int | None = None, log=pr
             study=name,
             model=model,
             dataset=dataset,
-            seed=0,
+            seed=TRUTH_SEED,
             sampler="random" if sample else "exhaustive",
         )
     )
@@ -172,3 +180,49 @@ def load_truth(json_path: Path) -> tuple[dict, list[dict]]:
                     parsed[key] = None if value == "" else float(value)
             rows.append(parsed)
     return meta, rows
+
+
+def verify(json_path: Path, rows: int, seed: int = 0, log=print) -> list[dict]:
+    """Re-evaluate `rows` random re-aligned rows of a ground-truth table from scratch (prune,
+    re-align with the table's budget and seed, evaluate; and the zero-shot screen of the same
+    keep set) and return stored against measured values."""
+    meta, table = load_truth(json_path)
+    adapter = load_adapter(meta["model"])
+    space = space_for_model(meta["model"], adapter.num_layers)
+    realign = dataclasses.asdict(space.realign)
+    if realign != meta["realign"] or space.val_windows != meta["evaluation"]["val_windows"]:
+        raise AutoPruneError(
+            f"{json_path} was built with re-alignment {meta['realign']} and evaluation "
+            f"{meta['evaluation']}, but {meta['model']}'s search space now says {realign} and "
+            f"{space.val_windows} windows; rebuild the table with `autoprune bench truth`"
+        )
+    series = load_series(meta["dataset"])
+    setting = Setting(**meta["setting"])
+    ctx = TrialContext(adapter, series, setting, space, torch.device("cpu"), TRUTH_SEED)
+    trained = [r for r in table if r["mase"] is not None]
+    picked = np.random.default_rng(seed).choice(len(trained), min(rows, len(trained)), False)
+    windows = series.eval_windows("val", setting.context_length, setting.horizon, SCREEN_WINDOWS)
+    result = []
+    for row in (trained[i] for i in sorted(picked)):
+        log(f"re-evaluating keep set {list(row['keep'])} ...")
+        model, record = run_trial(ctx, row["keep"])
+        del model
+        zero_shot = screen(
+            adapter,
+            adapter.model,
+            windows,
+            setting.horizon,
+            setting.patch_size,
+            series.seasonality,
+            [row["keep"]],
+        )[row["keep"]]
+        result.append(
+            {
+                "keep": list(row["keep"]),
+                "mase": row["mase"],
+                "mase_now": record["mase"],
+                "zs_mase": row["zs_mase"],
+                "zs_mase_now": zero_shot["mase"],
+            }
+        )
+    return result
