@@ -220,6 +220,7 @@ def run(table: Table, seeds: int, budget: int, only: list[str] | None = None, lo
     }
     one_shot["screen"] = len(set(table.top_screen()) & table.true_front) / len(table.true_front)
     return {
+        "optuna": optuna.__version__,  # its samplers' behaviour changes between releases
         "true_front_size": len(table.true_front),
         "space_size": len(table.keeps),
         "true_front": sorted(list(k) for k in table.true_front),
