@@ -156,6 +156,7 @@ def family_round_trip(
     search += ["--study", study, "--trials", "3", "--seed", "0", "--device", "cpu"]
     assert main([*search, "--threads", "1"]) == 0
     assert "Pareto front" in capsys.readouterr().out
+    assert_screen_batches(study)
     export = tmp_path / "exported"
     assert main(["export", study, "--out", str(export), "--device", "cpu"]) == 0
     metadata = read_metadata(export)
@@ -165,3 +166,31 @@ def family_round_trip(
     for name in ("mase", "crps", "mse", "mae"):
         assert metrics[name] == pytest.approx(metadata["test"][name], rel=1e-6)
     return export, metadata
+
+
+def assert_screen_batches(study: str) -> None:
+    """The study's zero-shot screen ran its heads for several keep sets at once: one keep set at
+    a time, with the family's own staged pass, gives the same numbers."""
+    from autoprune.screen import SCREEN_WINDOWS, screen
+    from autoprune.search import prepared_from_study
+    from autoprune.study import study_dir
+
+    stored = json.loads((study_dir(study) / "screen.json").read_text())["sets"]
+    ctx = prepared_from_study(study, None, "cpu").ctx
+    setting = ctx.setting
+    windows = ctx.series.eval_windows(
+        "val", setting.context_length, setting.horizon, SCREEN_WINDOWS
+    )
+    sets = [tuple(map(int, key.split())) for key in stored]
+    alone = screen(
+        ctx.adapter,
+        ctx.adapter.model,
+        windows,
+        setting.horizon,
+        setting.patch_size,
+        ctx.series.seasonality,
+        sets,
+        batch=1,
+    )
+    for keep, values in alone.items():
+        assert stored[" ".join(map(str, keep))] == pytest.approx(values, rel=1e-5), keep

@@ -149,6 +149,16 @@ def test_screen_equals_evaluating_the_pruned_model(adapter):
         assert result[keep]["mase"] == pytest.approx(mase, rel=1e-4)
 
 
+def test_screen_batches_heads_without_changing_a_number(adapter):
+    w = windows(seed=5)
+    sets = all_keep_sets(parse_space({"model": "t", "num_layers": 4}, "t"))  # 8 + a short 6
+    batched = screen(adapter, adapter.model, w, 16, 16, 1, sets)
+    alone = screen(adapter, adapter.model, w, 16, 16, 1, sets, batch=1)
+    assert batched.keys() == alone.keys() == set(sets)
+    for keep in sets:
+        assert batched[keep] == pytest.approx(alone[keep], rel=1e-6)
+
+
 def test_unknown_method():
     with pytest.raises(UnknownNameError, match="importance method"):
         check_method("magic")
