@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(search)
     search.add_argument("--study", help="study name (default <model>-<dataset>)")
     search.add_argument(
-        "--trials", type=int, help="trained keep sets the study should reach in total (default 40)"
+        "--trials", type=int, help="trained keep sets the study should reach in total (default 30)"
     )
     search.add_argument("--storage", help="Optuna storage URL (default SQLite under studies/)")
     search.add_argument(
