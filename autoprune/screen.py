@@ -93,6 +93,8 @@ def screen(
     layers = adapter.layers(model)
     applied: list[int] = []
     states = [staged.embed()]
+    keep_sets = sorted(keep_sets)
+    batch = max(1, min(batch, len(keep_sets)))  # a few keep sets are not padded to a batch
     if not isinstance(states[0], torch.Tensor) or len(states[0]) != len(past):
         # one row per window or one by one: Chronos-Bolt's state is an encoder/decoder pair,
         # TimesFM's stacks each window with its sign-flipped copy
@@ -116,7 +118,7 @@ def screen(
             results[keep] = {"nll": nll[i].item(), "mase": mase[i].item()}
         pending.clear()
 
-    for done, keep in enumerate(sorted(keep_sets), start=1):
+    for done, keep in enumerate(keep_sets, start=1):
         common = 0
         while common < min(len(applied), len(keep)) and applied[common] == keep[common]:
             common += 1
