@@ -744,7 +744,7 @@ def _replay(args: argparse.Namespace, folder: Path) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from autoprune.truth import verify
+    from autoprune.truth import VERIFY_TOLERANCE, verify
 
     if args.truth is None or not args.truth.is_file():
         raise AutoPruneError(f"--truth {args.truth} is not a file (studies/bench/truth-*.json)")
@@ -780,12 +780,6 @@ def _verify(args: argparse.Namespace) -> int:
             f"{worst[metric]:.1e} (tolerance {VERIFY_TOLERANCE[metric]:g})"
         )
     return 0 if reproduced else 1
-
-
-# Another CPU or torch build sums floats in another order. A zero-shot forward keeps that at
-# float noise; a re-alignment's 30 Adam steps amplify it (measured: up to 1.3e-3 relative
-# between the machine that built the tables and a later one). Near-ties in a table can swap.
-VERIFY_TOLERANCE = {"mase": 1e-2, "zs_mase": 1e-4}
 
 
 def _ray(args: argparse.Namespace, folder: Path) -> int:

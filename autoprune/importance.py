@@ -306,16 +306,3 @@ def scores(
     if "ablation" in methods:
         result["ablation"] = ablation(adapter, model, validation, horizon, patch_size)
     return {method: result[method] for method in methods}
-
-
-def score(
-    method: str,
-    adapter: Adapter,
-    model: nn.Module,
-    calibration: Windows,
-    validation: Windows,
-    horizon: int,
-    patch_size: int,
-) -> np.ndarray:
-    """Scores of one method (see `scores`)."""
-    return scores([method], adapter, model, calibration, validation, horizon, patch_size)[method]

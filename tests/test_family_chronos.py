@@ -22,7 +22,7 @@ from transformers import T5Config  # noqa: E402
 
 from autoprune.data import Windows  # noqa: E402
 from autoprune.errors import AutoPruneError, ModelLoadError  # noqa: E402
-from autoprune.importance import METHODS, capture, score  # noqa: E402
+from autoprune.importance import METHODS, capture, scores  # noqa: E402
 from autoprune.models import MODELS, load_adapter  # noqa: E402
 from autoprune.models._base import unique_params  # noqa: E402
 from autoprune.models.chronos import (  # noqa: E402
@@ -363,13 +363,13 @@ def test_bolt_importance_scores_every_encoder_and_decoder_block(method):
     adapter = ChronosBoltAdapter(tiny_bolt(), "test")
     calibration = Windows(series().numpy(), series(length=20, seed=2).numpy())
     validation = Windows(series(seed=3).numpy(), series(length=20, seed=4).numpy())
-    scores = score(method, adapter, adapter.model, calibration, validation, 20, 16)
-    assert scores.shape == (6,) and np.isfinite(scores).all()
+    values = scores([method], adapter, adapter.model, calibration, validation, 20, 16)[method]
+    assert values.shape == (6,) and np.isfinite(values).all()
     if method == "bi":
         c = capture(adapter, adapter.model, calibration, 20, 16)
         start = c.chains()[1][0]
         own = 1 - torch.nn.functional.cosine_similarity(start, c.hidden[5], dim=-1).mean()
-        assert scores[4] == pytest.approx(own.item())
+        assert values[4] == pytest.approx(own.item())
 
 
 def test_chronos2_importance_capture_reads_hidden_states_and_time_attention():

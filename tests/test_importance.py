@@ -12,7 +12,6 @@ from autoprune.importance import (
     capture,
     check_method,
     linear_cka,
-    score,
     scores,
 )
 from autoprune.models import load_adapter
@@ -62,8 +61,8 @@ def test_attention_capture_is_eager_but_equal(adapter):
 @pytest.mark.parametrize("method", [*METHODS, "ablation"])
 def test_every_method_scores_every_layer_deterministically(adapter, method):
     calib, val = windows(seed=1), windows(seed=2)
-    a = score(method, adapter, adapter.model, calib, val, 16, 16)
-    b = score(method, adapter, adapter.model, calib, val, 16, 16)
+    a = scores([method], adapter, adapter.model, calib, val, 16, 16)[method]
+    b = scores([method], adapter, adapter.model, calib, val, 16, 16)[method]
     assert a.shape == (adapter.num_layers,) and np.all(np.isfinite(a))
     np.testing.assert_array_equal(a, b)
 
@@ -72,7 +71,7 @@ def test_all_methods_share_one_calibration_pass(adapter, monkeypatch):
     import autoprune.importance as importance
 
     calib, val = windows(seed=1), windows(seed=2)
-    alone = {m: score(m, adapter, adapter.model, calib, val, 16, 16) for m in METHODS}
+    alone = {m: scores([m], adapter, adapter.model, calib, val, 16, 16)[m] for m in METHODS}
     passes = []
     real = importance.capture
     monkeypatch.setattr(importance, "capture", lambda *a, **k: passes.append(1) or real(*a, **k))
@@ -124,7 +123,7 @@ def test_attention_diversity_bounds():
 
 def test_ablation_matches_screening_the_layer_out(adapter):
     val = windows(seed=3)
-    drop = score("ablation", adapter, adapter.model, val, val, 16, 16)
+    drop = scores(["ablation"], adapter, adapter.model, val, val, 16, 16)["ablation"]
     layers = adapter.num_layers
     sets = [tuple(range(layers))] + [
         tuple(j for j in range(layers) if j != i) for i in range(layers)
