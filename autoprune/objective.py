@@ -207,12 +207,25 @@ def suggest_keep(trial: optuna.Trial, space: SearchSpace, order: Sequence[int]) 
     return keep
 
 
-def same_keep(study: optuna.Study, keep: KeepSet, number: int) -> FrozenTrial | None:
-    """An earlier trial of the same keep set that completed, or is running with a lower number."""
+CLAIMED = "claimed"  # user attr: this trial passed its first check and trains its keep set
+
+
+def same_keep(study: optuna.Study, keep: KeepSet, number: int, claimed: bool) -> FrozenTrial | None:
+    """Another trial of the same keep set that makes training it here redundant: one that
+    completed, or one still running that trains it or may.
+
+    Processes sharing a storage can pick a keep set at the same moment, and a trial writes its
+    keep set only after sampling, so one check is not enough (a trial with a higher number may
+    have checked before this one wrote its keep set, and be training it already). A trial checks
+    twice: before it claims its keep set it yields to any running trial that has claimed it;
+    after claiming, to any running trial of the keep set with a lower number. Two trials of one
+    keep set can then never both train it; at worst both yield and it is proposed again."""
     for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
         if other.number == number or tuple(other.user_attrs.get("keep", ())) != keep:
             continue
-        if other.state == TrialState.COMPLETE or other.number < number:
+        if other.state == TrialState.COMPLETE:
+            return other
+        if other.number < number if claimed else CLAIMED in other.user_attrs:
             return other
     return None
 
@@ -228,7 +241,10 @@ def make_objective(ctx: TrialContext, order: Sequence[int]) -> Callable[[optuna.
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
         keep = suggest_keep(trial, ctx.space, order)
         trial.set_user_attr("keep", list(keep))
-        earlier = same_keep(trial.study, keep, trial.number)
+        earlier = same_keep(trial.study, keep, trial.number, claimed=False)
+        if earlier is None:
+            trial.set_user_attr(CLAIMED, True)
+            earlier = same_keep(trial.study, keep, trial.number, claimed=True)
         if earlier is not None and earlier.state == TrialState.COMPLETE:
             trial.set_user_attr("lookup_of", earlier.user_attrs.get("lookup_of", earlier.number))
             return tuple(earlier.values)

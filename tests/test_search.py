@@ -262,3 +262,44 @@ def test_baselines_are_trained_tagged_and_reported(
     assert len(summary["baselines"]) == 6 and "bi" in summary["priors"]
     with pytest.raises(Exception, match="outside the space"):
         baselines.run(prep, ["drop-last"], [4], quiet)
+
+
+def test_trials_that_pick_one_keep_set_at_once_never_both_train():
+    """Two processes on one storage: trial x (lower number) and y of the same keep set, in the
+    interleavings that a single check-after-write lost (y checked before x wrote its keep set)."""
+    from autoprune.objective import CLAIMED, same_keep
+
+    keep = (0, 2)
+
+    def trials():
+        study = optuna.create_study(directions=["minimize"])
+        return study, study.ask(), study.ask()
+
+    def check(study, trial, claimed):
+        other = same_keep(study, keep, trial.number, claimed)
+        return other and other.number
+
+    # y checks and claims before x writes its keep set: x yields to the claimed y
+    study, x, y = trials()
+    y.set_user_attr("keep", list(keep))
+    assert check(study, y, claimed=False) is None
+    y.set_user_attr(CLAIMED, True)
+    assert check(study, y, claimed=True) is None  # y trains
+    x.set_user_attr("keep", list(keep))
+    assert check(study, x, claimed=False) == y.number
+    # y's first check before x writes, x's before y claims: y yields to the lower number
+    study, x, y = trials()
+    y.set_user_attr("keep", list(keep))
+    assert check(study, y, claimed=False) is None
+    x.set_user_attr("keep", list(keep))
+    assert check(study, x, claimed=False) is None
+    y.set_user_attr(CLAIMED, True)
+    x.set_user_attr(CLAIMED, True)
+    assert check(study, y, claimed=True) == x.number
+    assert check(study, x, claimed=True) is None  # x trains
+    # a completed trial of the keep set is looked up, at either check
+    study, x, y = trials()
+    x.set_user_attr("keep", list(keep))
+    study.tell(x, [1.0])
+    y.set_user_attr("keep", list(keep))
+    assert check(study, y, claimed=False) == check(study, y, claimed=True) == x.number
