@@ -19,24 +19,73 @@ from autoprune.models.moirai import MoiraiAdapter
 PACKAGE = Path(autoprune.__file__).parent
 
 
-def _evil_config(tiny_model_dir: Path, tmp_path: Path, marker: Path) -> Path:
+def _evil_config(
+    tiny_model_dir: Path, tmp_path: Path, marker: Path, target: str = "os.system", nested=True
+) -> Path:
     evil = tmp_path / "evil"
     shutil.copytree(tiny_model_dir, evil)
     config = json.loads((evil / "config.json").read_text())
-    config["distr_output"]["components"][0] = {
-        "_target_": "os.system",
-        "_args_": [f"touch {marker}"],
-    }
+    payload = {"_target_": target, "_args_": [f"touch {marker}"]}
+    if nested:
+        config["distr_output"]["components"][0] = payload
+    else:
+        config["distr_output"] = payload
     (evil / "config.json").write_text(json.dumps(config))
     return evil
 
 
-def test_a_config_that_would_run_code_is_refused(tiny_model_dir, tmp_path):
+# hydra resolves a dotted path by importing the longest module prefix and walking attributes,
+# so these start like a distribution class and still reach os.system / torch.load
+BYPASSES = (
+    "os.system",
+    "uni2ts.distribution.mixture.torch.serialization.os.system",
+    "uni2ts.distribution.os.system",
+    "uni2ts.distribution.mixture.torch.load",
+    "uni2ts.distribution.mixture.MixtureOutput.__init__.__globals__",
+    "uni2ts.distribution.mixtureX.MixtureOutput",
+)
+
+
+@pytest.mark.parametrize("target", BYPASSES)
+@pytest.mark.parametrize("nested", [True, False], ids=["in-components", "top-level"])
+def test_a_config_that_would_run_code_is_refused(tiny_model_dir, tmp_path, target, nested):
     marker = tmp_path / "pwned"
-    evil = _evil_config(tiny_model_dir, tmp_path, marker)
-    with pytest.raises(ModelLoadError, match="_target_ = 'os.system'"):
+    evil = _evil_config(tiny_model_dir, tmp_path, marker, target, nested)
+    with pytest.raises(ModelLoadError, match=re.escape(f"_target_ = {target!r}")):
         MoiraiAdapter.load(evil)
     assert not marker.exists()
+
+
+def test_a_non_string_target_is_refused(tiny_model_dir, tmp_path):
+    evil = _evil_config(tiny_model_dir, tmp_path, tmp_path / "x")
+    config = json.loads((evil / "config.json").read_text())
+    config["distr_output"]["_target_"] = ["os.system"]
+    (evil / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="_target_"):
+        MoiraiAdapter.load(evil)
+
+
+def test_the_allowed_targets_are_uni2ts_distribution_classes(tiny_model_dir):
+    """Every allowed name resolves to a uni2ts distribution head class, and the shipped
+    checkpoints name only allowed ones (so the allowlist neither opens a hole nor goes stale)."""
+    import importlib
+
+    from uni2ts.distribution import DistributionOutput
+
+    from autoprune.models.moirai import SAFE_TARGETS
+
+    resolved = 0
+    for name in SAFE_TARGETS:
+        module, cls = name.rsplit(".", 1)
+        try:
+            target = getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError):
+            continue  # a class this uni2ts release lacks
+        assert isinstance(target, type) and issubclass(target, DistributionOutput), name
+        resolved += 1
+    assert resolved >= len(SAFE_TARGETS) // 2
+    shipped = re.findall(r'"_target_": "([^"]+)"', (tiny_model_dir / "config.json").read_text())
+    assert shipped and set(shipped) <= SAFE_TARGETS
 
 
 def test_the_guard_is_needed(tiny_model_dir, tmp_path):

@@ -80,13 +80,31 @@ ALIASES = (
 )
 
 
-_SAFE_TARGET = "uni2ts.distribution."
+# uni2ts's distribution heads, by the module that defines each: the only classes a checkpoint
+# config may name. Exact names, not a prefix: hydra resolves a dotted `_target_` by walking
+# attributes, so "uni2ts.distribution.mixture.torch.serialization.os.system" starts with the
+# package's name and still reaches os.system.
+_DISTRIBUTIONS = {
+    "laplace": ("LaplaceOutput", "LaplaceFixedScaleOutput"),
+    "log_normal": ("LogNormalOutput",),
+    "mixture": ("MixtureOutput",),
+    "negative_binomial": ("NegativeBinomialOutput",),
+    "normal": ("NormalOutput", "NormalFixedScaleOutput"),
+    "pareto": ("ParetoOutput", "ParetoFixedAlphaOutput"),
+    "student_t": ("StudentTOutput",),
+}
+SAFE_TARGETS = frozenset(
+    name
+    for module, classes in _DISTRIBUTIONS.items()
+    for cls in classes
+    for name in (f"uni2ts.distribution.{module}.{cls}", f"uni2ts.distribution.{cls}")
+)
 
 
 def _check_targets(config_path: Path) -> None:
     """uni2ts rebuilds the distribution head with hydra's `instantiate`, which imports and calls
     whatever `_target_` names - a config.json could run any code. Only uni2ts's own
-    distribution classes may be named."""
+    distribution classes may be named, each by its exact name."""
     try:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as exc:
@@ -96,13 +114,12 @@ def _check_targets(config_path: Path) -> None:
         node = stack.pop()
         if isinstance(node, dict):
             target = node.get("_target_")
-            if target is not None and not (
-                isinstance(target, str) and target.startswith(_SAFE_TARGET)
-            ):
+            if target is not None and (not isinstance(target, str) or target not in SAFE_TARGETS):
                 raise ModelLoadError(
-                    f"{config_path} names _target_ = {target!r}; autoprune only builds "
-                    f"{_SAFE_TARGET}* classes from a config, because anything else would run "
-                    "code from the checkpoint"
+                    f"{config_path} names _target_ = {target!r}; autoprune only builds uni2ts's "
+                    "distribution classes from a config (e.g. "
+                    "'uni2ts.distribution.mixture.MixtureOutput'), because anything else could "
+                    "run code from the checkpoint"
                 )
             stack.extend(node.values())
         elif isinstance(node, list):
