@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -67,6 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--rule",
         default="knee",
         help="selection rule: knee (default) or budget:<objective><=<value>[%%]",
+    )
+    search.add_argument(
+        "--fidelity",
+        choices=["multi", "single"],
+        help="multi (default): short re-alignment first, the full budget only for keep sets that "
+        "can still reach the front; single: the full budget for every keep set",
+    )
+    search.add_argument(
+        "--warm-start",
+        metavar="STUDY[,STUDY]",
+        help="finished studies of the same model (another dataset or setting) whose trials guide "
+        "the screened sampler as prior knowledge",
+    )
+    search.add_argument(
+        "--continue-stopped",
+        action="store_true",
+        help="train every keep set stopped at a rung to the full budget",
     )
     search.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     search.add_argument(
@@ -171,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", type=int, default=20, help="replay: seeds per strategy")
     bench.add_argument("--budget", type=int, default=100, help="replay: trials per seed")
     bench.add_argument("--strategy", action="append", help="replay: only these strategies")
+    bench.add_argument(
+        "--warm-start",
+        type=Path,
+        help="replay: another truth table of the same model, for the warm-started strategies",
+    )
     bench.add_argument("--out", type=Path, help="output folder (default studies/bench)")
     return parser
 
@@ -215,32 +238,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from autoprune.search import SearchOptions, prepare, search
     from autoprune.study import study_dir
 
-    opts = SearchOptions(
-        study=args.study,
-        model=args.model,
-        dataset=args.dataset,
-        target=args.target,
-        freq=args.freq,
-        split=args.split,
-        trials=args.trials,
-        storage=args.storage,
-        sampler=args.sampler,
-        seed=args.seed,
-        device=args.device,
-        space=args.space,
-        objective=args.objective,
-        enqueue=args.enqueue,
-        rule=args.rule,
-        context_length=args.context_length,
-        horizon=args.horizon,
-        patch_size=args.patch_size,
-        threads=args.threads,
-        backend=args.backend,
-        workers=args.workers,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        address=args.address,
-    )
+    opts = SearchOptions(**{f.name: getattr(args, f.name) for f in fields(SearchOptions)})
     started = time.perf_counter()
     prep = prepare(opts)
     s = prep.settings
@@ -704,7 +702,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "truth":
         from autoprune.truth import build, truth_paths
 
-        meta = build(args.model, args.dataset, folder, args.sample, lambda m: err.print(m))
+        meta = build(
+            args.model, args.dataset, folder, args.sample, lambda m: err.print(m), args.threads
+        )
         correlation = meta["rank_correlation"]
         for fidelity, values in correlation.items():
             out.print(
@@ -735,9 +735,23 @@ def _replay(args: argparse.Namespace, folder: Path) -> int:
     if args.seeds < 1 or args.budget < 1:
         raise AutoPruneError("--seeds and --budget must be at least 1")
     table = Table.load(*load_truth(args.truth))
-    result = run(table, args.seeds, args.budget, args.strategy, lambda m: err.print(m))
+    warm_from = None
+    if args.warm_start is not None:
+        if not args.warm_start.is_file():
+            raise AutoPruneError(f"--warm-start {args.warm_start} is not a truth table file")
+        warm_from = Table.load(*load_truth(args.warm_start))
+        if warm_from.meta["model"] != table.meta["model"]:
+            raise AutoPruneError(
+                f"--warm-start {args.warm_start} is a table of {warm_from.meta['model']}, not "
+                f"{table.meta['model']}; a warm start needs the same model"
+            )
+    log = lambda m: err.print(m)  # noqa: E731
+    result = run(table, args.seeds, args.budget, args.strategy, log, warm_from)
     result["truth"] = str(args.truth)
-    target = folder / args.truth.name.replace("truth-", "replay-")
+    stem = args.truth.stem.replace("truth-", "replay-")
+    if warm_from is not None:
+        stem += f"-warm-{Path(warm_from.meta['dataset']).stem}"
+    target = folder / f"{stem}.json"
     png = write(result, target)
     out.print(f"written to {target} and {png}")
     return 0

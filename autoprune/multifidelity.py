@@ -38,6 +38,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autoprune.pareto import hypervolume, non_dominated
 
+STOPPED_ATTR = "stopped_at"  # a PRUNED trial stopped at a rung: the re-alignment steps it got
+FULL_BUDGET_ATTR = "full_budget"  # an enqueued trial that goes to the full budget, never stopped
+MIN_PAIRS = 4  # keep sets seen at a rung and at the full budget before any is stopped there
+OPTIMISM = 1.0  # a keep set goes on if its prediction, this many sigmas better, could add volume
+
 GRID = 256
 HERMITE = np.polynomial.hermite_e.hermegauss(24)
 
@@ -106,14 +111,93 @@ AMPLITUDES = (0.001, 0.004, 0.016)
 NOISES = (1e-4, 1e-3, 4e-3)
 
 
-def fit_surrogate(pool: Pool, observed: dict[int, float]) -> Posterior:
-    """GP regression of (accuracy - full model's) with prior mean 0, i.e. the full model's
-    accuracy for every keep set until trials say otherwise."""
-    prior = np.ones(len(pool.keeps))
+@dataclass
+class Calibration:
+    """Full-budget accuracy (normalised by the full model's) from a rung's fidelity value:
+    log(full) = log(rung) + d, with d ~ N(mu, sigma^2) over keep sets seen at both."""
+
+    mu: float
+    sigma: float
+
+    @classmethod
+    def fit(cls, pairs: Sequence[tuple[float, float]]) -> Calibration | None:
+        if len(pairs) < MIN_PAIRS:
+            return None
+        d = np.log([full for _, full in pairs]) - np.log([rung for rung, _ in pairs])
+        # the spread of a new keep set's d: sample spread, widened for the sample's size
+        return cls(float(d.mean()), float(d.std(ddof=1) * np.sqrt(1 + 1 / len(d))))
+
+    def predict(self, value: float, sigmas: float = 0.0) -> float:
+        return float(value * np.exp(self.mu - sigmas * self.sigma))
+
+
+def rung_value(trial: FrozenTrial, steps: int) -> float | None:
+    rung = trial.user_attrs.get("rungs", {}).get(str(steps))
+    return None if rung is None else rung["mase"]
+
+
+def calibrations(
+    trials: Sequence[FrozenTrial], full: np.ndarray, accuracy: int
+) -> dict[int, Calibration]:
+    """Per rung (steps), the calibration learned from the completed trials that recorded it."""
+    pairs: dict[int, list[tuple[float, float]]] = {}
+    for t in trials:
+        if t.state != TrialState.COMPLETE or "lookup_of" in t.user_attrs:
+            continue
+        for steps, rung in t.user_attrs.get("rungs", {}).items():
+            pairs.setdefault(int(steps), []).append(
+                (rung["mase"], t.values[accuracy] / full[accuracy])
+            )
+    fitted = {steps: Calibration.fit(p) for steps, p in pairs.items()}
+    return {steps: c for steps, c in fitted.items() if c is not None}
+
+
+def still_promising(
+    trials: Sequence[FrozenTrial],
+    steps: int,
+    value: float,
+    point: np.ndarray,
+    full: np.ndarray,
+    accuracy: int,
+    reference: np.ndarray,
+) -> bool:
+    """Whether a keep set at a rung could still add hypervolume at the full budget.
+
+    `point` is its objective vector normalised by the full model's (the accuracy entry is
+    ignored: costs are known before training). Its full-budget accuracy is predicted from the
+    rung value by the rung's calibration, OPTIMISM sigmas on the hopeful side; it goes on if
+    that point would not be dominated by the front of the completed trials. Until MIN_PAIRS keep
+    sets have been seen at this rung and at the full budget, every keep set goes on."""
+    calibration = calibrations(trials, full, accuracy).get(steps)
+    if calibration is None:
+        return True
+    done = [t for t in trials if t.state == TrialState.COMPLETE and "lookup_of" not in t.user_attrs]
+    candidate = np.array(point, dtype=float)
+    candidate[accuracy] = calibration.predict(value, OPTIMISM)
+    if not np.all(candidate < reference):
+        return False
+    front = np.array([t.values for t in done]) / full
+    return bool(
+        hypervolume(np.vstack([front, candidate]), reference) > hypervolume(front, reference)
+    )
+
+
+def fit_surrogate(
+    pool: Pool,
+    observed: dict[int, float],
+    noise_of: dict[int, float] | None = None,
+    prior: np.ndarray | None = None,
+) -> Posterior:
+    """GP regression of (accuracy - prior mean); the prior mean is the full model's accuracy
+    for every keep set until trials say otherwise, or what a warm start learned elsewhere.
+    `noise_of` adds variance to observations that are predictions (keep sets stopped at a
+    rung) rather than measurements."""
+    prior = np.ones(len(pool.keeps)) if prior is None else prior
     idx = np.array(sorted(observed), dtype=int)
     if len(idx) == 0:
         return Posterior(prior, np.full(len(prior), 0.1))
     y = np.array([observed[i] for i in idx]) - prior[idx]
+    extra = np.diag([(noise_of or {}).get(i, 0.0) for i in idx])
     best = None
     for length in LENGTHS:
         for weight in SCREEN_WEIGHTS:
@@ -121,7 +205,9 @@ def fit_surrogate(pool: Pool, observed: dict[int, float]) -> Posterior:
             for amplitude in AMPLITUDES:
                 for noise in NOISES:
                     try:
-                        chol = np.linalg.cholesky(amplitude * gram + noise * np.eye(len(idx)))
+                        chol = np.linalg.cholesky(
+                            amplitude * gram + noise * np.eye(len(idx)) + extra
+                        )
                     except np.linalg.LinAlgError:
                         continue
                     alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, y))
@@ -165,13 +251,29 @@ def expected_improvement(
 
 
 def choose(
-    pool: Pool, observed: dict[int, float], busy: set[int], reference: np.ndarray
+    pool: Pool,
+    observed: dict[int, float],
+    busy: set[int],
+    reference: np.ndarray,
+    predicted: dict[int, tuple[float, float]] | None = None,
+    prior: np.ndarray | None = None,
 ) -> int | None:
-    """Index of the next candidate to re-align; None when every candidate is taken."""
-    free = np.array([i for i in range(len(pool.keeps)) if i not in observed and i not in busy])
+    """Index of the next candidate to re-align; None when every candidate is taken.
+    `predicted`: keep sets stopped at a rung, (predicted accuracy, its variance); they teach
+    the surrogate but are not on the front and are not proposed again."""
+    predicted = predicted or {}
+    free = np.array(
+        [
+            i
+            for i in range(len(pool.keeps))
+            if i not in observed and i not in busy and i not in predicted
+        ]
+    )
     if len(free) == 0:
         return None
-    posterior = fit_surrogate(pool, observed)
+    everything = {**{i: mean for i, (mean, _) in predicted.items()}, **observed}
+    noise = {i: var for i, (_, var) in predicted.items() if i not in observed}
+    posterior = fit_surrogate(pool, everything, noise, prior)
     gain = expected_improvement(pool, observed, posterior, reference)[free]
     order = np.lexsort((pool.screen[free], -gain))
     return int(free[order[0]])
@@ -181,7 +283,11 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
     """Optuna sampler over the per-layer booleans that proposes `choose`'s keep set.
 
     Trials it did not propose (enqueued seeds, re-queued crashes, other samplers earlier in the
-    study) still count as observations, and RUNNING trials are never proposed twice.
+    study) still count as observations, and RUNNING trials are never proposed twice. Keep sets
+    stopped at a rung count as predictions (their rung value through the rung's calibration,
+    with its spread as noise). `warm`: keep sets and accuracies (normalised by their own full
+    model) from finished studies of the same model elsewhere; the surrogate fitted to them is
+    this study's prior mean, prior knowledge only - they are never results of this study.
     """
 
     def __init__(
@@ -191,11 +297,14 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
         reference: np.ndarray,
         accuracy: int,
         fallback: optuna.samplers.BaseSampler | None = None,
+        warm: dict[tuple[int, ...], float] | None = None,
     ) -> None:
         self.pool, self.full, self.reference = pool, np.asarray(full, float), reference
         self.accuracy = accuracy
         self.index = {k: i for i, k in enumerate(pool.keeps)}
         self.fallback = fallback or optuna.samplers.RandomSampler()
+        known = {self.index[k]: v for k, v in (warm or {}).items() if k in self.index}
+        self.prior = fit_surrogate(pool, known).mean if known else None
 
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
         return {}
@@ -204,19 +313,24 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
         return {}
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        observed, busy = {}, set()
-        for other in study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)
-        ):
+        observed, busy, predicted = {}, set(), {}
+        trials = study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
+        )
+        calibrated = calibrations(trials, self.full, self.accuracy)
+        for other in trials:
             keep = tuple(other.user_attrs.get("keep", ()))
             i = self.index.get(keep)
             if i is None or other.number == trial.number:
                 continue
             if other.state == TrialState.COMPLETE:
                 observed[i] = other.values[self.accuracy] / self.full[self.accuracy]
-            else:
+            elif other.state == TrialState.RUNNING:
                 busy.add(i)
-        self._next = choose(self.pool, observed, busy, self.reference)
+            elif (steps := other.user_attrs.get(STOPPED_ATTR)) in calibrated:
+                mean = calibrated[steps].predict(rung_value(other, steps))
+                predicted[i] = (mean, (mean * calibrated[steps].sigma) ** 2)
+        self._next = choose(self.pool, observed, busy, self.reference, predicted, self.prior)
 
     def sample_independent(self, study, trial, name: str, distribution) -> object:
         if self._next is None or not isinstance(distribution, CategoricalDistribution):

@@ -5,6 +5,13 @@ once without re-alignment (zero-shot) and once with the same re-alignment budget
 trial, because fine-tuning helps the full model too and comparing re-aligned pruned models with
 a zero-shot full model would flatter pruning.
 
+Rungs: every trial also records a cheap fidelity part-way through its re-alignment (at 10% and
+a third of the budget: 3 and 10 of 30 steps), the zero-shot screen's measure (MASE of the mean
+forecast on the screen's 64 validation windows, no sampling), with the seconds spent training up
+to there and evaluating. A multi-fidelity study (`stop_early`) uses those rungs to stop a keep set
+that can no longer reach the front; the rung is the prefix of the full re-alignment (same seed,
+same schedule), so a keep set that goes on ends exactly where a single-fidelity trial would.
+
 Latency: encoder time is close to linear in the number of kept layers, and wall-clock timings on
 shared machines are noisy. So each study measures a latency profile once (fixed cost + per-layer
 cost, least squares over several depths, with warm-up and repeats) and the `latency_ms`
@@ -33,12 +40,30 @@ from autoprune.data import Series
 from autoprune.evaluate import Setting, evaluate
 from autoprune.metrics import METRICS
 from autoprune.models import Adapter, KeepSet
+from autoprune.multifidelity import FULL_BUDGET_ATTR, STOPPED_ATTR, still_promising
+from autoprune.pareto import hv_reference
+from autoprune.screen import SCREEN_WINDOWS, screen
 from autoprune.space import SearchSpace
+from autoprune.study import REFERENCE_ATTR
 from autoprune.train import fit
 
 LATENCY_BATCH = 32
 LATENCY_WARMUP = 2
 LATENCY_REPEATS = 7
+RUNG_FRACTIONS = (0.1, 1 / 3)  # of the re-alignment budget: 3 and 10 of 30 steps
+
+
+def rung_steps(steps: int) -> tuple[int, ...]:
+    """The steps at which a re-alignment of `steps` steps records its rungs."""
+    return tuple(sorted({max(1, round(steps * f)) for f in RUNG_FRACTIONS} - {steps, 0}))
+
+
+class StoppedAtRung(Exception):
+    """A multi-fidelity trial that cannot reach the front any more; carries what it measured."""
+
+    def __init__(self, steps: int, record: dict) -> None:
+        super().__init__(f"stopped after {steps} re-alignment steps")
+        self.steps, self.record = steps, record
 
 
 @dataclass
@@ -52,13 +77,18 @@ class TrialContext:
     device: torch.device
     seed: int
     profile: dict = field(default_factory=dict)
+    stop_early: bool = False  # multi-fidelity: stop a keep set at a rung once it cannot win
 
     def __post_init__(self) -> None:
         self.adapter.model.to(self.device)
+        setting = self.setting
         windows = self.series.eval_windows(
-            "val", self.setting.context_length, self.setting.horizon, LATENCY_BATCH
+            "val", setting.context_length, setting.horizon, LATENCY_BATCH
         )
         self._latency_past = torch.as_tensor(windows.past, device=self.device)
+        self._rung_windows = self.series.eval_windows(
+            "val", setting.context_length, setting.horizon, SCREEN_WINDOWS
+        )
 
 
 def _forward_ms(ctx: TrialContext, model: nn.Module) -> float:
@@ -115,10 +145,44 @@ def predict_latency(profile: dict, kept: int) -> float:
     return profile["fixed_ms"] + profile["per_layer_ms"] * kept
 
 
-def realign(ctx: TrialContext, model: nn.Module) -> list[float]:
-    """The re-alignment fine-tune: same budget, same batches (same seed) for every keep set."""
+def rung_fidelity(ctx: TrialContext, model: nn.Module) -> float:
+    """The screen's measure of a (partly re-aligned) model: MASE of its mean forecast on the
+    screen's validation windows. At rung 0 it is exactly the keep set's zero-shot screen."""
+    training = model.training
+    model.eval()
+    try:
+        everything = tuple(range(len(ctx.adapter.layers(model))))
+        setting = ctx.setting
+        result = screen(
+            ctx.adapter,
+            model,
+            ctx._rung_windows,
+            setting.horizon,
+            setting.patch_size,
+            ctx.series.seasonality,
+            [everything],
+        )
+    finally:
+        model.train(training)
+    return result[everything]["mase"]
+
+
+def realign(
+    ctx: TrialContext,
+    model: nn.Module,
+    rungs: dict | None = None,
+    go_on: Callable[[int, float], bool] | None = None,
+) -> list[float]:
+    """The re-alignment fine-tune: same budget, same batches (same seed) for every keep set.
+
+    With `rungs` (a dict to fill), the rung fidelity is recorded at each rung step with the
+    seconds spent training so far and evaluating it; `go_on(steps, value)` returning False
+    stops the re-alignment there (StoppedAtRung)."""
     budget = ctx.space.realign
     setting = ctx.setting
+    marks = rung_steps(budget.steps) if rungs is not None else ()
+    start = time.perf_counter()
+    evaluating = 0.0
 
     def batches(rng: np.random.Generator):
         windows = ctx.series.train_batch(
@@ -126,25 +190,67 @@ def realign(ctx: TrialContext, model: nn.Module) -> list[float]:
         )
         return windows.past, windows.future, setting.patch_size
 
-    return fit(ctx.adapter, model, batches, steps=budget.steps, lr=budget.lr, seed=ctx.seed)
+    def on_step(step: int, loss: float) -> None:
+        nonlocal evaluating
+        done = step + 1
+        if done not in marks:
+            return
+        before = time.perf_counter()
+        value = rung_fidelity(ctx, model)
+        spent = time.perf_counter() - before
+        rungs[str(done)] = {
+            "mase": value,
+            "train_s": round(before - start - evaluating, 4),
+            "eval_s": round(spent, 4),
+        }
+        evaluating += spent
+        if go_on is not None and not go_on(done, value):
+            raise StoppedAtRung(done, {})
+
+    return fit(
+        ctx.adapter,
+        model,
+        batches,
+        steps=budget.steps,
+        lr=budget.lr,
+        seed=ctx.seed,
+        on_step=on_step if marks else None,
+    )
 
 
 def run_trial(
-    ctx: TrialContext, keep: KeepSet, realign_model: bool = True, test: bool = False
+    ctx: TrialContext,
+    keep: KeepSet,
+    realign_model: bool = True,
+    test: bool = False,
+    go_on: Callable[[int, float], bool] | None = None,
 ) -> tuple[nn.Module, dict]:
     """One keep set through the whole pipeline; returns the re-aligned model and its record.
 
     Validation metrics are the objectives; `test=True` adds the test split (used only for the
-    reference and the selected configuration, never to steer the search).
+    reference and the selected configuration, never to steer the search). `go_on` may stop the
+    re-alignment at a rung: StoppedAtRung then carries the record so far (keep, rungs, timing).
     """
     timing = {}
     start = time.perf_counter()
     model = ctx.adapter.prune(keep).to(ctx.device)
     timing["prune_s"] = time.perf_counter() - start
 
+    rungs: dict = {}
     start = time.perf_counter()
-    losses = realign(ctx, model) if realign_model else []
-    timing["realign_s"] = time.perf_counter() - start
+    try:
+        losses = realign(ctx, model, rungs, go_on) if realign_model else []
+    except StoppedAtRung as stop:
+        timing["rungs_s"] = sum(r["eval_s"] for r in rungs.values())
+        timing["realign_s"] = time.perf_counter() - start - timing["rungs_s"]
+        stop.record = {
+            "keep": list(keep),
+            "rungs": rungs,
+            "timing": {k: round(v, 4) for k, v in timing.items()},
+        }
+        raise
+    timing["rungs_s"] = sum(r["eval_s"] for r in rungs.values())
+    timing["realign_s"] = time.perf_counter() - start - timing["rungs_s"]
 
     start = time.perf_counter()
     metrics = _evaluate(ctx, model, "val", ctx.space.val_windows)
@@ -164,11 +270,18 @@ def run_trial(
         "realign_steps": len(losses),
         "realign_loss_first": losses[0] if losses else None,
         "realign_loss_last": losses[-1] if losses else None,
+        "rungs": rungs,
         "timing": {k: round(v, 4) for k, v in timing.items()},
     }
     if test:
-        record["test"] = _evaluate(ctx, model, "test", None)
+        record["test"] = test_metrics(ctx, model)
     return model, record
+
+
+def test_metrics(ctx: TrialContext, model: nn.Module) -> dict:
+    """Metrics on every window of the test split (only for the reference and the selection,
+    never to steer the search)."""
+    return _evaluate(ctx, model, "test", None)
 
 
 def _evaluate(ctx: TrialContext, model: nn.Module, split: str, max_windows: int | None) -> dict:
@@ -235,8 +348,43 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
+def stop_rule(ctx: TrialContext, trial: optuna.Trial, keep: KeepSet):
+    """The multi-fidelity `go_on` of one trial, or None when it must reach the full budget:
+    a single-fidelity study, an enqueued full-budget trial, a keep set stopped before, no
+    full-model reference yet, or a latency objective without a profile (its cost would not be
+    known before training). Each keep set is stopped at most once, so a study whose remaining
+    keep sets are all hopeless still reaches its target."""
+    reference = trial.study.user_attrs.get(REFERENCE_ATTR)
+    objectives = ctx.space.objectives
+    if not ctx.stop_early or trial.user_attrs.get(FULL_BUDGET_ATTR) or not reference:
+        return None
+    pruned = trial.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    if any(
+        tuple(t.user_attrs.get("keep", ())) == keep and STOPPED_ATTR in t.user_attrs for t in pruned
+    ):
+        return None  # stopped once already: proposed again, it goes to the full budget
+    if "latency_ms" in objectives and not ctx.profile:
+        return None
+    full = np.array([reference["realigned"][o] for o in objectives])
+    accuracy = next(i for i, o in enumerate(objectives) if o in METRICS)
+    known = {"params": ctx.adapter.params(keep)}
+    if ctx.profile:
+        known["latency_ms"] = predict_latency(ctx.profile, len(keep))
+    point = np.array([known.get(o, np.nan) for o in objectives]) / full
+    reference_point = hv_reference(objectives)
+
+    def go_on(steps: int, value: float) -> bool:
+        trials = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return still_promising(trials, steps, value, point, full, accuracy, reference_point)
+
+    return go_on
+
+
 def make_objective(ctx: TrialContext, order: Sequence[int]) -> Callable[[optuna.Trial], tuple]:
-    """The Optuna objective: keep sets already evaluated are looked up, never trained again."""
+    """The Optuna objective: keep sets already evaluated are looked up, never trained again.
+    In a multi-fidelity study a keep set that cannot reach the front is stopped at a rung and
+    stored as PRUNED with what it measured (`stopped_at`, `rungs`): never on the front, and
+    trained to the full budget if it is proposed or enqueued again."""
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
         keep = suggest_keep(trial, ctx.space, order)
@@ -253,7 +401,13 @@ def make_objective(ctx: TrialContext, order: Sequence[int]) -> Callable[[optuna.
             raise optuna.TrialPruned(f"keep set is being trained by trial {earlier.number}")
         start = time.perf_counter()
         try:
-            _, record = run_trial(ctx, keep)
+            _, record = run_trial(ctx, keep, go_on=stop_rule(ctx, trial, keep))
+        except StoppedAtRung as stop:
+            for key, value in stop.record.items():
+                trial.set_user_attr(key, value)
+            trial.set_user_attr(STOPPED_ATTR, stop.steps)
+            trial.set_user_attr("wall_s", round(time.perf_counter() - start, 3))
+            raise optuna.TrialPruned(str(stop)) from None
         except Exception as exc:
             trial.set_user_attr("fail_reason", failure_reason(exc))
             raise

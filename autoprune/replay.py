@@ -2,11 +2,18 @@
 seeds of every strategy run in minutes and are compared on exactly the same numbers.
 
 A strategy is a sampler plus, optionally, keep sets enqueued first (one-shot prior or screen
-seeds). Each seed runs until `budget` distinct keep sets have been "trained"; a repeated keep set
-costs nothing, as in a real study. Reported per strategy: hypervolume ratio to the true front
-after 10/20/50/100/200 trials (median and IQR over seeds), trials to reach 95% and 100% of the
-true hypervolume, and front recall; per prior, the share of the true front its one-shot keep
-sets find alone.
+seeds), the zero-shot screen (paid once), early stopping at the rungs (multi-fidelity), and a
+warm start from another table. Each seed runs until `budget` distinct keep sets have been
+trained to the full budget; a repeated keep set costs nothing, as in a real study.
+
+Compute is the currency: every strategy is charged what it ran, in the table's measured
+seconds - the whole screen once if it screens, each rung a keep set reached and each full
+re-alignment (a keep set's cost is the median over the table's keep sets of its size, which
+keeps one busy moment of the machine that built the table from tilting a strategy). Reported
+per strategy: hypervolume ratio to the true front after 10/20/50/100/200 trained keep sets,
+trained keep sets and compute seconds to reach 95% and 100% of the true hypervolume (median
+and IQR over seeds), and front recall; per prior, the share of the true front its one-shot
+keep sets find alone.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +32,14 @@ from autoprune.backends.local import MAX_LOOKUPS_IN_A_ROW
 from autoprune.errors import UnknownNameError
 from autoprune.export import atomic_write_bytes, atomic_write_text
 from autoprune.importance import top_k
-from autoprune.multifidelity import Pool, ScreenedSampler
+from autoprune.multifidelity import STOPPED_ATTR, Pool, ScreenedSampler, still_promising
 from autoprune.objective import suggest_keep
 from autoprune.pareto import hv_reference, hypervolume, non_dominated
 from autoprune.samplers import SAMPLERS
 from autoprune.space import parse_space
 
 CHECKPOINTS = (10, 20, 50, 100, 200)
+WARM_TRIALS = 30  # a warm start knows what the default strategy trained on the other table
 
 
 @dataclass
@@ -45,6 +53,9 @@ class Table:
     reference: np.ndarray
     true_hv: float
     true_front: set[tuple[int, ...]]
+    rungs: dict[int, np.ndarray] = field(default_factory=dict)  # steps -> rung value per row
+    costs: dict[str, np.ndarray] = field(default_factory=dict)  # "r<steps>", "full", "full_mf"
+    screen_cost: float = 0.0
 
     @classmethod
     def load(cls, meta: dict, rows: list[dict]) -> Table:
@@ -55,6 +66,19 @@ class Table:
         reference = hv_reference(objectives)
         mask = non_dominated(values)
         screen_full = meta["screen_full"]["mase"]
+        steps = [s for s in meta.get("rungs", []) if all(r.get(f"r{s}_mase") for r in rows)]
+        measured = steps and all(r.get("cost_full") for r in rows)
+        kept = np.array([len(r["keep"]) for r in rows])
+        costs = {}
+        if measured:
+            columns = {**{f"r{s}": f"cost_r{s}" for s in steps}, "full": "cost_full"}
+            for name, column in columns.items():
+                costs[name] = _median_by_size(kept, np.array([r[column] for r in rows]))
+            costs["full_mf"] = costs["full"] + _median_by_size(
+                kept, np.array([r["rungs_s"] for r in rows])
+            )
+        else:  # a table without measured costs: a trial costs its mean wall time (or 1)
+            costs["full"] = np.full(len(rows), meta.get("seconds", {}).get("mean_trial", 1.0))
         return cls(
             meta,
             [r["keep"] for r in rows],
@@ -63,6 +87,9 @@ class Table:
             reference,
             hypervolume(values[mask], reference),
             {r["keep"] for r, m in zip(rows, mask, strict=True) if m},
+            {s: np.array([r[f"r{s}_mase"] for r in rows]) for s in steps} if measured else {},
+            costs,
+            meta.get("seconds", {}).get("screen_all", 0.0),
         )
 
     @property
@@ -82,38 +109,77 @@ class Table:
         return [best[k][1] for k in sorted(best)]
 
 
-Strategy = Callable[[Table, int], tuple[optuna.samplers.BaseSampler, list[tuple[int, ...]]]]
+def _median_by_size(kept: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each row's value replaced by the median over the rows of its size."""
+    medians = {k: float(np.median(values[kept == k])) for k in np.unique(kept)}
+    return np.array([medians[k] for k in kept])
+
+
+@dataclass
+class Plan:
+    """One seed of a strategy: its sampler, keep sets enqueued first, whether it pays for the
+    screen and whether it stops keep sets early at the rungs."""
+
+    sampler: optuna.samplers.BaseSampler
+    seeds: list[tuple[int, ...]] = field(default_factory=list)
+    screens: bool = False
+    stop_early: bool = False
+
+
+Strategy = Callable[[Table, int], Plan]
 
 
 def _optuna(name: str) -> Strategy:
-    return lambda table, seed: (SAMPLERS[name][1](seed), [])
+    return lambda table, seed: Plan(SAMPLERS[name][1](seed))
 
 
 def _seeded(seeds: Callable[[Table], list], sampler: str = "tpe") -> Strategy:
-    return lambda table, seed: (SAMPLERS[sampler][1](seed), seeds(table))
+    return lambda table, seed: Plan(SAMPLERS[sampler][1](seed), seeds(table))
 
 
-def _screened(table: Table, seed: int):
-    pool = Pool.build(table.keeps, table.values[:, 1:], table.screen, table.num_layers)
-    full = np.ones(table.values.shape[1])
-    return ScreenedSampler(pool, full, table.reference, 0), []
+def _screened(stop_early: bool, warm: dict | None = None) -> Strategy:
+    def plan(table: Table, seed: int) -> Plan:
+        pool = Pool.build(table.keeps, table.values[:, 1:], table.screen, table.num_layers)
+        full = np.ones(table.values.shape[1])
+        sampler = ScreenedSampler(pool, full, table.reference, 0, warm=warm)
+        return Plan(sampler, screens=True, stop_early=stop_early)
+
+    return plan
 
 
-def strategies(table: Table) -> dict[str, Strategy]:
+def warm_knowledge(source: Table) -> dict[tuple[int, ...], float]:
+    """What a finished study on `source` knows: the keep sets the default strategy trained
+    there in WARM_TRIALS full-budget trials, with their normalised accuracy."""
+    stop_early = bool(source.rungs)
+    trained = replay_one(source, _screened(stop_early), 0, WARM_TRIALS)[3]
+    return {keep: float(source.values[source.keeps.index(keep), 0]) for keep in trained}
+
+
+def strategies(table: Table, warm_from: Table | None = None) -> dict[str, Strategy]:
     result = {name: _optuna(name) for name in ("random", "tpe-independent", "tpe", "nsga2", "gp")}
     for method, scores in table.meta["priors"].items():
         result[f"tpe+{method}"] = _seeded(lambda t, s=scores: t.one_shot(s))
     result["tpe+screen"] = _seeded(lambda t: t.top_screen())
-    result["screened"] = _screened
+    result["screened"] = _screened(False)
+    if table.rungs:
+        result["screened-mf"] = _screened(True)
+    if warm_from is not None:
+        warm = warm_knowledge(warm_from)
+        result["screened+warm"] = _screened(False, warm)
+        if table.rungs:
+            result["screened-mf+warm"] = _screened(True, warm)
     return result
 
 
 def replay_one(
     table: Table, strategy: Strategy, seed: int, budget: int
-) -> tuple[list[float], float]:
-    """Hypervolume ratio after each distinct keep set one seed of a strategy trains, and the
-    share of the true front it found."""
-    sampler, seeds = strategy(table, seed)
+) -> tuple[list[float], list[float], float, list[tuple[int, ...]]]:
+    """Hypervolume ratio after each distinct keep set one seed of a strategy trains to the full
+    budget, the compute seconds spent by then, the share of the true front it found, and the
+    keep sets it trained in order."""
+    plan = strategy(table, seed)
+    sampler, seeds = plan.sampler, plan.seeds
+    row = {k: i for i, k in enumerate(table.keeps)}
     lookup = {k: v for k, v in zip(table.keeps, table.values, strict=True)}
     space = parse_space(
         {
@@ -131,22 +197,47 @@ def replay_one(
         study.enqueue_trial(space.params_of(keep))
     seen: dict[tuple[int, ...], np.ndarray] = {}
     curve: list[float] = []
+    spent = [table.screen_cost if plan.screens else 0.0]
+    compute: list[float] = []
     lookups = 0  # a study stops after this many look-ups in a row, as `search` does
     budget = min(budget, len(lookup))
+    full = np.ones(table.values.shape[1])
     while len(seen) < budget and lookups < MAX_LOOKUPS_IN_A_ROW:
         trial = study.ask()
         keep = suggest_keep(trial, space, order)
         trial.set_user_attr("keep", list(keep))
         values = lookup[keep]
         lookups = lookups + 1 if keep in seen else 0
-        if keep not in seen:
-            seen[keep] = values
-            points = np.array(list(seen.values()))
-            curve.append(
-                hypervolume(points[non_dominated(points)], table.reference) / table.true_hv
-            )
+        if keep in seen:
+            study.tell(trial, values.tolist())
+            continue
+        i = row[keep]
+        rungs = {str(s): {"mase": float(v[i])} for s, v in table.rungs.items()}
+        trial.set_user_attr("rungs", rungs)
+        if plan.stop_early and (stopped := _stopped_at(table, study, i, values, full)):
+            spent[0] += table.costs[f"r{stopped}"][i]
+            trial.set_user_attr(STOPPED_ATTR, stopped)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        spent[0] += table.costs["full_mf" if plan.stop_early else "full"][i]
+        seen[keep] = values
+        points = np.array(list(seen.values()))
+        curve.append(hypervolume(points[non_dominated(points)], table.reference) / table.true_hv)
+        compute.append(spent[0])
         study.tell(trial, values.tolist())
-    return curve, len(table.true_front & set(seen)) / len(table.true_front)
+    return curve, compute, len(table.true_front & set(seen)) / len(table.true_front), list(seen)
+
+
+def _stopped_at(
+    table: Table, study: optuna.Study, i: int, values: np.ndarray, full: np.ndarray
+) -> int | None:
+    """The rung at which a multi-fidelity study stops row `i`, or None if it goes on."""
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    for steps in sorted(table.rungs):
+        value = float(table.rungs[steps][i])
+        if not still_promising(trials, steps, value, values, full, 0, table.reference):
+            return steps
+    return None
 
 
 def _trials_to(curves: list[list[float]], level: float) -> dict:
@@ -164,7 +255,28 @@ def _trials_to(curves: list[list[float]], level: float) -> dict:
     }
 
 
-def summarise(table: Table, curves: list[list[float]], recalls: list[float], budget: int) -> dict:
+def _compute_to(curves: list[list[float]], computes: list[list[float]], level: float) -> dict:
+    """Compute seconds each seed had spent when it reached `level`; None as in _trials_to."""
+    hits = [
+        next((s for v, s in zip(c, cost, strict=True) if v >= level - 1e-9), np.inf)
+        for c, cost in zip(curves, computes, strict=True)
+    ]
+    with np.errstate(invalid="ignore"):
+        median = float(np.median(hits))
+        q1, q3 = np.percentile(hits, [25, 75])
+    return {
+        "median": round(median, 1) if np.isfinite(median) else None,
+        "iqr": [round(float(q), 1) if np.isfinite(q) else None for q in (q1, q3)],
+    }
+
+
+def summarise(
+    table: Table,
+    curves: list[list[float]],
+    recalls: list[float],
+    budget: int,
+    computes: list[list[float]],
+) -> dict:
     at = {}
     for n in CHECKPOINTS:
         values = [c[min(n, len(c)) - 1] for c in curves]
@@ -177,6 +289,8 @@ def summarise(table: Table, curves: list[list[float]], recalls: list[float], bud
         "trials_to_95": _trials_to(curves, 0.95),
         "stalled": sum(len(c) < min(budget, len(table.keeps)) for c in curves),
         "trials_to_100": _trials_to(curves, 1.0),
+        "compute_s_to_95": _compute_to(curves, computes, 0.95),
+        "compute_s_to_100": _compute_to(curves, computes, 1.0),
         "front_recall_at_budget": float(np.median(recalls)),
     }
 
@@ -184,11 +298,18 @@ def summarise(table: Table, curves: list[list[float]], recalls: list[float], bud
 # Optuna's GP sampler refits its kernel every trial: minutes per seed at these budgets, on 2 cores
 ON_REQUEST = ("gp",)
 # strategies that take no seed (the screened sampler is deterministic for a table): replayed once
-SEED_FREE = ("screened",)
+SEED_FREE = ("screened", "screened-mf", "screened+warm", "screened-mf+warm")
 
 
-def run(table: Table, seeds: int, budget: int, only: list[str] | None = None, log=print) -> dict:
-    known = strategies(table)
+def run(
+    table: Table,
+    seeds: int,
+    budget: int,
+    only: list[str] | None = None,
+    log=print,
+    warm_from: Table | None = None,
+) -> dict:
+    known = strategies(table, warm_from)
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
         raise UnknownNameError(f"unknown replay strategy {unknown[0]!r}; known: {', '.join(known)}")
@@ -200,21 +321,23 @@ def run(table: Table, seeds: int, budget: int, only: list[str] | None = None, lo
         if name not in only:
             continue
         start = time.perf_counter()
-        curves, recalls = [], []
+        curves, recalls, computes = [], [], []
         for seed in range(1 if name in SEED_FREE else seeds):
-            curve, recall = replay_one(table, strategy, seed, budget)
+            curve, compute, recall, _ = replay_one(table, strategy, seed, budget)
             curves.append(curve)
+            computes.append(compute)
             recalls.append(recall)
         results[name] = {
-            **summarise(table, curves, recalls, budget),
+            **summarise(table, curves, recalls, budget, computes),
             "seconds": round(time.perf_counter() - start, 1),
             "curves": [[round(v, 5) for v in c] for c in curves],
+            "compute_s": [[round(v, 2) for v in c] for c in computes],
         }
-        t95 = results[name]["trials_to_95"]["median"]
+        r = results[name]
         log(
-            f"{name:>18}: trials to 95% HV (median) {t95}, "
-            f"HV@20 {results[name]['hv_ratio_at']['20']['median']:.3f} "
-            f"({results[name]['seconds']:.0f} s)"
+            f"{name:>18}: to 95% HV (median) {r['trials_to_95']['median']} trials, "
+            f"{r['compute_s_to_95']['median']} s; to 100% {r['trials_to_100']['median']} "
+            f"trials, {r['compute_s_to_100']['median']} s ({r['seconds']:.0f} s)"
         )
     one_shot = {
         method: len(set(table.one_shot(s)) & table.true_front) / len(table.true_front)
@@ -223,6 +346,8 @@ def run(table: Table, seeds: int, budget: int, only: list[str] | None = None, lo
     one_shot["screen"] = len(set(table.top_screen()) & table.true_front) / len(table.true_front)
     return {
         "optuna": optuna.__version__,  # its samplers' behaviour changes between releases
+        "warm_start_from": warm_from.meta.get("dataset") if warm_from else None,
+        "screen_cost_s": table.screen_cost,
         "true_front_size": len(table.true_front),
         "space_size": len(table.keeps),
         "true_front": sorted(list(k) for k in table.true_front),
@@ -241,24 +366,34 @@ def write(result: dict, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, (ax, by_compute) = plt.subplots(1, 2, figsize=(13, 5))
     for name, r in result["strategies"].items():
         longest = max(len(c) for c in r["curves"])
         padded = np.array([c + [c[-1]] * (longest - len(c)) for c in r["curves"]])
         x = np.arange(1, longest + 1)
-        style = "-" if name in ("screened", "tpe", "tpe-independent", "random", "nsga2") else ":"
-        own = {"color": "black", "lw": 2.2} if name == "screened" else {"lw": 1.2}
+        style = "-" if name.startswith("screened") or name in ("tpe", "random", "nsga2") else ":"
+        own = {"lw": 2.2} if name.startswith("screened") else {"lw": 1.2}
         ax.plot(x, np.median(padded, axis=0), style, label=name, **own)
-    ax.axhline(0.95, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("trained trials")
+        # by compute: the median over seeds of the hypervolume reached by each spend
+        spend = np.linspace(0, max(c[-1] for c in r["compute_s"]), 200)
+        reached = [
+            np.r_[0.0, v][np.searchsorted(c, spend, side="right")]
+            for c, v in zip(r["compute_s"], r["curves"], strict=True)
+        ]
+        by_compute.plot(spend, np.median(reached, axis=0), style, label=name, **own)
+    for axis in (ax, by_compute):
+        axis.axhline(0.95, color="grey", lw=0.8, ls="--")
+        axis.set_ylim(0, 1.02)
+        axis.grid(alpha=0.3)
+    ax.set_xlabel("keep sets trained to the full budget")
     ax.set_ylabel("hypervolume / true hypervolume (median over seeds)")
-    ax.set_title(
+    by_compute.set_xlabel("compute seconds (screen, rungs, full re-alignments)")
+    by_compute.set_xscale("log")
+    fig.suptitle(
         f"{result['truth']}: {result['seeds']} seeds, true front "
         f"{result['true_front_size']} of {result['space_size']} keep sets",
         fontsize=9,
     )
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
     png = out.with_suffix(".png")

@@ -30,13 +30,15 @@ from autoprune.export import atomic_write_text, read_metadata, write_checkpoint
 from autoprune.importance import METHODS, scores
 from autoprune.metrics import METRICS
 from autoprune.models import load_adapter
-from autoprune.multifidelity import Pool, ScreenedSampler
+from autoprune.multifidelity import FULL_BUDGET_ATTR, STOPPED_ATTR, Pool, ScreenedSampler
 from autoprune.objective import (
     TrialContext,
     fit_latency_profile,
     free_memory,
     predict_latency,
+    realign,
     run_trial,
+    test_metrics,
 )
 from autoprune.pareto import (
     Rule,
@@ -73,6 +75,10 @@ DEFAULT_DATASET = "etth1"
 DEFAULT_TRIALS = 30
 DEFAULT_SEED = 0
 BACKENDS = ("local", "ray")
+# multi: a keep set gets a short re-alignment first and goes on to the full budget only while it
+# can still reach the front (objective.stop_rule); single: every keep set gets the full budget
+FIDELITIES = ("multi", "single")
+DEFAULT_FIDELITY = "multi"
 
 
 @dataclass
@@ -101,6 +107,9 @@ class SearchOptions:
     cpus_per_trial: float | None = None
     gpus_per_trial: float | None = None
     address: str | None = None
+    fidelity: str | None = None
+    warm_start: str | None = None
+    continue_stopped: bool = False
 
 
 @dataclass
@@ -112,6 +121,7 @@ class Prepared:
     ctx: TrialContext
     settings: dict
     sampler: str
+    warm: dict[tuple[int, ...], float] = dataclasses.field(default_factory=dict)
 
 
 def default_study_name(model: str, dataset: str) -> str:
@@ -203,6 +213,13 @@ def prepare(opts: SearchOptions) -> Prepared:
     }
     seed = opts.seed if opts.seed is not None else stored.get("seed", DEFAULT_SEED)
     sampler = check_sampler(opts.sampler or stored.get("sampler") or DEFAULT_SAMPLER)
+    fidelity = opts.fidelity or stored.get("fidelity") or DEFAULT_FIDELITY
+    if fidelity not in FIDELITIES:
+        raise AutoPruneError(f"--fidelity {fidelity!r} is unknown; use {' or '.join(FIDELITIES)}")
+    warm_start = opts.warm_start or stored.get("warm_start")
+    warm_names = [validate_name(n.strip()) for n in (warm_start or "").split(",") if n.strip()]
+    if name in warm_names:
+        raise AutoPruneError(f"--warm-start {name!r} is this study; name other, finished studies")
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
     device = resolve_device(opts.device)
 
@@ -245,7 +262,10 @@ def prepare(opts: SearchOptions) -> Prepared:
         "space_file": space_file,
         "seed": seed,
         "sampler": sampler,
+        "fidelity": fidelity,
+        "warm_start": ",".join(warm_names) or None,
     }
+    warm = warm_knowledge(warm_names, opts.storage, model, space.num_layers)
     study = create_or_resume(
         name,
         opts.storage,
@@ -253,11 +273,46 @@ def prepare(opts: SearchOptions) -> Prepared:
         make_sampler(sampler, seed, trials_so_far),
     )
     ctx = TrialContext(adapter, series, setting, space, device, seed)
-    return Prepared(name, study, ctx, settings, sampler)
+    ctx.stop_early = fidelity == "multi"
+    return Prepared(name, study, ctx, settings, sampler, warm)
+
+
+def warm_knowledge(
+    names: Sequence[str], storage: str | None, model: str, num_layers: int
+) -> dict[tuple[int, ...], float]:
+    """What finished studies of the same model learned: each trained keep set's accuracy,
+    normalised by that study's own re-aligned full model (averaged where studies overlap).
+    Prior knowledge for the screened sampler, never results of this study."""
+    values: dict[tuple[int, ...], list[float]] = {}
+    for name in names:
+        stored, _ = _stored(name, storage)
+        if not stored:
+            raise StudyError(
+                f"--warm-start study {name!r} does not exist; see `autoprune list studies`"
+            )
+        if stored["model"] != model or stored["space"]["num_layers"] != num_layers:
+            raise AutoPruneError(
+                f"--warm-start study {name!r} searched {stored['model']}, not {model}; a warm "
+                "start needs a study of the same model"
+            )
+        study = optuna.load_study(study_name=name, storage=open_storage(storage_url(name, storage)))
+        reference = study.user_attrs.get(REFERENCE_ATTR)
+        trials = trained_trials(study)
+        if not reference or not trials:
+            raise StudyError(f"--warm-start study {name!r} has no trained trials yet")
+        objective = stored["objectives"][0]
+        full = reference["realigned"][objective]
+        for t in trials:
+            values.setdefault(tuple(t.user_attrs["keep"]), []).append(
+                t.user_attrs[objective] / full
+            )
+    return {keep: float(np.mean(v)) for keep, v in values.items()}
 
 
 def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict:
-    """Latency profile and the full model, zero-shot and re-aligned, computed once per study."""
+    """Latency profile and the full model, zero-shot and re-aligned, on the validation split,
+    computed once per study. Their test metrics wait for the end (`reference_test`): nothing
+    only the final report needs runs before the first trial."""
     study, ctx = prep.study, prep.ctx
     attrs = study.user_attrs
     if PROFILE_ATTR in attrs:
@@ -283,10 +338,10 @@ def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict
         return attrs[REFERENCE_ATTR]
     everything = tuple(range(ctx.adapter.num_layers))
     log("evaluating the full model zero-shot ...")
-    model, zero_shot = run_trial(ctx, everything, realign_model=False, test=True)
+    model, zero_shot = run_trial(ctx, everything, realign_model=False)
     del model
     log(f"re-aligning the full model ({ctx.space.realign.steps} steps, as every trial) ...")
-    model, realigned = run_trial(ctx, everything, test=True)
+    model, realigned = run_trial(ctx, everything)
     del model
     free_memory()
     reference = study.user_attrs.get(REFERENCE_ATTR) or {
@@ -294,6 +349,26 @@ def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict
         "realigned": realigned,
     }
     study.set_user_attr(REFERENCE_ATTR, reference)
+    return reference
+
+
+def reference_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
+    """The full model's test metrics, zero-shot and re-aligned (same budget and seed, so the
+    same model as the reference), computed once, when the search is over."""
+    study, ctx = prep.study, prep.ctx
+    reference = dict(study.user_attrs[REFERENCE_ATTR])
+    everything = tuple(range(ctx.adapter.num_layers))
+    for kind, realign_model in (("zero_shot", False), ("realigned", True)):
+        if "test" in reference[kind]:
+            continue
+        log(f"evaluating the full model ({kind.replace('_', '-')}) on the test split ...")
+        model = ctx.adapter.prune(everything).to(ctx.device)
+        if realign_model:
+            realign(ctx, model)
+        reference[kind] = {**reference[kind], "test": test_metrics(ctx, model)}
+        del model
+        free_memory()
+        study.set_user_attr(REFERENCE_ATTR, reference)
     return reference
 
 
@@ -412,6 +487,7 @@ def screened_sampler(prep: Prepared, log: Callable[[str], None] = print) -> Scre
         ordered_ref,
         accuracy,
         fallback=optuna.samplers.RandomSampler(seed=prep.settings["seed"]),
+        warm=prep.warm,
     )
 
 
@@ -452,6 +528,8 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
     """Select from the front by `rule`, evaluate the selection once on the test split, and keep
     its checkpoint under `studies/<name>/selected/`."""
     study, ctx = prep.study, prep.ctx
+    if study.user_attrs.get(REFERENCE_ATTR):
+        reference_test(prep, log)
     if selection_is_current(study, rule_text):
         return study.user_attrs[SELECTION_ATTR]
     picked = choose(study, rule_text)
@@ -524,6 +602,10 @@ def search(
         if queued := enqueue_seeds(prep, kinds):
             log(f"queued {queued} one-shot keep sets ({', '.join(kinds)}) as the first trials")
     target = opts.trials or DEFAULT_TRIALS
+    if opts.continue_stopped:
+        queued = enqueue_stopped(prep.study, prep.ctx.space)
+        log(f"continuing {queued} keep sets stopped at a rung to the full budget")
+        target = max(target, len(trained_trials(prep.study)) + queued)
     order = importance_order(prep.ctx)
     if opts.backend == "ray":
         from autoprune.backends import ray as ray_backend
@@ -540,6 +622,19 @@ def search(
         "selection": selection,
         "seconds": time.perf_counter() - start,
     }
+
+
+def enqueue_stopped(study: optuna.Study, space) -> int:
+    """Queue every keep set stopped at a rung, and not trained since, for the full budget."""
+    trained = {tuple(t.user_attrs["keep"]) for t in trained_trials(study)}
+    stopped = {
+        tuple(t.user_attrs["keep"])
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
+        if STOPPED_ATTR in t.user_attrs
+    }
+    for keep in sorted(stopped - trained):
+        study.enqueue_trial(space.params_of(keep), user_attrs={FULL_BUDGET_ATTR: True})
+    return len(stopped - trained)
 
 
 def prepared_from_study(name: str, storage: str | None, device: str = "auto") -> Prepared:

@@ -1,10 +1,16 @@
 """Ground-truth tables for the search-efficiency benchmark.
 
 For a model and dataset: every keep set of the space screened zero-shot, every layer scored by
-every importance method, and - exhaustively, or for a random sample when the space is too large
-to re-align whole - every keep set re-aligned and evaluated as a real trial. The re-aligned part
-is an ordinary autoprune study (`truth-<model>-<dataset>`, sampler `exhaustive` or `random`), so
-building it resumes after an interruption and can be carried across sessions.
+every importance method, and - exhaustively, or for a random sample when the space is too large to
+re-align whole - every keep set re-aligned and evaluated as a real trial. Each row holds every
+fidelity a strategy can buy and what it costs, so multi-fidelity strategies replay as look-ups: the
+zero-shot screen (`zs_mase`; its cost is the whole screen's, once per study), the rungs (`r3_mase`,
+`r10_mase`: the screen's measure after 3 and 10 of the 30 steps, `cost_r3`, `cost_r10`: seconds
+from pruning to that rung's value, the rungs before it included) and the full budget (`mase` and
+the other metrics; `cost_full`: the seconds a single-fidelity trial spends, rung evaluations
+excluded, and `rungs_s`, what the rung evaluations added). The re-aligned part is an ordinary
+autoprune study (`truth-<model>-<dataset>`, sampler `exhaustive` or `random`), so building it
+resumes after an interruption and can be carried across sessions.
 
 Outputs, under `studies/bench/`: `truth-<model>-<dataset>.csv` (one row per keep set) and
 `truth-<model>-<dataset>.json` (settings, reference, latency profile, priors, correlations).
@@ -16,6 +22,7 @@ import csv
 import dataclasses
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -30,7 +37,7 @@ from autoprune.export import atomic_write_text
 from autoprune.importance import METHODS
 from autoprune.metrics import METRICS
 from autoprune.models import load_adapter
-from autoprune.objective import TrialContext, predict_latency, run_trial
+from autoprune.objective import TrialContext, predict_latency, run_trial, rung_steps
 from autoprune.screen import SCREEN_WINDOWS, all_keep_sets, screen, spearman
 from autoprune.search import (
     SearchOptions,
@@ -57,9 +64,16 @@ def truth_paths(model: str, dataset: str, out: Path) -> tuple[Path, Path]:
     return out / f"{stem}.csv", out / f"{stem}.json"
 
 
-def build(model: str, dataset: str, out: Path, sample: int | None = None, log=print) -> dict:
+def build(
+    model: str,
+    dataset: str,
+    out: Path,
+    sample: int | None = None,
+    log=print,
+    threads: int | None = None,
+) -> dict:
     """Build (or resume) the tables; `sample` re-aligns that many random keep sets instead of
-    all of them."""
+    all of them. Every keep set gets the full budget (single fidelity) and records its rungs."""
     name = f"truth-{Path(model).name}-{Path(dataset).stem}"
     prep = prepare(
         SearchOptions(
@@ -68,6 +82,8 @@ def build(model: str, dataset: str, out: Path, sample: int | None = None, log=pr
             dataset=dataset,
             seed=TRUTH_SEED,
             sampler="random" if sample else "exhaustive",
+            fidelity="single",
+            threads=threads,
         )
     )
     ctx, space = prep.ctx, prep.ctx.space
@@ -92,6 +108,7 @@ def build(model: str, dataset: str, out: Path, sample: int | None = None, log=pr
     scores = priors(prep, PRIORS, log)
 
     realigned = {tuple(t.user_attrs["keep"]): t for t in trained_trials(prep.study)}
+    rungs = rung_steps(space.realign.steps)
     rows = []
     for keep in sets:
         trial = realigned.get(keep)
@@ -106,6 +123,7 @@ def build(model: str, dataset: str, out: Path, sample: int | None = None, log=pr
         }
         for metric in METRICS:
             row[metric] = trial.user_attrs[metric] if trial else None
+        row |= fidelity_costs(trial, rungs)
         rows.append(row)
     meta = {
         "model": model,
@@ -123,6 +141,9 @@ def build(model: str, dataset: str, out: Path, sample: int | None = None, log=pr
         },
         "latency_profile": ctx.profile,
         "screen_windows": SCREEN_WINDOWS,
+        "rungs": list(rungs),
+        "load_average": os.getloadavg(),  # timings are costs: how busy the machine was
+        "threads": torch.get_num_threads(),
         "screen_full": zero_shot[everything],
         "priors": scores,
         "seconds": {
@@ -142,6 +163,26 @@ def build(model: str, dataset: str, out: Path, sample: int | None = None, log=pr
     return meta
 
 
+def fidelity_costs(trial, rungs: tuple[int, ...]) -> dict:
+    """A trained keep set's rung values and what each fidelity cost, in seconds."""
+    row: dict = {f"r{steps}_mase": None for steps in rungs}
+    row |= {f"cost_r{steps}": None for steps in rungs}
+    row |= {"cost_full": None, "rungs_s": None}
+    if trial is None or not all(str(s) in trial.user_attrs.get("rungs", {}) for s in rungs):
+        return row
+    recorded, timing = trial.user_attrs["rungs"], trial.user_attrs["timing"]
+    evaluated = 0.0
+    for steps in rungs:
+        rung = recorded[str(steps)]
+        evaluated += rung["eval_s"]
+        row[f"r{steps}_mase"] = rung["mase"]
+        row[f"cost_r{steps}"] = round(timing["prune_s"] + rung["train_s"] + evaluated, 4)
+    parts = ("prune_s", "realign_s", "evaluate_s", "latency_s")
+    row["cost_full"] = round(sum(timing[p] for p in parts), 4)
+    row["rungs_s"] = round(evaluated, 4)
+    return row
+
+
 def _progress(study, target: int, log) -> None:
     done = len(trained_trials(study))
     if done % 25 == 0:
@@ -149,12 +190,15 @@ def _progress(study, target: int, log) -> None:
 
 
 def correlations(rows: list[dict]) -> dict:
-    """Spearman between each zero-shot screen and re-aligned val MASE: over all re-aligned keep
-    sets, and within sets of equal size (the ranking a screen must do once the cost is fixed),
-    with the size-weighted mean of the latter."""
+    """Spearman between each cheap fidelity (zero-shot screens, rungs) and re-aligned val MASE: over
+    all re-aligned keep sets, and within sets of equal size (the ranking a screen must do once the
+    cost is fixed), with the size-weighted mean of the latter."""
     done = [r for r in rows if r["mase"] is not None]
     result = {}
-    for fidelity in ("zs_nll", "zs_mase"):
+    rungs = [k for k in rows[0] if k.startswith("r") and k.endswith("_mase")] if rows else []
+    for fidelity in ("zs_nll", "zs_mase", *rungs):
+        if any(r[fidelity] is None for r in done):
+            continue
         within, weights = {}, {}
         for kept in sorted({r["kept"] for r in done}):
             group = [r for r in done if r["kept"] == kept]

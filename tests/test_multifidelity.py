@@ -69,3 +69,75 @@ def test_pool_features_are_finite(seed):
     pool, _ = synthetic_pool(layers=5, seed=seed)
     assert np.all(np.isfinite(pool.screen_z)) and pool.layers.shape == (len(pool.keeps), 5)
     assert sum(len(g) for g in pool.groups) == len(pool.keeps)
+
+
+def _completed(number, accuracy, cost, rungs):
+    """A finished full-budget trial as the study stores it: values and the rungs it recorded."""
+    import optuna
+
+    return optuna.trial.create_trial(
+        values=[accuracy, cost],
+        user_attrs={"keep": [number], "rungs": {str(s): {"mase": v} for s, v in rungs.items()}},
+    )
+
+
+def test_calibration_needs_enough_pairs_and_predicts_the_typical_gain():
+    from autoprune.multifidelity import MIN_PAIRS, Calibration
+
+    assert Calibration.fit([(1.5, 1.2)] * (MIN_PAIRS - 1)) is None
+    pairs = [(1.5, 1.2), (1.4, 1.12), (1.6, 1.28), (1.45, 1.16)]  # full = 0.8 x rung
+    calibration = Calibration.fit(pairs)
+    assert calibration.predict(2.0) == pytest.approx(1.6, rel=1e-6)
+    assert calibration.sigma < 1e-6
+    assert calibration.predict(2.0, sigmas=1.0) <= calibration.predict(2.0)
+
+
+def test_a_keep_set_goes_on_only_while_it_could_reach_the_front():
+    from autoprune.multifidelity import MIN_PAIRS, still_promising
+
+    full, reference = np.ones(2), np.array([1.1, 1.0])
+    # full = 0.9 x rung value; the front: accuracy 1.0 at cost 0.5, 0.95 at cost 0.8
+    trials = [
+        _completed(0, 1.0, 0.5, {3: 1.0 / 0.9}),
+        _completed(1, 0.95, 0.8, {3: 0.95 / 0.9}),
+        _completed(2, 1.05, 0.6, {3: 1.05 / 0.9}),
+        _completed(3, 1.02, 0.7, {3: 1.02 / 0.9}),
+    ][: MIN_PAIRS - 1]
+
+    def goes_on(trials, value, cost):
+        return still_promising(trials, 3, value, np.array([np.nan, cost]), full, 0, reference)
+
+    hopeless, promising = (1.2 / 0.9, 0.7), (0.9 / 0.9, 0.7)
+    assert goes_on(trials, *hopeless)  # too few keep sets seen at both fidelities: go on
+    trials = trials + [_completed(3, 1.02, 0.7, {3: 1.02 / 0.9})]
+    assert not goes_on(trials, *hopeless)  # predicted 1.2 at cost 0.7: dominated by the front
+    assert goes_on(trials, *promising)  # predicted 0.9 at cost 0.7: would be on the front
+    assert not goes_on(trials, 1.0 / 0.9, 1.0)  # no cheaper than the full model: no volume
+    assert goes_on(trials, 1.0 / 0.9, 0.2)  # cheaper than every front point
+
+
+def test_keep_sets_stopped_at_a_rung_teach_the_surrogate_but_are_not_proposed_again():
+    pool, truth = synthetic_pool(layers=4)
+    observed = {i: truth[i] for i in (0, 5, 9)}
+    free_before = choose(pool, observed, set(), REFERENCE)
+    predicted = {free_before: (truth[free_before], 1e-4)}
+    after = choose(pool, observed, set(), REFERENCE, predicted)
+    assert after != free_before and after not in observed
+    # a prediction moves the posterior like a (noisier) observation
+    plain = fit_surrogate(pool, observed)
+    taught = fit_surrogate(pool, {**observed, free_before: truth[free_before]}, {free_before: 1e-4})
+    error = abs(taught.mean[free_before] - truth[free_before])
+    assert error < abs(plain.mean[free_before] - truth[free_before]) or error < 1e-3
+
+
+def test_a_warm_prior_mean_steers_the_first_proposal():
+    from autoprune.multifidelity import ScreenedSampler
+
+    pool, truth = synthetic_pool(layers=4)
+    target = int(np.argmin(truth + 0.5 * pool.costs[:, 0]))  # a cheap, accurate keep set
+    warm = {pool.keeps[i]: (0.8 if i == target else 1.3) for i in range(len(pool.keeps))}
+    reference = np.array([1.1, 1.0])  # as in a study: 10% worse than the full model at most
+    sampler = ScreenedSampler(pool, np.ones(2), reference, 0, warm=warm)
+    assert sampler.prior is not None and np.argmin(sampler.prior) == target
+    assert choose(pool, {}, set(), reference) != target  # without it: the cheapest keep sets
+    assert choose(pool, {}, set(), reference, prior=sampler.prior) == target

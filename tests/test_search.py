@@ -303,3 +303,87 @@ def test_trials_that_pick_one_keep_set_at_once_never_both_train():
     study.tell(x, [1.0])
     y.set_user_attr("keep", list(keep))
     assert check(study, y, claimed=False) == check(study, y, claimed=True) == x.number
+
+
+def test_every_trial_records_its_rungs_and_a_rung_is_the_prefix_of_the_full_budget(
+    tiny_model_dir, tiny_csv, tiny_space, studies
+):
+    from autoprune.objective import realign, run_trial, rung_steps
+
+    prep = prepare(options(tiny_model_dir, tiny_csv, tiny_space))
+    steps = prep.ctx.space.realign.steps
+    assert rung_steps(30) == (3, 10) and rung_steps(steps) == (1,)
+    _, record = run_trial(prep.ctx, (0, 2))
+    assert list(record["rungs"]) == ["1"] and record["rungs"]["1"]["mase"] > 0
+    assert record["timing"]["rungs_s"] == pytest.approx(record["rungs"]["1"]["eval_s"], abs=1e-3)
+    # evaluating a rung does not change the training: same losses with and without rungs
+    with_rungs = realign(prep.ctx, prep.ctx.adapter.prune((0, 2)), {})
+    without = realign(prep.ctx, prep.ctx.adapter.prune((0, 2)))
+    assert with_rungs == without
+
+
+def test_a_multi_fidelity_study_stops_hopeless_keep_sets_and_can_continue_them(
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
+):
+    import autoprune.multifidelity as mf
+
+    # pessimistic: once calibrated, every new keep set is predicted off the front and stopped
+    monkeypatch.setattr(mf, "OPTIMISM", -1e3)
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=mf.MIN_PAIRS + 1), log=quiet)
+    study = load_study("s1")
+    trained = trained_trials(study)
+    stopped = [
+        t for t in study.trials if t.state == TrialState.PRUNED and "stopped_at" in t.user_attrs
+    ]
+    assert len(trained) == mf.MIN_PAIRS + 1 and stopped
+    trained_keeps = {tuple(t.user_attrs["keep"]) for t in trained}
+    for t in stopped:
+        assert t.user_attrs["stopped_at"] == 1 and t.values is None
+        assert set(t.user_attrs["rungs"]) == {"1"} and t.user_attrs["timing"]["realign_s"] > 0
+    # the one trained after calibration is a keep set stopped before (each stops at most once)
+    stopped_keeps = {tuple(t.user_attrs["keep"]) for t in stopped}
+    assert len(trained_keeps & stopped_keeps) == 1
+    selection = study.user_attrs["selection"]
+    assert tuple(selection["keep"]) in trained_keeps  # never a stopped keep set
+    # continued later: every stopped keep set trained to the full budget, nothing stopped again
+    waiting = stopped_keeps - trained_keeps
+    search(options(tiny_model_dir, tiny_csv, tiny_space, continue_stopped=True), log=quiet)
+    study = load_study("s1")
+    after = {tuple(t.user_attrs["keep"]) for t in trained_trials(study)}
+    assert after == trained_keeps | waiting
+    assert sum(t.state == TrialState.PRUNED for t in study.trials) == len(stopped)
+
+
+def test_the_reference_test_metrics_wait_for_the_end(tiny_model_dir, tiny_csv, tiny_space, studies):
+    from autoprune.search import ensure_reference
+
+    prep = prepare(options(tiny_model_dir, tiny_csv, tiny_space))
+    reference = ensure_reference(prep, quiet)
+    assert "test" not in reference["zero_shot"] and "test" not in reference["realigned"]
+    first = search(options(tiny_model_dir, tiny_csv, tiny_space, trials=2), log=quiet)
+    reference = load_study("s1").user_attrs["reference"]
+    assert reference["realigned"]["test"]["mase"] > 0 and reference["zero_shot"]["test"]["mase"] > 0
+    assert first["selection"]["test"]["mase"] > 0
+    # the same numbers as evaluating the re-aligned full model at once (same seed, same budget)
+    from autoprune.objective import run_trial
+
+    _, record = run_trial(prep.ctx, tuple(range(prep.ctx.adapter.num_layers)), test=True)
+    assert record["test"]["mase"] == reference["realigned"]["test"]["mase"]
+
+
+def test_a_warm_start_reads_finished_studies_of_the_same_model(
+    tiny_model_dir, tiny_csv, tiny_space, studies
+):
+    search(options(tiny_model_dir, tiny_csv, tiny_space, study="first", trials=3), log=quiet)
+    prep = prepare(
+        options(tiny_model_dir, tiny_csv, tiny_space, study="second", warm_start="first")
+    )
+    first = load_study("first")
+    full = first.user_attrs["reference"]["realigned"]["mase"]
+    assert prep.warm == {
+        tuple(t.user_attrs["keep"]): pytest.approx(t.values[0] / full)
+        for t in trained_trials(first)
+    }
+    assert prep.settings["warm_start"] == "first"
+    with pytest.raises(StudyError, match="does not exist"):
+        prepare(options(tiny_model_dir, tiny_csv, tiny_space, study="third", warm_start="nope"))
