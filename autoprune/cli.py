@@ -213,7 +213,7 @@ def _front_table(summary: dict) -> Table:
 def cmd_search(args: argparse.Namespace) -> int:
     from autoprune.report import collect, write_report
     from autoprune.search import SearchOptions, prepare, search
-    from autoprune.study import study_dir
+    from autoprune.study import selected_checkpoint, study_dir
 
     opts = SearchOptions(
         study=args.study,
@@ -297,7 +297,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"test {metric}: selected {selection['test'][metric]:.4f} | full re-aligned "
             f"{full['test'][metric]:.4f} | full zero-shot {zero['test'][metric]:.4f}"
         )
-        out.print(f"checkpoint: {selection['checkpoint']}")
+        out.print(f"checkpoint: {selected_checkpoint(prep.study)}")
     out.print(f"report: {report_dir / 'report.html'}  ({time.perf_counter() - started:.0f} s)")
     return 0
 
@@ -510,17 +510,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from autoprune.export import copy_checkpoint, read_metadata, write_checkpoint
     from autoprune.search import checkpoint_metadata, prepared_from_study
-    from autoprune.study import SELECTION_ATTR, load_study
+    from autoprune.study import SELECTION_ATTR, load_study, selected_checkpoint
 
     study = load_study(args.study, args.storage)
     selection = study.user_attrs.get(SELECTION_ATTR)
+    checkpoint = selected_checkpoint(study)
     if args.trial is None:
-        if not selection or not read_metadata(Path(selection["checkpoint"])):
+        if not checkpoint or not read_metadata(checkpoint):
             raise AutoPruneError(
                 f"study {args.study!r} has no selected checkpoint yet; run `autoprune report "
                 f"{args.study}` first or pass --trial N"
             )
-        copy_checkpoint(Path(selection["checkpoint"]), args.out)
+        copy_checkpoint(checkpoint, args.out)
         out.print(f"exported trial {selection['trial']} (keep {selection['keep']}) to {args.out}")
         return 0
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}

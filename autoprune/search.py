@@ -57,11 +57,11 @@ from autoprune.study import (
     RESUME_KEYS,
     SELECTION_ATTR,
     create_or_resume,
-    open_storage,
+    selected_checkpoint,
     settings_of,
     storage_url,
+    stored_study,
     study_dir,
-    study_exists,
     trained_trials,
     validate_name,
 )
@@ -122,14 +122,8 @@ def default_study_name(model: str, dataset: str) -> str:
 
 def _stored(name: str, storage: str | None) -> tuple[dict, int]:
     """The settings a study was created with and how many trials it holds ({} and 0 if new)."""
-    url = storage_url(name, storage)
-    if storage is None and not Path(url.removeprefix("sqlite:///")).is_file():
-        return {}, 0
-    rdb = open_storage(url)
-    if not study_exists(rdb, name):
-        return {}, 0
-    study = optuna.load_study(study_name=name, storage=rdb)
-    return settings_of(study), len(study.get_trials(deepcopy=False))
+    study = stored_study(name, storage, read_only=False)
+    return (settings_of(study), len(study.get_trials(deepcopy=False))) if study else ({}, 0)
 
 
 def _space_name(model: str) -> str:
@@ -444,7 +438,7 @@ def selection_is_current(study: optuna.Study, rule_text: str) -> bool:
         and picked
         and previous["trial"] == picked[0].number
         and previous["rule"] == str(picked[1])
-        and read_metadata(Path(previous["checkpoint"]))
+        and read_metadata(selected_checkpoint(study))
     )
 
 
@@ -474,7 +468,7 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
         "val_reproduced": record[objectives[0]] == chosen.values[0],
         "test": record["test"],
         "latency_measured_ms": record["latency_measured_ms"],
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(checkpoint.relative_to(study_dir(prep.name))),
     }
     write_checkpoint(ctx.adapter, model, checkpoint, checkpoint_metadata(prep, selection))
     del model

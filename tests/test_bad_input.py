@@ -9,6 +9,7 @@ import errno
 import hashlib
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,11 @@ def _snapshot(root: Path) -> dict:
         if p.is_file()
     }
     return {"trials": trials, "files": files}
+
+
+def _contents(folder: Path) -> dict:
+    """Every file's bytes and every folder (None) under `folder`."""
+    return {p: p.read_bytes() if p.is_file() else None for p in folder.rglob("*")}
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +98,11 @@ def world(tmp_path_factory, tiny_model_dir, tiny_csv):
     (bad / "a-file").write_text("mine\n")
     (bad / "my-folder").mkdir()
     (bad / "my-folder" / "notes.txt").write_text("mine\n")
+    # storages that are not Optuna's
+    with sqlite3.connect(bad / "mine.db") as db:
+        db.execute("CREATE TABLE notes (text)")
+    (studies / "zero").mkdir()
+    (studies / "zero" / "study.db").write_bytes(b"")
     other_model = root / "other-model"
     shutil.copytree(tiny_model_dir, other_model)
     other_csv = root / "other.csv"
@@ -132,6 +143,38 @@ ROWS = [
         SEARCH + " --study n --storage postgresql://me:secret@127.0.0.1:9/db",
         "storage 'postgresql://me:***@127.0.0.1:9/db'",
     ),
+    (
+        "storage-bad-port",
+        SEARCH + " --study n --storage postgresql://me:secret@127.0.0.1:abc/db",
+        "storage 'postgresql://me:***@127.0.0.1:abc/db'",
+    ),
+    (
+        "storage-no-slashes",
+        SEARCH + " --study n --storage postgresql:me:secret@host/db",
+        "--storage 'postgresql:me:***@host/db' is not a storage URL",
+    ),
+    (
+        "storage-foreign-sqlite-report",
+        "report kept --storage sqlite:///{bad}/mine.db",
+        "mine.db' holds no Optuna tables",
+    ),
+    (
+        "storage-foreign-sqlite-search",
+        SEARCH + " --study n --storage sqlite:///{bad}/mine.db",
+        "mine.db' holds no Optuna tables",
+    ),
+    (
+        "storage-mistyped-report",
+        "report kept --storage sqlite:///{bad}/nowhere/study.db",
+        "nowhere/study.db' does not exist",
+    ),
+    (
+        "storage-mistyped-export",
+        "export kept --out {bad}/x --storage sqlite:///{bad}/nowhere.db",
+        "nowhere.db' does not exist",
+    ),
+    ("storage-zero-bytes-search", SEARCH + " --study zero", "study.db' is empty (0 bytes)"),
+    ("storage-zero-bytes-report", "report zero", "study.db' is empty (0 bytes)"),
     ("space-malformed", SEARCH + " --study n --space {bad}/malformed.toml", "not valid TOML"),
     ("space-missing", SEARCH + " --study n --space {bad}/none.toml", "does not exist"),
     (
@@ -219,7 +262,7 @@ def test_bad_input_is_one_line_exit_2_and_no_study_changes(
     monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(world["studies"]))
     monkeypatch.chdir(tmp_path)  # anything written to the working directory would show up here
     before = _snapshot(world["studies"])
-    bad_before = {p: p.read_bytes() for p in world["bad"].rglob("*") if p.is_file()}
+    bad_before = _contents(world["bad"])
     paths = {k: v for k, v in world.items() if isinstance(v, Path)}
     args = [part.format(**paths) for part in argv.split()]
     try:
@@ -233,7 +276,7 @@ def test_bad_input_is_one_line_exit_2_and_no_study_changes(
     assert message in lines[0], lines[0]
     assert "secret" not in err
     assert _snapshot(world["studies"]) == before
-    assert {p: p.read_bytes() for p in world["bad"].rglob("*") if p.is_file()} == bad_before
+    assert _contents(world["bad"]) == bad_before, "a bad command created or changed a file"
     assert not list(tmp_path.iterdir()), "a bad command left files behind"
     assert not (world["studies"] / "n").exists(), "a refused study was created anyway"
 
@@ -275,3 +318,12 @@ def test_full_disk_or_read_only_folder_is_one_line_and_keeps_the_old_report(
     assert set(now) == set(old), "temporary files left behind"
     json.loads(now["summary.json"])  # whole, old or new
     assert now["trials.csv"] == old["trials.csv"]
+
+
+def test_list_leaves_an_empty_study_file_as_it_is(world, monkeypatch, capsys):
+    """`list` only reads: a zero-byte study.db is listed as unreadable, not made a new study."""
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(world["studies"]))
+    assert main(["list", "studies", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["zero"]["model"] == "?" and rows["kept"]["trials"] == 3
+    assert (world["studies"] / "zero" / "study.db").stat().st_size == 0
