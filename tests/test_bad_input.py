@@ -327,3 +327,21 @@ def test_list_leaves_an_empty_study_file_as_it_is(world, monkeypatch, capsys):
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert rows["zero"]["model"] == "?" and rows["kept"]["trials"] == 3
     assert (world["studies"] / "zero" / "study.db").stat().st_size == 0
+
+
+def test_a_copied_study_folder_exports_its_own_checkpoint(world, monkeypatch, tmp_path, capsys):
+    """The selection's checkpoint is found relative to the study folder, so a copy (a backup,
+    another machine) exports what it holds; a study written with an absolute path still reads."""
+    copy = tmp_path / "copy"
+    shutil.copytree(world["studies"] / "kept", copy / "kept")
+    marker = copy / "kept" / "selected" / "autoprune.json"
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "copied": True}))
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(copy))
+    assert main(["export", "kept", "--out", str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / "autoprune.json").read_text())["copied"]
+    study = load_study("kept")
+    selection = study.user_attrs["selection"]
+    study.set_user_attr("selection", {**selection, "checkpoint": str(marker.parent)})
+    assert main(["export", "kept", "--out", str(tmp_path / "old")]) == 0
+    assert json.loads((tmp_path / "old" / "autoprune.json").read_text())["copied"]
+    capsys.readouterr()
