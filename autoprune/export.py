@@ -54,21 +54,32 @@ def _swap_into_place(built: Path, directory: Path) -> None:
         built.rename(directory)
 
 
-def _check_destination(directory: Path) -> None:
+def check_out(path: Path) -> None:
+    """`--out` can be made a folder: neither it nor a folder above it is a file."""
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise AutoPruneError(
+                    f"--out {str(path)!r} cannot be a folder: {str(place)!r} is a file; "
+                    "choose another --out"
+                )
+            return
+
+
+def check_destination(directory: Path) -> None:
     """Only a new or empty directory, or an earlier autoprune checkpoint, may be replaced."""
-    if directory.exists() and not directory.is_dir():
-        raise AutoPruneError(f"--out {str(directory)!r} is a file; give a directory")
+    check_out(directory)
     if directory.is_dir() and any(directory.iterdir()) and not (directory / METADATA).exists():
         raise AutoPruneError(
             f"--out {str(directory)!r} is a non-empty directory that is not an autoprune "
             "checkpoint; refusing to replace it - choose a new or empty directory"
         )
-    directory.parent.mkdir(parents=True, exist_ok=True)
 
 
 def write_checkpoint(adapter: Adapter, model: nn.Module, directory: Path, metadata: dict) -> Path:
     directory = Path(directory)
-    _check_destination(directory)
+    check_destination(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
     built = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     try:
         adapter.save(model, built)
@@ -83,7 +94,8 @@ def write_checkpoint(adapter: Adapter, model: nn.Module, directory: Path, metada
 def copy_checkpoint(source: Path, directory: Path) -> Path:
     """Copy an existing checkpoint directory into place, atomically."""
     directory = Path(directory)
-    _check_destination(directory)
+    check_destination(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
     built = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     try:
         shutil.copytree(source, built, dirs_exist_ok=True)

@@ -66,6 +66,11 @@ def world(tmp_path_factory, tiny_model_dir, tiny_csv):
     sparse.loc[sparse.index % 3 != 0, "OT"] = np.nan
     sparse.to_csv(bad / "mostly-missing.csv", index=False)
     frame.head(50).to_csv(bad / "short.csv", index=False)
+    frame.assign(OT=0.0).to_csv(bad / "all-zero.csv", index=False)
+    frame.assign(OT=7.5).to_csv(bad / "constant.csv", index=False)
+    for name, value in (("inf", "inf"), ("huge", "1e308"), ("1e200", "1e200")):
+        text.loc[5, "OT"] = value
+        text.to_csv(bad / f"{name}.csv", index=False)
     # model directories
     (bad / "no-weights").mkdir()
     shutil.copy(tiny_model_dir / "config.json", bad / "no-weights")
@@ -77,7 +82,23 @@ def world(tmp_path_factory, tiny_model_dir, tiny_csv):
     torch.save(
         load_file(tiny_model_dir / "model.safetensors"), bad / "pickle" / "pytorch_model.bin"
     )
+    weights = (tiny_model_dir / "model.safetensors").read_bytes()
+    for name, blob in (
+        ("truncated", weights[:-100]),
+        ("garbage", b"<html>404</html>"),
+        ("empty", b""),
+    ):
+        shutil.copytree(tiny_model_dir, bad / name)
+        (bad / name / "model.safetensors").write_bytes(blob)
+    shutil.copytree(tiny_model_dir, bad / "weights-folder")
+    (bad / "weights-folder" / "model.safetensors").unlink()
+    (bad / "weights-folder" / "model.safetensors").mkdir()
+    shutil.copytree(tiny_model_dir, bad / "weights-link")
+    (bad / "weights-link" / "model.safetensors").replace(bad / "elsewhere.safetensors")
+    (bad / "weights-link" / "model.safetensors").symlink_to(bad / "elsewhere.safetensors")
     # search-space files
+    (bad / "latin1.toml").write_bytes(("# r\u00e9glage\n" + TINY_SPACE).encode("latin-1"))
+    (bad / "other-model.toml").write_text('model = "moirai-base"\nnum_layers = 12\n')
     (bad / "malformed.toml").write_text("num_layers = [\n")
     (bad / "out-of-range.toml").write_text(
         TINY_SPACE.replace("max_kept = 3", "max_kept = 3\nalways_keep = [7]")
@@ -236,6 +257,60 @@ ROWS = [
         "evaluate --model {bad}/pickle --dataset {csv}",
         "pickle weights (pytorch_model.bin), which autoprune never loads",
     ),
+    ("split-nan", SEARCH + " --study n --split nan,nan,nan", "not three finite non-negative"),
+    ("split-inf", SEARCH + " --study n --split inf,1,1", "--split 'inf,1,1' is not three finite"),
+    (
+        "csv-all-zero",
+        SEARCH + " --study n --dataset {bad}/all-zero.csv",
+        "is constant (0 everywhere)",
+    ),
+    ("csv-constant", "evaluate --model {model} --dataset {bad}/constant.csv", "is constant (7.5"),
+    ("csv-inf", SEARCH + " --study n --dataset {bad}/inf.csv", "the value inf at data row 5"),
+    ("csv-huge", SEARCH + " --study n --dataset {bad}/huge.csv", "value 1e+308 at data row 5"),
+    ("csv-1e200", "evaluate --model {model} --dataset {bad}/1e200.csv", "value 1e+200 at data"),
+    ("dataset-directory", "evaluate --model {model} --dataset {bad}", "is a directory; give a CSV"),
+    ("target-empty", SEARCH + " --study n --target=", "argument --target: '' is empty"),
+    ("horizon-zero", SEARCH + " --study n --horizon 0", "--horizon: '0' must be a whole number"),
+    (
+        "num-samples-zero",
+        "evaluate --model {model} --dataset {csv} --num-samples 0",
+        "argument --num-samples: '0' must be a whole number of at least 1",
+    ),
+    ("seed-negative", SEARCH + " --study n --seed -1", "'-1' must be a whole number from 0 to"),
+    ("seed-too-large", SEARCH + " --study n --seed 4294967296", "from 0 to 4294967295"),
+    ("device-cuda-abc", SEARCH + " --study n --device cuda:abc", "--device 'cuda:abc' is not one"),
+    ("device-cuda-99", SEARCH + " --study n --device cuda:99", "--device cuda:99 "),
+    (
+        "rule-negative-budget",
+        SEARCH + " --study n --rule budget:params<=-5%",
+        "the budget -5% must be a positive number",
+    ),
+    ("space-latin1", SEARCH + " --study n --space {bad}/latin1.toml", "not UTF-8 text (byte 0xe9"),
+    ("space-directory", SEARCH + " --study n --space {bad}", "is a directory; give a TOML file"),
+    (
+        "space-other-model",
+        "search --model moirai-tiny --dataset {csv} --study n --space {bad}/other-model.toml",
+        "model = 'moirai-base' but the search is for 'moirai-tiny'",
+    ),
+    (
+        "model-truncated",
+        SEARCH + " --study n --model {bad}/truncated",
+        "not a readable safetensors",
+    ),
+    (
+        "model-garbage",
+        "evaluate --model {bad}/garbage --dataset {csv}",
+        "not a readable safetensors",
+    ),
+    ("model-empty-weights", SEARCH + " --study n --model {bad}/empty", "header too small"),
+    ("model-weights-folder", SEARCH + " --study n --model {bad}/weights-folder", "is not a file"),
+    (
+        "model-weights-link",
+        SEARCH + " --study n --model {bad}/weights-link",
+        "elsewhere.safetensors', outside the model directory",
+    ),
+    ("report-out-under-a-file", "report kept --out {bad}/a-file/report", "a-file' is a file"),
+    ("export-out-under-a-file", "export kept --out {bad}/a-file/x", "a-file' is a file"),
     ("trials-zero", SEARCH + " --study kept --trials 0", "--trials 0 must be at least 1"),
     ("trials-negative", SEARCH + " --study kept --trials -2", "--trials -2 must be at least 1"),
     ("trials-not-a-number", SEARCH + " --study kept --trials many", "invalid int value: 'many'"),
