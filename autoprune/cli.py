@@ -923,24 +923,21 @@ COMMANDS = {
 }
 
 
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 def _write_failure(exc: BaseException) -> str | None:
-    """A full disk or a read-only folder, said in one line; None for anything else (a bug)."""
-    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
-        where = f" {exc.filename}" if exc.filename else ""
-        why = exc.strerror or str(exc)
-    elif type(exc).__name__ == "OperationalError" and any(
-        text in str(exc) for text in ("readonly database", "disk is full", "disk I/O error")
-    ):
-        where, why = " the study storage", str(exc).splitlines()[0].split(") ", 1)[-1]
-    else:
+    """A full disk or a read-only folder, said in one line; None for anything else (a bug).
+    Optuna wraps a failed storage write in its own errors: the OSError is found in the chain."""
+    while exc is not None and not (isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS):
+        exc = exc.__cause__ or exc.__context__
+    if exc is None:
         return None
+    where = f" {exc.filename}" if exc.filename else ""
     return (
-        f"cannot write{where}: {why}; finished trials are kept in the study - free space or "
-        "make the folder writable (or choose another --out / AUTOPRUNE_STUDIES_DIR), "
-        "then run the same command again"
+        f"cannot write{where}: {exc.strerror or exc}; finished trials are kept in the study - "
+        "free space or make the folder writable (or choose another --out / "
+        "AUTOPRUNE_STUDIES_DIR), then run the same command again"
     )
 
 

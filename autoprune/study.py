@@ -13,6 +13,7 @@ and lets many processes and machines share one study.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -186,7 +187,30 @@ def open_storage(url: str, create: bool = True) -> RDBStorage:
                 f"storage file {str(path)!r} {why}, so it is not an Optuna study storage; "
                 "move it away, or give another --study or --storage"
             )
-        return _rdb(url, create)
+        storage = _rdb(url, create)
+    from sqlalchemy import event
+
+    event.listen(storage.engine, "handle_error", lambda context: _write_failure(context, path))
+    return storage
+
+
+# SQLite's messages for a write the disk or folder refuses -> the errno a file write would get
+_SQLITE_WRITE_FAILURES = {
+    "database or disk is full": errno.ENOSPC,
+    "attempt to write a readonly database": errno.EROFS,
+    "unable to open database file": errno.EACCES,
+    "disk I/O error": errno.EIO,
+}
+
+
+def _write_failure(context, path: Path) -> None:
+    """A SQLite write the disk refuses is raised as the OSError a file write would raise, naming
+    the storage file, so the CLI says it in one line like any other full disk (Optuna would
+    wrap it in a StorageInternalError that names nothing)."""
+    text = str(context.original_exception)
+    for message, code in _SQLITE_WRITE_FAILURES.items():
+        if message in text:
+            raise OSError(code, message, str(path)) from context.original_exception
 
 
 def _rdb(url: str, create: bool) -> RDBStorage:

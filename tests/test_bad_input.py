@@ -420,3 +420,45 @@ def test_a_copied_study_folder_exports_its_own_checkpoint(world, monkeypatch, tm
     assert main(["export", "kept", "--out", str(tmp_path / "old")]) == 0
     assert json.loads((tmp_path / "old" / "autoprune.json").read_text())["copied"]
     capsys.readouterr()
+
+
+def _read_only(connection, _record):
+    connection.execute("PRAGMA query_only = ON")
+
+
+def _full_disk(_connection, _cursor, statement, *_):
+    if statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+@pytest.mark.parametrize(
+    "hook,refuse,why",
+    [
+        ("connect", _read_only, "attempt to write a readonly database"),
+        ("before_cursor_execute", _full_disk, "database or disk is full"),
+    ],
+    ids=["read-only", "full-disk"],
+)
+def test_a_storage_the_disk_refuses_to_write_is_one_line_naming_it(
+    world, hook, refuse, why, monkeypatch, tmp_path, capsys
+):
+    """Resuming on a read-only folder, or the disk filling up under the SQLite storage: one line
+    naming study.db, and the study keeps every finished trial."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    copy = tmp_path / "studies"
+    shutil.copytree(world["studies"] / "kept", copy / "kept")
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(copy))
+    before = [(t.number, t.values) for t in load_study("kept").get_trials()]
+    event.listen(Engine, hook, refuse)
+    try:
+        code = main(["search", "--study", "kept", "--trials", "4", "--device", "cpu"])
+    finally:
+        event.remove(Engine, hook, refuse)
+    err = capsys.readouterr().err.strip()  # the study's header and progress, then the error
+    assert code == 2 and "Traceback" not in err and err.count("error:") == 1, err
+    assert err.splitlines()[-1].startswith(
+        f"autoprune: error: cannot write {copy}/kept/study.db: {why}"
+    )
+    assert [(t.number, t.values) for t in load_study("kept").get_trials()] == before
