@@ -325,7 +325,10 @@ def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     everything = tuple(range(ctx.adapter.num_layers))
     cache = study_dir(prep.name) / "screen.json"
     key = {k: prep.settings[k] for k in RESUME_KEYS} | {"windows": SCREEN_WINDOWS}
-    cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    try:
+        cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        cached = {}  # damaged (a copy cut short, a full disk): the cache is rebuilt
     if cached.get("key") == key:
         return {tuple(map(int, k.split())): v for k, v in cached["sets"].items()}
     log(f"screening {len(pool_sets):,} keep sets zero-shot (once per study) ...")

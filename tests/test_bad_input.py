@@ -462,3 +462,18 @@ def test_a_storage_the_disk_refuses_to_write_is_one_line_naming_it(
         f"autoprune: error: cannot write {copy}/kept/study.db: {why}"
     )
     assert [(t.number, t.values) for t in load_study("kept").get_trials()] == before
+
+
+def test_a_damaged_screen_cache_is_rebuilt_on_resume(world, monkeypatch, tmp_path, capsys):
+    copy = tmp_path / "studies"
+    shutil.copytree(world["studies"] / "kept", copy / "kept")
+    cache = copy / "kept" / "screen.json"
+    whole = json.loads(cache.read_text())
+    cache.write_text(cache.read_text()[:50])
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(copy))
+    assert main(["search", "--study", "kept", "--trials", "3", "--device", "cpu"]) == 0
+    rebuilt = json.loads(cache.read_text())["sets"]
+    assert {k: v["mase"] for k, v in rebuilt.items()} == pytest.approx(
+        {k: v["mase"] for k, v in whole["sets"].items()}, rel=1e-5
+    )
+    capsys.readouterr()
