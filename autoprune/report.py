@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autoprune import __version__
-from autoprune.export import atomic_write_bytes, atomic_write_text, check_out
+from autoprune.export import atomic_write_bytes, atomic_write_text, check_out, remove_leftovers
 from autoprune.metrics import METRICS
 from autoprune.pareto import hv_reference, hypervolume_curve, non_dominated, normalise
 from autoprune.space import objective_value
@@ -539,6 +539,7 @@ def write_report(study: optuna.Study, out: Path) -> dict[str, Path]:
     out = Path(out)
     check_out(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out)
     summary = collect(study)
     objectives = summary["objectives"]
     trials = [_trial_row(t, objectives) for t in study.get_trials(deepcopy=False)]

@@ -26,7 +26,7 @@ from autoprune.backends import local
 from autoprune.data import load_series
 from autoprune.errors import AutoPruneError, StudyError
 from autoprune.evaluate import Setting, resolve_device
-from autoprune.export import atomic_write_text, read_metadata, write_checkpoint
+from autoprune.export import atomic_write_text, read_metadata, remove_leftovers, write_checkpoint
 from autoprune.importance import METHODS, scores
 from autoprune.metrics import METRICS
 from autoprune.models import load_adapter
@@ -449,6 +449,7 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
     """Select from the front by `rule`, evaluate the selection once on the test split, and keep
     its checkpoint under `studies/<name>/selected/`."""
     study, ctx = prep.study, prep.ctx
+    remove_leftovers(study_dir(prep.name))  # of a checkpoint a killed run was writing
     if selection_is_current(study, rule_text):
         return study.user_attrs[SELECTION_ATTR]
     picked = choose(study, rule_text)

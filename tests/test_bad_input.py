@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -477,3 +478,49 @@ def test_a_damaged_screen_cache_is_rebuilt_on_resume(world, monkeypatch, tmp_pat
         {k: v["mase"] for k, v in whole["sets"].items()}, rel=1e-5
     )
     capsys.readouterr()
+
+
+def test_leftovers_of_a_killed_run_are_removed_by_the_next(world, monkeypatch, tmp_path, capsys):
+    """A kill -9 while a checkpoint or a report file was being written leaves its temporary
+    folder or file; the next run removes it, but not one a live process is writing."""
+    copy = tmp_path / "studies"
+    shutil.copytree(world["studies"] / "kept", copy / "kept")
+    study, report = copy / "kept", copy / "kept" / "report"
+    (study / ".selected.tmp-k2j4").mkdir()
+    (study / ".selected.tmp-k2j4" / "model.safetensors").write_bytes(b"half")
+    (study / ".selected.4194304.x1y2.tmp").mkdir()  # no such pid
+    (report / ".pareto.png.ab12cd34.tmp").write_bytes(b"half")
+    live = report / f".summary.json.{os.getpid()}.zz99.tmp"
+    live.write_bytes(b"being written")
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(copy))
+    assert main(["search", "--study", "kept", "--trials", "3", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    leftovers = [p.name for p in (*study.glob(".*"), *report.glob(".*"))]
+    assert leftovers == [live.name]
+
+
+def test_reports_and_exports_follow_the_umask(world, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(world["studies"]))
+    old = os.umask(0o027)
+    try:
+        assert main(["report", "kept", "--out", str(tmp_path / "r")]) == 0
+        assert main(["export", "kept", "--out", str(tmp_path / "e")]) == 0
+    finally:
+        os.umask(old)
+    capsys.readouterr()
+    assert {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "r").iterdir()} == {"0o640"}
+    assert oct((tmp_path / "e").stat().st_mode & 0o777) == "0o750"
+
+
+def test_an_export_the_disk_refuses_is_one_line_naming_it(world, monkeypatch, tmp_path, capsys):
+    import autoprune.export as export
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(world["studies"]))
+    monkeypatch.setattr(export.shutil, "copytree", full)
+    assert main(["export", "kept", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"autoprune: error: cannot write {tmp_path / 'x'}: No space left")
+    assert len(err.splitlines()) == 1 and not list(tmp_path.iterdir())
