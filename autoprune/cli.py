@@ -24,14 +24,49 @@ out = Console(highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _text(value: str) -> str:
+    """An option's text; an empty one would silently mean the option's default."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is empty; give a value or leave the option out for its default"
+        )
+    return value
+
+
+def _whole_number(low: int, high: int | None = None):
+    """An argparse type: a whole number within bounds, said in one line when it is not."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+        if number is None or number < low or (high is not None and number > high):
+            bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"{value!r} must be a whole number {bound}")
+        return number
+
+    return parse
+
+
+_count = _whole_number(1)  # a count or a length: 0 would silently mean the option's default
+_seed = _whole_number(0, 2**32 - 1)  # what numpy accepts as a seed
+
+
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", help="registered name (see `list datasets`) or a CSV path")
-    parser.add_argument("--target", help="target column of a CSV (default OT)")
-    parser.add_argument("--freq", help="pandas frequency of a CSV, e.g. h, 15min, D (inferred)")
-    parser.add_argument("--split", help="train,val,test as fractions (0.7,0.1,0.2) or rows")
-    parser.add_argument("--context-length", type=int)
-    parser.add_argument("--horizon", type=int)
-    parser.add_argument("--patch-size", type=int)
+    parser.add_argument(
+        "--dataset", type=_text, help="registered name (see `list datasets`) or a CSV path"
+    )
+    parser.add_argument("--target", type=_text, help="target column of a CSV (default OT)")
+    parser.add_argument(
+        "--freq", type=_text, help="pandas frequency of a CSV, e.g. h, 15min, D (inferred)"
+    )
+    parser.add_argument(
+        "--split", type=_text, help="train,val,test as fractions (0.7,0.1,0.2) or rows"
+    )
+    parser.add_argument("--context-length", type=_count)
+    parser.add_argument("--horizon", type=_count)
+    parser.add_argument("--patch-size", type=_count)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
 
 
@@ -51,19 +86,29 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     search = commands.add_parser("search", help="run or resume a layer-pruning study")
-    search.add_argument("--model", help="alias, hub id or local directory (default moirai-tiny)")
+    search.add_argument(
+        "--model", type=_text, help="alias, hub id or local directory (default moirai-tiny)"
+    )
     _add_data_options(search)
-    search.add_argument("--study", help="study name (default <model>-<dataset>)")
+    search.add_argument("--study", type=_text, help="study name (default <model>-<dataset>)")
     search.add_argument(
         "--trials", type=int, help="trained keep sets the study should reach in total (default 30)"
     )
-    search.add_argument("--storage", help="Optuna storage URL (default SQLite under studies/)")
     search.add_argument(
-        "--sampler", help="screened (default), tpe, tpe-independent, nsga2, random, gp, exhaustive"
+        "--storage", type=_text, help="Optuna storage URL (default SQLite under studies/)"
     )
-    search.add_argument("--seed", type=int)
-    search.add_argument("--space", help="search-space TOML (default search_spaces/<model>.toml)")
-    search.add_argument("--objective", help="accuracy objective: mase (default), crps, mse, mae")
+    search.add_argument(
+        "--sampler",
+        type=_text,
+        help="screened (default), tpe, tpe-independent, nsga2, random, gp, exhaustive",
+    )
+    search.add_argument("--seed", type=_seed)
+    search.add_argument(
+        "--space", type=_text, help="search-space TOML (default search_spaces/<model>.toml)"
+    )
+    search.add_argument(
+        "--objective", type=_text, help="accuracy objective: mase (default), crps, mse, mae"
+    )
     search.add_argument(
         "--rule",
         default="knee",
@@ -89,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     search.add_argument(
         "--enqueue",
+        type=_text,
         help="seed a new study with one-shot keep sets, e.g. bi,screen,drop-last "
         "(see `autoprune baselines --help`)",
     )
@@ -108,16 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--gpus-per-trial", type=float, help="ray: GPUs per trial, fractions share one (e.g. 0.25)"
     )
     search.add_argument(
-        "--address", help="ray: join a running cluster (auto or HOST:PORT; default: start one)"
+        "--address",
+        type=_text,
+        help="ray: join a running cluster (auto or HOST:PORT; default: start one)",
     )
 
     evaluate = commands.add_parser("evaluate", help="forecast accuracy of a model on a split")
-    evaluate.add_argument("--model", required=True, help="alias, hub id or local directory")
+    evaluate.add_argument(
+        "--model", type=_text, required=True, help="alias, hub id or local directory"
+    )
     _add_data_options(evaluate)
     evaluate.add_argument("--eval-split", default="test", choices=["train", "val", "test"])
-    evaluate.add_argument("--max-windows", type=int, help="cap on rolling windows (default all)")
+    evaluate.add_argument("--max-windows", type=_count, help="cap on rolling windows (default all)")
     evaluate.add_argument(
-        "--num-samples", type=int, help="sample paths per window (default 100, or the export's)"
+        "--num-samples", type=_count, help="sample paths per window (default 100, or the export's)"
     )
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
 
@@ -129,14 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("study")
     report.add_argument("--out", type=Path, help="folder (default studies/<name>/report)")
     report.add_argument("--rule", help="selection rule (default: the one used by search)")
-    report.add_argument("--storage")
+    report.add_argument("--storage", type=_text)
     report.add_argument("--device", default="auto")
 
     export = commands.add_parser("export", help="write a pruned checkpoint of a study")
     export.add_argument("study")
     export.add_argument("--trial", type=int, help="trial number (default: the selection)")
     export.add_argument("--out", type=Path, required=True)
-    export.add_argument("--storage")
+    export.add_argument("--storage", type=_text)
     export.add_argument("--device", default="auto")
     baselines = commands.add_parser(
         "baselines", help="train one-shot baseline keep sets into a study, for its report"
@@ -147,18 +197,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="drop-last,random,screen,bi,angular,cka,few-layer,ablation",
         help="comma-separated: drop-last, random, screen, bi, angular, cka, few-layer, ablation",
     )
-    baselines.add_argument("--sizes", help="kept-layer counts, e.g. 3,6,9 (default 25/50/75%%)")
-    baselines.add_argument("--storage")
+    baselines.add_argument(
+        "--sizes", type=_text, help="kept-layer counts, e.g. 3,6,9 (default 25/50/75%%)"
+    )
+    baselines.add_argument("--storage", type=_text)
     baselines.add_argument("--device", default="auto")
 
     scoring = commands.add_parser("score", help="per-layer importance scores (priors)")
-    scoring.add_argument("--model", default="moirai-tiny")
+    scoring.add_argument("--model", type=_text, default="moirai-tiny")
     _add_data_options(scoring)
     scoring.add_argument(
-        "--method", help="bi, angular, cka, few-layer or ablation (default: all of them)"
+        "--method",
+        type=_text,
+        help="bi, angular, cka, few-layer or ablation (default: all of them)",
     )
     scoring.add_argument(
-        "--calib-windows", type=int, default=64, help="calibration windows from the train split"
+        "--calib-windows", type=_count, default=64, help="calibration windows from the train split"
     )
     scoring.add_argument(
         "--knob",
@@ -174,8 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         "ray (trials per minute for 1 vs 2 Ray workers)",
     )
     bench.add_argument("what", choices=["overhead", "truth", "replay", "verify", "ray"])
-    bench.add_argument("--model", default="moirai-tiny")
-    bench.add_argument("--dataset", default="etth1")
+    bench.add_argument("--model", type=_text, default="moirai-tiny")
+    bench.add_argument("--dataset", type=_text, default="etth1")
     bench.add_argument(
         "--trials", type=int, help="overhead: trials to time (default 50); ray: per run (12)"
     )
@@ -236,7 +290,7 @@ def _front_table(summary: dict) -> Table:
 def cmd_search(args: argparse.Namespace) -> int:
     from autoprune.report import collect, write_report
     from autoprune.search import SearchOptions, prepare, search
-    from autoprune.study import study_dir
+    from autoprune.study import selected_checkpoint, study_dir
 
     opts = SearchOptions(**{f.name: getattr(args, f.name) for f in fields(SearchOptions)})
     started = time.perf_counter()
@@ -295,7 +349,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"test {metric}: selected {selection['test'][metric]:.4f} | full re-aligned "
             f"{full['test'][metric]:.4f} | full zero-shot {zero['test'][metric]:.4f}"
         )
-        out.print(f"checkpoint: {selection['checkpoint']}")
+        out.print(f"checkpoint: {selected_checkpoint(prep.study)}")
     out.print(f"report: {report_dir / 'report.html'}  ({time.perf_counter() - started:.0f} s)")
     return 0
 
@@ -312,8 +366,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from autoprune.export import read_metadata
     from autoprune.models import load_adapter
 
-    if args.max_windows is not None and args.max_windows < 1:
-        raise AutoPruneError(f"--max-windows {args.max_windows} must be at least 1")
     metadata = read_metadata(Path(args.model)) if Path(args.model).is_dir() else None
     made = (metadata or {}).get("setting", {})
     dataset = args.dataset or (metadata or {}).get("dataset") or "etth1"
@@ -483,6 +535,7 @@ def _cell(value) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from autoprune.export import check_out
     from autoprune.report import write_report
     from autoprune.search import (
         ensure_reference,
@@ -492,6 +545,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     from autoprune.study import SELECTION_ATTR, load_study, study_dir
 
+    if args.out:
+        check_out(args.out)
     study = load_study(args.study, args.storage)
     rule = args.rule or (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule") or "knee"
     if not selection_is_current(study, rule):
@@ -506,19 +561,26 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from autoprune.export import copy_checkpoint, read_metadata, write_checkpoint
+    from autoprune.export import (
+        check_destination,
+        copy_checkpoint,
+        read_metadata,
+        write_checkpoint,
+    )
     from autoprune.search import checkpoint_metadata, prepared_from_study
-    from autoprune.study import SELECTION_ATTR, load_study
+    from autoprune.study import SELECTION_ATTR, load_study, selected_checkpoint
 
+    check_destination(args.out)
     study = load_study(args.study, args.storage)
     selection = study.user_attrs.get(SELECTION_ATTR)
+    checkpoint = selected_checkpoint(study)
     if args.trial is None:
-        if not selection or not read_metadata(Path(selection["checkpoint"])):
+        if not checkpoint or not read_metadata(checkpoint):
             raise AutoPruneError(
                 f"study {args.study!r} has no selected checkpoint yet; run `autoprune report "
                 f"{args.study}` first or pass --trial N"
             )
-        copy_checkpoint(Path(selection["checkpoint"]), args.out)
+        copy_checkpoint(checkpoint, args.out)
         out.print(f"exported trial {selection['trial']} (keep {selection['keep']}) to {args.out}")
         return 0
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -601,8 +663,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     from autoprune.models import load_adapter
 
     methods = [check_method(args.method)] if args.method else [*METHODS, "ablation"]
-    if args.calib_windows < 1:
-        raise AutoPruneError(f"--calib-windows {args.calib_windows} must be at least 1")
     series = load_series(
         args.dataset or "etth1", target=args.target, freq=args.freq, split=args.split
     )
@@ -877,24 +937,21 @@ COMMANDS = {
 }
 
 
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 def _write_failure(exc: BaseException) -> str | None:
-    """A full disk or a read-only folder, said in one line; None for anything else (a bug)."""
-    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
-        where = f" {exc.filename}" if exc.filename else ""
-        why = exc.strerror or str(exc)
-    elif type(exc).__name__ == "OperationalError" and any(
-        text in str(exc) for text in ("readonly database", "disk is full", "disk I/O error")
-    ):
-        where, why = " the study storage", str(exc).splitlines()[0].split(") ", 1)[-1]
-    else:
+    """A full disk or a read-only folder, said in one line; None for anything else (a bug).
+    Optuna wraps a failed storage write in its own errors: the OSError is found in the chain."""
+    while exc is not None and not (isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS):
+        exc = exc.__cause__ or exc.__context__
+    if exc is None:
         return None
+    where = f" {exc.filename}" if exc.filename else ""
     return (
-        f"cannot write{where}: {why}; finished trials are kept in the study - free space or "
-        "make the folder writable (or choose another --out / AUTOPRUNE_STUDIES_DIR), "
-        "then run the same command again"
+        f"cannot write{where}: {exc.strerror or exc}; finished trials are kept in the study - "
+        "free space or make the folder writable (or choose another --out / "
+        "AUTOPRUNE_STUDIES_DIR), then run the same command again"
     )
 
 

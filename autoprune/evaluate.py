@@ -54,11 +54,24 @@ class Setting:
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise AutoPruneError("--device cuda was asked for but no CUDA device is visible; use cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise AutoPruneError(f"--device {device!r} is not one of auto, cpu, cuda")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda") or device != str(resolved):
+        raise AutoPruneError(
+            f"--device {device!r} is not one of auto, cpu, cuda, cuda:N (N a GPU number)"
+        )
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise AutoPruneError(
+            f"--device {device} was asked for but no CUDA device is visible; use cpu"
+        )
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise AutoPruneError(
+            f"--device {device} names GPU {resolved.index}, but this machine has "
+            f"{torch.cuda.device_count()} (cuda:0..cuda:{torch.cuda.device_count() - 1})"
+        )
+    return resolved
 
 
 @torch.no_grad()

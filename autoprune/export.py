@@ -9,10 +9,13 @@ half-written checkpoint behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from torch import nn
@@ -23,17 +26,62 @@ from autoprune.models import Adapter
 METADATA = "autoprune.json"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# `.<name>.<pid>.<random or old>.tmp`; earlier versions wrote `.<name>.<random>.tmp`,
+# `.<name>.tmp-<random>` and `.<name>.old-<pid>`
+_WRITER = re.compile(r"\.(\d+)\.[^.]+\.tmp$")
+
+
+def _temporary_prefix(path: Path) -> str:
+    """Temporary files and folders carry the writer's pid, so a later run can tell the
+    leftovers of a process that died (kill -9, power cut) from those of one still writing."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process
+    return True
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Remove the temporary files and folders a dead writer left in `folder` (also those of
+    versions that named them without a pid)."""
+    if not folder.is_dir():
+        return
+    for pattern in (".*.tmp", ".*.tmp-*", ".*.old-*"):
+        for leftover in folder.glob(pattern):
+            writer = _WRITER.search(leftover.name)
+            if writer and _alive(int(writer.group(1))):
+                continue
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers see the old or the new."""
+    """Write to a temporary file beside `path`, then rename: readers see the old or the new.
+    The file gets the permissions the umask gives (a temporary file's are 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed before the rename, below
-        "wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        "wb", dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp", delete=False
     )
     try:
         with tmp:
             tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())
+        os.chmod(tmp.name, 0o666 & ~_umask())
         os.replace(tmp.name, path)
     except BaseException:
         Path(tmp.name).unlink(missing_ok=True)
@@ -46,7 +94,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def _swap_into_place(built: Path, directory: Path) -> None:
     if directory.exists():
-        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+        old = directory.with_name(f"{_temporary_prefix(directory)}old.tmp")
         directory.rename(old)
         built.rename(directory)
         shutil.rmtree(old)
@@ -54,43 +102,61 @@ def _swap_into_place(built: Path, directory: Path) -> None:
         built.rename(directory)
 
 
-def _check_destination(directory: Path) -> None:
+def check_out(path: Path) -> None:
+    """`--out` can be made a folder: neither it nor a folder above it is a file."""
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise AutoPruneError(
+                    f"--out {str(path)!r} cannot be a folder: {str(place)!r} is a file; "
+                    "choose another --out"
+                )
+            return
+
+
+def check_destination(directory: Path) -> None:
     """Only a new or empty directory, or an earlier autoprune checkpoint, may be replaced."""
-    if directory.exists() and not directory.is_dir():
-        raise AutoPruneError(f"--out {str(directory)!r} is a file; give a directory")
+    check_out(directory)
     if directory.is_dir() and any(directory.iterdir()) and not (directory / METADATA).exists():
         raise AutoPruneError(
             f"--out {str(directory)!r} is a non-empty directory that is not an autoprune "
             "checkpoint; refusing to replace it - choose a new or empty directory"
         )
+
+
+@contextlib.contextmanager
+def _built(directory: Path) -> Iterator[Path]:
+    """A folder to fill, built beside `directory` with the umask's permissions and renamed into
+    place; a write the disk refuses names `directory`."""
+    check_destination(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(directory.parent)
+    prefix = _temporary_prefix(directory)
+    built = Path(tempfile.mkdtemp(suffix=".tmp", prefix=prefix, dir=directory.parent))
+    try:
+        yield built
+        os.chmod(built, 0o777 & ~_umask())  # after filling: copytree copies its source's mode
+        _swap_into_place(built, directory)
+    except BaseException as exc:
+        shutil.rmtree(built, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno and not exc.filename:
+            raise OSError(exc.errno, exc.strerror, str(directory)) from exc
+        raise
 
 
 def write_checkpoint(adapter: Adapter, model: nn.Module, directory: Path, metadata: dict) -> Path:
     directory = Path(directory)
-    _check_destination(directory)
-    built = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
-    try:
+    with _built(directory) as built:
         adapter.save(model, built)
         (built / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
-        _swap_into_place(built, directory)
-    except BaseException:
-        shutil.rmtree(built, ignore_errors=True)
-        raise
     return directory
 
 
 def copy_checkpoint(source: Path, directory: Path) -> Path:
     """Copy an existing checkpoint directory into place, atomically."""
     directory = Path(directory)
-    _check_destination(directory)
-    built = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
-    try:
+    with _built(directory) as built:
         shutil.copytree(source, built, dirs_exist_ok=True)
-        _swap_into_place(built, directory)
-    except BaseException:
-        shutil.rmtree(built, ignore_errors=True)
-        raise
     return directory
 
 

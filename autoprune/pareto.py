@@ -14,6 +14,7 @@ Non-dominated filtering and hypervolume come from `moocore` (exact WFG-style alg
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,6 +99,11 @@ def parse_rule(text: str, objectives: Sequence[str]) -> Rule:
         limit = float(value)
     except ValueError:
         raise UnknownNameError(f"selection rule {text!r}: {value!r} is not a number") from None
+    if not 0 < limit < math.inf:
+        raise UnknownNameError(
+            f"selection rule {text!r}: the budget {value}{percent} must be a positive number, "
+            "e.g. budget:params<=50%"
+        )
     return Rule("budget", objective, limit, bool(percent))
 
 

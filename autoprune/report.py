@@ -16,8 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autoprune import __version__
-from autoprune.errors import AutoPruneError
-from autoprune.export import atomic_write_bytes, atomic_write_text
+from autoprune.export import atomic_write_bytes, atomic_write_text, check_out, remove_leftovers
 from autoprune.metrics import METRICS
 from autoprune.pareto import hv_reference, hypervolume_curve, non_dominated, normalise
 from autoprune.space import objective_value
@@ -538,9 +537,9 @@ def _html(summary: dict, trials: list[dict]) -> str:
 def write_report(study: optuna.Study, out: Path) -> dict[str, Path]:
     """Write every report file into `out` (each written atomically); returns their paths."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise AutoPruneError(f"--out {str(out)!r} is a file; give a directory for the report")
+    check_out(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out)
     summary = collect(study)
     objectives = summary["objectives"]
     trials = [_trial_row(t, objectives) for t in study.get_trials(deepcopy=False)]

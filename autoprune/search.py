@@ -26,7 +26,7 @@ from autoprune.backends import local
 from autoprune.data import load_series
 from autoprune.errors import AutoPruneError, StudyError
 from autoprune.evaluate import Setting, resolve_device
-from autoprune.export import atomic_write_text, read_metadata, write_checkpoint
+from autoprune.export import atomic_write_text, read_metadata, remove_leftovers, write_checkpoint
 from autoprune.importance import METHODS, scores
 from autoprune.metrics import METRICS
 from autoprune.models import load_adapter
@@ -59,11 +59,11 @@ from autoprune.study import (
     RESUME_KEYS,
     SELECTION_ATTR,
     create_or_resume,
-    open_storage,
+    selected_checkpoint,
     settings_of,
     storage_url,
+    stored_study,
     study_dir,
-    study_exists,
     trained_trials,
     validate_name,
 )
@@ -132,14 +132,8 @@ def default_study_name(model: str, dataset: str) -> str:
 
 def _stored(name: str, storage: str | None) -> tuple[dict, int]:
     """The settings a study was created with and how many trials it holds ({} and 0 if new)."""
-    url = storage_url(name, storage)
-    if storage is None and not Path(url.removeprefix("sqlite:///")).is_file():
-        return {}, 0
-    rdb = open_storage(url)
-    if not study_exists(rdb, name):
-        return {}, 0
-    study = optuna.load_study(study_name=name, storage=rdb)
-    return settings_of(study), len(study.get_trials(deepcopy=False))
+    study = stored_study(name, storage, read_only=False)
+    return (settings_of(study), len(study.get_trials(deepcopy=False))) if study else ({}, 0)
 
 
 def _space_name(model: str) -> str:
@@ -285,17 +279,17 @@ def warm_knowledge(
     Prior knowledge for the screened sampler, never results of this study."""
     values: dict[tuple[int, ...], list[float]] = {}
     for name in names:
-        stored, _ = _stored(name, storage)
-        if not stored:
+        study = stored_study(name, storage)
+        if study is None:
             raise StudyError(
                 f"--warm-start study {name!r} does not exist; see `autoprune list studies`"
             )
-        if stored["model"] != model or stored["space"]["num_layers"] != num_layers:
+        stored = settings_of(study)
+        if stored.get("model") != model or stored["space"]["num_layers"] != num_layers:
             raise AutoPruneError(
-                f"--warm-start study {name!r} searched {stored['model']}, not {model}; a warm "
-                "start needs a study of the same model"
+                f"--warm-start study {name!r} searched {stored.get('model')}, not {model}; a "
+                "warm start needs a study of the same model"
             )
-        study = optuna.load_study(study_name=name, storage=open_storage(storage_url(name, storage)))
         reference = study.user_attrs.get(REFERENCE_ATTR)
         trials = trained_trials(study)
         if not reference or not trials:
@@ -406,7 +400,10 @@ def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     everything = tuple(range(ctx.adapter.num_layers))
     cache = study_dir(prep.name) / "screen.json"
     key = {k: prep.settings[k] for k in RESUME_KEYS} | {"windows": SCREEN_WINDOWS}
-    cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    try:
+        cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        cached = {}  # damaged (a copy cut short, a full disk): the cache is rebuilt
     if cached.get("key") == key:
         return {tuple(map(int, k.split())): v for k, v in cached["sets"].items()}
     log(f"screening {len(pool_sets):,} keep sets zero-shot (once per study) ...")
@@ -520,7 +517,7 @@ def selection_is_current(study: optuna.Study, rule_text: str) -> bool:
         and picked
         and previous["trial"] == picked[0].number
         and previous["rule"] == str(picked[1])
-        and read_metadata(Path(previous["checkpoint"]))
+        and read_metadata(selected_checkpoint(study))
     )
 
 
@@ -528,6 +525,7 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
     """Select from the front by `rule`, evaluate the selection once on the test split, and keep
     its checkpoint under `studies/<name>/selected/`."""
     study, ctx = prep.study, prep.ctx
+    remove_leftovers(study_dir(prep.name))  # of a checkpoint a killed run was writing
     if study.user_attrs.get(REFERENCE_ATTR):
         reference_test(prep, log)
     if selection_is_current(study, rule_text):
@@ -552,7 +550,7 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
         "val_reproduced": record[objectives[0]] == chosen.values[0],
         "test": record["test"],
         "latency_measured_ms": record["latency_measured_ms"],
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(checkpoint.relative_to(study_dir(prep.name))),
     }
     write_checkpoint(ctx.adapter, model, checkpoint, checkpoint_metadata(prep, selection))
     del model

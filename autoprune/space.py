@@ -126,6 +126,20 @@ class SearchSpace:
             )
         return self
 
+    def for_name(self, model: str) -> SearchSpace:
+        """A registered model (alias or hub id) searches only a file written for it: the file's
+        budgets and forecast setting were chosen for that model. A local directory may use any
+        file of its depth, as its name says nothing about which model it holds."""
+        from autoprune.models import MODELS
+
+        names = {model} | {e.alias for e in MODELS.values() if e.source == model}
+        if names & set(MODELS) and self.model not in names:
+            raise SpaceError(
+                f"{self.source}: model = {self.model!r} but the search is for {model!r}; pick "
+                f"the file for {model!r} (search_spaces/) or leave --space out"
+            )
+        return self
+
     def with_objectives(self, objectives: Sequence[str]) -> SearchSpace:
         return replace(self, objectives=_check_objectives(self.source, list(objectives)))
 
@@ -238,6 +252,13 @@ def load_space(path: str | Path) -> SearchSpace:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise SpaceError(f"search-space file {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise SpaceError(f"--space {str(path)!r} is a directory; give a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise SpaceError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#x} at offset {exc.start}); "
+            "TOML files are UTF-8 - save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise SpaceError(f"{path}: not valid TOML ({exc})") from None
     return parse_space(data, str(path))
@@ -246,7 +267,7 @@ def load_space(path: str | Path) -> SearchSpace:
 def space_for_model(model: str, num_layers: int, path: str | Path | None = None) -> SearchSpace:
     """The explicit file, else the shipped one for this alias, else a default for its depth."""
     if path is not None:
-        return load_space(path).for_model(num_layers)
+        return load_space(path).for_model(num_layers).for_name(model)
     shipped = resources.files("autoprune.search_spaces") / f"{model}.toml"
     if shipped.is_file():
         return load_space(Path(str(shipped))).for_model(num_layers)

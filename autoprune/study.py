@@ -12,10 +12,15 @@ and lets many processes and machines share one study.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import logging
 import os
 import re
+import sqlite3
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -33,7 +38,7 @@ BASELINES_ATTR = "baselines"
 PRIORS_ATTR = "priors"
 HEARTBEAT_S = 5
 GRACE_S = 15
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 # Settings that make trials comparable: resuming with any of them changed is refused.
 RESUME_KEYS = (
@@ -57,7 +62,7 @@ def studies_root() -> Path:
 
 
 def validate_name(name: str) -> str:
-    if not _NAME.match(name) or ".." in name:
+    if not _NAME.fullmatch(name) or ".." in name:
         raise StudyError(
             f"study name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
             "(no slashes, no '..', at most 100 characters), e.g. etth1-tiny"
@@ -74,7 +79,7 @@ def storage_url(name: str, storage: str | None = None) -> str:
     if storage:
         if "://" not in storage:
             raise StudyError(
-                f"--storage {storage!r} is not a storage URL; use e.g. "
+                f"--storage {mask_url(storage)!r} is not a storage URL; use e.g. "
                 "sqlite:///path/study.db or postgresql://user:pass@host/db"
             )
         return storage
@@ -86,28 +91,129 @@ def storage_url(name: str, storage: str | None = None) -> str:
 _DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql": "PyMySQL"}
 
 
-def _shown(url: str) -> str:
-    """The URL as it may appear in messages and logs: any password masked."""
+def _raw_password(url: str) -> str:
+    """The password as typed in `url` (between the user's `:` and the last `@`), or ''."""
+    rest = url.partition("://")[2] if "://" in url else url.partition(":")[2]
+    return rest.rpartition("@")[0].partition(":")[2]
+
+
+def mask_url(url: str) -> str:
+    """The URL as it may appear in messages and logs: any password masked, also in a URL
+    SQLAlchemy cannot parse (a bad port, a missing `//`)."""
+    from sqlalchemy.engine import make_url
+
     try:
-        from sqlalchemy.engine import make_url
-
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse has no password to hide
-        return url
+    except Exception:  # noqa: BLE001 - SQLAlchemy raises several types for a malformed URL
+        password = _raw_password(url)
+        return url.replace(f":{password}@", ":***@") if password else url
 
 
-def open_storage(url: str) -> RDBStorage:
+def mask_in(text: str, url: str) -> str:
+    """`text` (a driver's or Optuna's message about `url`) with the URL's password masked."""
+    password = _raw_password(url)
+    text = text.replace(url, mask_url(url))
+    return text.replace(password, "***") if password else text
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for other databases, in-memory SQLite and a
+    malformed URL (opening it says what is wrong)."""
+    if not url.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        database = make_url(url).database
+    except Exception:  # noqa: BLE001 - SQLAlchemy raises several types for a malformed URL
+        return None
+    return Path(database) if database and database != ":memory:" else None
+
+
+def _not_optuna(path: Path) -> str | None:
+    """Why an existing file is not an Optuna SQLite storage; None when it is one."""
+    if path.is_dir():
+        return "is a directory"
+    if path.stat().st_size == 0:
+        return "is empty (0 bytes)"
+    try:
+        read_only = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        with contextlib.closing(read_only) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError:
+        return "is not a SQLite database"
+    return None if {"studies", "version_info"} <= tables else "holds no Optuna tables"
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Processes creating a storage in `folder` take turns: two searches started together on a
+    new study would otherwise both write Optuna's schema (`alembic_version` UNIQUE)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def open_storage(url: str, create: bool = True) -> RDBStorage:
+    """The storage at `url`. With `create`, a new SQLite file (and its folder) or Optuna's
+    tables in an empty database are made; without, it must already be an Optuna storage, and
+    nothing is created or changed (report, export and list only read). A file that exists but
+    is not an Optuna storage - empty, foreign, a folder - is refused either way."""
     for noisy in ("sqlalchemy", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if url.startswith("sqlite:///"):
-        folder = Path(url.removeprefix("sqlite:///")).parent
+    path = _sqlite_file(url)
+    if path is None:
+        return _rdb(url, create)
+    if not create and not path.exists():
+        raise StudyError(
+            f"storage file {str(path)!r} does not exist; check the --storage path "
+            "(report, export and list never create one)"
+        )
+    if create:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StudyError(
-                f"cannot create the study folder {str(folder)!r}: {exc.strerror}; "
+                f"cannot create the study folder {str(path.parent)!r}: {exc.strerror}; "
                 "choose a writable place with AUTOPRUNE_STUDIES_DIR or --storage"
             ) from None
+    with _folder_lock(path.parent) if create else contextlib.nullcontext():
+        why = _not_optuna(path) if path.exists() else None
+        if why:
+            raise StudyError(
+                f"storage file {str(path)!r} {why}, so it is not an Optuna study storage; "
+                "move it away, or give another --study or --storage"
+            )
+        storage = _rdb(url, create)
+    from sqlalchemy import event
+
+    event.listen(storage.engine, "handle_error", lambda context: _write_failure(context, path))
+    return storage
+
+
+# SQLite's messages for a write the disk or folder refuses -> the errno a file write would get
+_SQLITE_WRITE_FAILURES = {
+    "database or disk is full": errno.ENOSPC,
+    "attempt to write a readonly database": errno.EROFS,
+    "unable to open database file": errno.EACCES,
+    "disk I/O error": errno.EIO,
+}
+
+
+def _write_failure(context, path: Path) -> None:
+    """A SQLite write the disk refuses is raised as the OSError a file write would raise, naming
+    the storage file, so the CLI says it in one line like any other full disk (Optuna would
+    wrap it in a StorageInternalError that names nothing)."""
+    text = str(context.original_exception)
+    for message, code in _SQLITE_WRITE_FAILURES.items():
+        if message in text:
+            raise OSError(code, message, str(path)) from context.original_exception
+
+
+def _rdb(url: str, create: bool) -> RDBStorage:
     try:
         return RDBStorage(
             url,
@@ -115,19 +221,20 @@ def open_storage(url: str) -> RDBStorage:
             heartbeat_interval=HEARTBEAT_S,
             grace_period=GRACE_S,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            skip_table_creation=not create,
         )
     except ImportError as exc:
         module = getattr(exc.__cause__, "name", None) or "its database driver"
         package = _DRIVERS.get(module, module)
         raise StudyError(
-            f"storage {_shown(url)!r} needs the Python module {module!r}, which is not "
+            f"storage {mask_url(url)!r} needs the Python module {module!r}, which is not "
             f"installed; pip install '{package}'"
         ) from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-        message = (lines[0] if lines else type(exc).__name__)[:200]
+        message = mask_in((lines[0] if lines else type(exc).__name__)[:200], url)
         raise StudyError(
-            f"cannot open storage {_shown(url)!r}: {message}; check the URL and that the "
+            f"cannot open storage {mask_url(url)!r}: {message}; check the URL and that the "
             "database server is running and reachable"
         ) from None
 
@@ -136,19 +243,41 @@ def study_exists(storage: RDBStorage, name: str) -> bool:
     return any(s.study_name == name for s in storage.get_all_studies())
 
 
+def stored_study(
+    name: str, storage: str | None = None, read_only: bool = True
+) -> optuna.Study | None:
+    """Study `name` if its storage holds it, else None. Creates no file, folder or study; with
+    `read_only`, not even Optuna's tables in an empty database, and a `--storage` file that
+    does not exist is an error (a mistyped path), not an empty storage."""
+    url = storage_url(validate_name(name), storage)
+    path = _sqlite_file(url)
+    if path is not None and not path.exists() and (storage is None or not read_only):
+        return None
+    rdb = open_storage(url, create=not read_only)
+    return optuna.load_study(study_name=name, storage=rdb) if study_exists(rdb, name) else None
+
+
 def load_study(name: str, storage: str | None = None) -> optuna.Study:
     """An existing study, for reading (report, export, list)."""
-    validate_name(name)
-    url = storage_url(name, storage)
-    if storage is None and not Path(url.removeprefix("sqlite:///")).is_file():
+    study = stored_study(name, storage)
+    if study is None and storage is None:
         known = [s["name"] for s in list_studies()]
         raise UnknownNameError(
             f"unknown study {name!r} under {studies_root()}/; known: {', '.join(known) or 'none'}"
         )
-    rdb = open_storage(url)
-    if not study_exists(rdb, name):
-        raise UnknownNameError(f"storage {url!r} has no study named {name!r}")
-    return optuna.load_study(study_name=name, storage=rdb)
+    if study is None:
+        raise UnknownNameError(
+            f"storage {mask_url(storage)!r} has no study named {name!r}; see `autoprune list "
+            "studies` or check --storage"
+        )
+    return study
+
+
+def selected_checkpoint(study: optuna.Study) -> Path | None:
+    """Where the study's selected checkpoint is. Stored relative to the study folder, so a
+    copied study folder exports its own copy; older studies stored an absolute path."""
+    selection = study.user_attrs.get(SELECTION_ATTR)
+    return study_dir(study.study_name) / selection["checkpoint"] if selection else None
 
 
 def settings_of(study: optuna.Study) -> dict:
@@ -204,7 +333,8 @@ def list_studies() -> list[dict]:
     for db in sorted(root.glob("*/study.db")) if root.is_dir() else []:
         name = db.parent.name
         try:
-            study = optuna.load_study(study_name=name, storage=open_storage(f"sqlite:///{db}"))
+            storage = open_storage(f"sqlite:///{db}", create=False)
+            study = optuna.load_study(study_name=name, storage=storage)
         except Exception:  # noqa: BLE001 - a foreign or broken file is listed, not fatal
             rows.append({"name": name, "model": "?", "dataset": "?", "trials": 0, "front": 0})
             continue

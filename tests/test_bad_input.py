@@ -8,7 +8,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,11 @@ def _snapshot(root: Path) -> dict:
         if p.is_file()
     }
     return {"trials": trials, "files": files}
+
+
+def _contents(folder: Path) -> dict:
+    """Every file's bytes and every folder (None) under `folder`."""
+    return {p: p.read_bytes() if p.is_file() else None for p in folder.rglob("*")}
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +67,11 @@ def world(tmp_path_factory, tiny_model_dir, tiny_csv):
     sparse.loc[sparse.index % 3 != 0, "OT"] = np.nan
     sparse.to_csv(bad / "mostly-missing.csv", index=False)
     frame.head(50).to_csv(bad / "short.csv", index=False)
+    frame.assign(OT=0.0).to_csv(bad / "all-zero.csv", index=False)
+    frame.assign(OT=7.5).to_csv(bad / "constant.csv", index=False)
+    for name, value in (("inf", "inf"), ("huge", "1e308"), ("1e200", "1e200")):
+        text.loc[5, "OT"] = value
+        text.to_csv(bad / f"{name}.csv", index=False)
     # model directories
     (bad / "no-weights").mkdir()
     shutil.copy(tiny_model_dir / "config.json", bad / "no-weights")
@@ -71,7 +83,23 @@ def world(tmp_path_factory, tiny_model_dir, tiny_csv):
     torch.save(
         load_file(tiny_model_dir / "model.safetensors"), bad / "pickle" / "pytorch_model.bin"
     )
+    weights = (tiny_model_dir / "model.safetensors").read_bytes()
+    for name, blob in (
+        ("truncated", weights[:-100]),
+        ("garbage", b"<html>404</html>"),
+        ("empty", b""),
+    ):
+        shutil.copytree(tiny_model_dir, bad / name)
+        (bad / name / "model.safetensors").write_bytes(blob)
+    shutil.copytree(tiny_model_dir, bad / "weights-folder")
+    (bad / "weights-folder" / "model.safetensors").unlink()
+    (bad / "weights-folder" / "model.safetensors").mkdir()
+    shutil.copytree(tiny_model_dir, bad / "weights-link")
+    (bad / "weights-link" / "model.safetensors").replace(bad / "elsewhere.safetensors")
+    (bad / "weights-link" / "model.safetensors").symlink_to(bad / "elsewhere.safetensors")
     # search-space files
+    (bad / "latin1.toml").write_bytes(("# r\u00e9glage\n" + TINY_SPACE).encode("latin-1"))
+    (bad / "other-model.toml").write_text('model = "moirai-base"\nnum_layers = 12\n')
     (bad / "malformed.toml").write_text("num_layers = [\n")
     (bad / "out-of-range.toml").write_text(
         TINY_SPACE.replace("max_kept = 3", "max_kept = 3\nalways_keep = [7]")
@@ -92,6 +120,11 @@ def world(tmp_path_factory, tiny_model_dir, tiny_csv):
     (bad / "a-file").write_text("mine\n")
     (bad / "my-folder").mkdir()
     (bad / "my-folder" / "notes.txt").write_text("mine\n")
+    # storages that are not Optuna's
+    with sqlite3.connect(bad / "mine.db") as db:
+        db.execute("CREATE TABLE notes (text)")
+    (studies / "zero").mkdir()
+    (studies / "zero" / "study.db").write_bytes(b"")
     other_model = root / "other-model"
     shutil.copytree(tiny_model_dir, other_model)
     other_csv = root / "other.csv"
@@ -132,6 +165,38 @@ ROWS = [
         SEARCH + " --study n --storage postgresql://me:secret@127.0.0.1:9/db",
         "storage 'postgresql://me:***@127.0.0.1:9/db'",
     ),
+    (
+        "storage-bad-port",
+        SEARCH + " --study n --storage postgresql://me:secret@127.0.0.1:abc/db",
+        "storage 'postgresql://me:***@127.0.0.1:abc/db'",
+    ),
+    (
+        "storage-no-slashes",
+        SEARCH + " --study n --storage postgresql:me:secret@host/db",
+        "--storage 'postgresql:me:***@host/db' is not a storage URL",
+    ),
+    (
+        "storage-foreign-sqlite-report",
+        "report kept --storage sqlite:///{bad}/mine.db",
+        "mine.db' holds no Optuna tables",
+    ),
+    (
+        "storage-foreign-sqlite-search",
+        SEARCH + " --study n --storage sqlite:///{bad}/mine.db",
+        "mine.db' holds no Optuna tables",
+    ),
+    (
+        "storage-mistyped-report",
+        "report kept --storage sqlite:///{bad}/nowhere/study.db",
+        "nowhere/study.db' does not exist",
+    ),
+    (
+        "storage-mistyped-export",
+        "export kept --out {bad}/x --storage sqlite:///{bad}/nowhere.db",
+        "nowhere.db' does not exist",
+    ),
+    ("storage-zero-bytes-search", SEARCH + " --study zero", "study.db' is empty (0 bytes)"),
+    ("storage-zero-bytes-report", "report zero", "study.db' is empty (0 bytes)"),
     ("space-malformed", SEARCH + " --study n --space {bad}/malformed.toml", "not valid TOML"),
     ("space-missing", SEARCH + " --study n --space {bad}/none.toml", "does not exist"),
     (
@@ -193,6 +258,60 @@ ROWS = [
         "evaluate --model {bad}/pickle --dataset {csv}",
         "pickle weights (pytorch_model.bin), which autoprune never loads",
     ),
+    ("split-nan", SEARCH + " --study n --split nan,nan,nan", "not three finite non-negative"),
+    ("split-inf", SEARCH + " --study n --split inf,1,1", "--split 'inf,1,1' is not three finite"),
+    (
+        "csv-all-zero",
+        SEARCH + " --study n --dataset {bad}/all-zero.csv",
+        "is constant (0 everywhere)",
+    ),
+    ("csv-constant", "evaluate --model {model} --dataset {bad}/constant.csv", "is constant (7.5"),
+    ("csv-inf", SEARCH + " --study n --dataset {bad}/inf.csv", "the value inf at data row 5"),
+    ("csv-huge", SEARCH + " --study n --dataset {bad}/huge.csv", "value 1e+308 at data row 5"),
+    ("csv-1e200", "evaluate --model {model} --dataset {bad}/1e200.csv", "value 1e+200 at data"),
+    ("dataset-directory", "evaluate --model {model} --dataset {bad}", "is a directory; give a CSV"),
+    ("target-empty", SEARCH + " --study n --target=", "argument --target: '' is empty"),
+    ("horizon-zero", SEARCH + " --study n --horizon 0", "--horizon: '0' must be a whole number"),
+    (
+        "num-samples-zero",
+        "evaluate --model {model} --dataset {csv} --num-samples 0",
+        "argument --num-samples: '0' must be a whole number of at least 1",
+    ),
+    ("seed-negative", SEARCH + " --study n --seed -1", "'-1' must be a whole number from 0 to"),
+    ("seed-too-large", SEARCH + " --study n --seed 4294967296", "from 0 to 4294967295"),
+    ("device-cuda-abc", SEARCH + " --study n --device cuda:abc", "--device 'cuda:abc' is not one"),
+    ("device-cuda-99", SEARCH + " --study n --device cuda:99", "--device cuda:99 "),
+    (
+        "rule-negative-budget",
+        SEARCH + " --study n --rule budget:params<=-5%",
+        "the budget -5% must be a positive number",
+    ),
+    ("space-latin1", SEARCH + " --study n --space {bad}/latin1.toml", "not UTF-8 text (byte 0xe9"),
+    ("space-directory", SEARCH + " --study n --space {bad}", "is a directory; give a TOML file"),
+    (
+        "space-other-model",
+        "search --model moirai-tiny --dataset {csv} --study n --space {bad}/other-model.toml",
+        "model = 'moirai-base' but the search is for 'moirai-tiny'",
+    ),
+    (
+        "model-truncated",
+        SEARCH + " --study n --model {bad}/truncated",
+        "not a readable safetensors",
+    ),
+    (
+        "model-garbage",
+        "evaluate --model {bad}/garbage --dataset {csv}",
+        "not a readable safetensors",
+    ),
+    ("model-empty-weights", SEARCH + " --study n --model {bad}/empty", "header too small"),
+    ("model-weights-folder", SEARCH + " --study n --model {bad}/weights-folder", "is not a file"),
+    (
+        "model-weights-link",
+        SEARCH + " --study n --model {bad}/weights-link",
+        "elsewhere.safetensors', outside the model directory",
+    ),
+    ("report-out-under-a-file", "report kept --out {bad}/a-file/report", "a-file' is a file"),
+    ("export-out-under-a-file", "export kept --out {bad}/a-file/x", "a-file' is a file"),
     ("trials-zero", SEARCH + " --study kept --trials 0", "--trials 0 must be at least 1"),
     ("trials-negative", SEARCH + " --study kept --trials -2", "--trials -2 must be at least 1"),
     ("trials-not-a-number", SEARCH + " --study kept --trials many", "invalid int value: 'many'"),
@@ -219,7 +338,7 @@ def test_bad_input_is_one_line_exit_2_and_no_study_changes(
     monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(world["studies"]))
     monkeypatch.chdir(tmp_path)  # anything written to the working directory would show up here
     before = _snapshot(world["studies"])
-    bad_before = {p: p.read_bytes() for p in world["bad"].rglob("*") if p.is_file()}
+    bad_before = _contents(world["bad"])
     paths = {k: v for k, v in world.items() if isinstance(v, Path)}
     args = [part.format(**paths) for part in argv.split()]
     try:
@@ -233,7 +352,7 @@ def test_bad_input_is_one_line_exit_2_and_no_study_changes(
     assert message in lines[0], lines[0]
     assert "secret" not in err
     assert _snapshot(world["studies"]) == before
-    assert {p: p.read_bytes() for p in world["bad"].rglob("*") if p.is_file()} == bad_before
+    assert _contents(world["bad"]) == bad_before, "a bad command created or changed a file"
     assert not list(tmp_path.iterdir()), "a bad command left files behind"
     assert not (world["studies"] / "n").exists(), "a refused study was created anyway"
 
@@ -275,3 +394,133 @@ def test_full_disk_or_read_only_folder_is_one_line_and_keeps_the_old_report(
     assert set(now) == set(old), "temporary files left behind"
     json.loads(now["summary.json"])  # whole, old or new
     assert now["trials.csv"] == old["trials.csv"]
+
+
+def test_list_leaves_an_empty_study_file_as_it_is(world, monkeypatch, capsys):
+    """`list` only reads: a zero-byte study.db is listed as unreadable, not made a new study."""
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(world["studies"]))
+    assert main(["list", "studies", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["zero"]["model"] == "?" and rows["kept"]["trials"] == 3
+    assert (world["studies"] / "zero" / "study.db").stat().st_size == 0
+
+
+def test_a_copied_study_folder_exports_its_own_checkpoint(world, monkeypatch, tmp_path, capsys):
+    """The selection's checkpoint is found relative to the study folder, so a copy (a backup,
+    another machine) exports what it holds; a study written with an absolute path still reads."""
+    copy = tmp_path / "copy"
+    shutil.copytree(world["studies"] / "kept", copy / "kept")
+    marker = copy / "kept" / "selected" / "autoprune.json"
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "copied": True}))
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(copy))
+    assert main(["export", "kept", "--out", str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / "autoprune.json").read_text())["copied"]
+    study = load_study("kept")
+    selection = study.user_attrs["selection"]
+    study.set_user_attr("selection", {**selection, "checkpoint": str(marker.parent)})
+    assert main(["export", "kept", "--out", str(tmp_path / "old")]) == 0
+    assert json.loads((tmp_path / "old" / "autoprune.json").read_text())["copied"]
+    capsys.readouterr()
+
+
+def _read_only(connection, _record):
+    connection.execute("PRAGMA query_only = ON")
+
+
+def _full_disk(_connection, _cursor, statement, *_):
+    if statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+@pytest.mark.parametrize(
+    "hook,refuse,why",
+    [
+        ("connect", _read_only, "attempt to write a readonly database"),
+        ("before_cursor_execute", _full_disk, "database or disk is full"),
+    ],
+    ids=["read-only", "full-disk"],
+)
+def test_a_storage_the_disk_refuses_to_write_is_one_line_naming_it(
+    world, hook, refuse, why, monkeypatch, tmp_path, capsys
+):
+    """Resuming on a read-only folder, or the disk filling up under the SQLite storage: one line
+    naming study.db, and the study keeps every finished trial."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    copy = tmp_path / "studies"
+    shutil.copytree(world["studies"] / "kept", copy / "kept")
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(copy))
+    before = [(t.number, t.values) for t in load_study("kept").get_trials()]
+    event.listen(Engine, hook, refuse)
+    try:
+        code = main(["search", "--study", "kept", "--trials", "4", "--device", "cpu"])
+    finally:
+        event.remove(Engine, hook, refuse)
+    err = capsys.readouterr().err.strip()  # the study's header and progress, then the error
+    assert code == 2 and "Traceback" not in err and err.count("error:") == 1, err
+    assert err.splitlines()[-1].startswith(
+        f"autoprune: error: cannot write {copy}/kept/study.db: {why}"
+    )
+    assert [(t.number, t.values) for t in load_study("kept").get_trials()] == before
+
+
+def test_a_damaged_screen_cache_is_rebuilt_on_resume(world, monkeypatch, tmp_path, capsys):
+    copy = tmp_path / "studies"
+    shutil.copytree(world["studies"] / "kept", copy / "kept")
+    cache = copy / "kept" / "screen.json"
+    whole = json.loads(cache.read_text())
+    cache.write_text(cache.read_text()[:50])
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(copy))
+    assert main(["search", "--study", "kept", "--trials", "3", "--device", "cpu"]) == 0
+    rebuilt = json.loads(cache.read_text())["sets"]
+    assert {k: v["mase"] for k, v in rebuilt.items()} == pytest.approx(
+        {k: v["mase"] for k, v in whole["sets"].items()}, rel=1e-5
+    )
+    capsys.readouterr()
+
+
+def test_leftovers_of_a_killed_run_are_removed_by_the_next(world, monkeypatch, tmp_path, capsys):
+    """A kill -9 while a checkpoint or a report file was being written leaves its temporary
+    folder or file; the next run removes it, but not one a live process is writing."""
+    copy = tmp_path / "studies"
+    shutil.copytree(world["studies"] / "kept", copy / "kept")
+    study, report = copy / "kept", copy / "kept" / "report"
+    (study / ".selected.tmp-k2j4").mkdir()
+    (study / ".selected.tmp-k2j4" / "model.safetensors").write_bytes(b"half")
+    (study / ".selected.4194304.x1y2.tmp").mkdir()  # no such pid
+    (report / ".pareto.png.ab12cd34.tmp").write_bytes(b"half")
+    live = report / f".summary.json.{os.getpid()}.zz99.tmp"
+    live.write_bytes(b"being written")
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(copy))
+    assert main(["search", "--study", "kept", "--trials", "3", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    leftovers = [p.name for p in (*study.glob(".*"), *report.glob(".*"))]
+    assert leftovers == [live.name]
+
+
+def test_reports_and_exports_follow_the_umask(world, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(world["studies"]))
+    old = os.umask(0o027)
+    try:
+        assert main(["report", "kept", "--out", str(tmp_path / "r")]) == 0
+        assert main(["export", "kept", "--out", str(tmp_path / "e")]) == 0
+    finally:
+        os.umask(old)
+    capsys.readouterr()
+    assert {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "r").iterdir()} == {"0o640"}
+    assert oct((tmp_path / "e").stat().st_mode & 0o777) == "0o750"
+
+
+def test_an_export_the_disk_refuses_is_one_line_naming_it(world, monkeypatch, tmp_path, capsys):
+    import autoprune.export as export
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(world["studies"]))
+    monkeypatch.setattr(export.shutil, "copytree", full)
+    assert main(["export", "kept", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"autoprune: error: cannot write {tmp_path / 'x'}: No space left")
+    assert len(err.splitlines()) == 1 and not list(tmp_path.iterdir())

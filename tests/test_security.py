@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 import autoprune
-from autoprune.errors import ModelLoadError
+from autoprune.cli import main
+from autoprune.errors import ModelLoadError, StudyError
 from autoprune.models._base import resolve_directory
 from autoprune.models.moirai import MoiraiAdapter
+from autoprune.study import mask_url, validate_name
 
 PACKAGE = Path(autoprune.__file__).parent
 
@@ -132,3 +134,42 @@ def test_no_unsafe_loading_call_in_the_package():
         if unsafe.search(line)
     ]
     assert not hits, hits
+
+
+@pytest.mark.parametrize(
+    "url,shown",
+    [
+        ("postgresql://me:secret@host/db", "postgresql://me:***@host/db"),
+        ("postgresql://me:secret@host:abc/db", "postgresql://me:***@host:abc/db"),
+        ("postgresql:me:secret@host/db", "postgresql:me:***@host/db"),
+        ("mysql+pymysql://me:se%40cret@host:3306/db", "mysql+pymysql://me:***@host:3306/db"),
+        ("sqlite:///studies/s1/study.db", "sqlite:///studies/s1/study.db"),
+    ],
+)
+def test_storage_passwords_are_masked_even_in_urls_sqlalchemy_cannot_parse(url, shown):
+    assert mask_url(url) == shown
+
+
+def test_an_unknown_study_on_a_reachable_database_does_not_show_the_password(
+    monkeypatch, tmp_path, capsys
+):
+    """The database answers but holds no such study: the message names the storage, masked."""
+    import autoprune.study as study_module
+
+    reachable = study_module.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    monkeypatch.setattr(study_module, "open_storage", lambda url, create=True: reachable)
+    url = "postgresql://me:secret@db.example:5432/optuna"
+    for command in (["report", "nope"], ["export", "nope", "--out", str(tmp_path / "x")]):
+        assert main([*command, "--storage", url]) == 2
+        err = capsys.readouterr().err
+        assert "secret" not in err and "me:***@db.example" in err, err
+        assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["x\n", "kept\n", "a\nb"])
+def test_a_study_name_with_a_newline_is_refused(name, studies, capsys):
+    with pytest.raises(StudyError, match="is not allowed"):
+        validate_name(name)
+    assert main(["search", "--study", name, "--trials", "1"]) == 2
+    assert "is not allowed" in capsys.readouterr().err
+    assert not studies.exists()

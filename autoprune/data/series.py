@@ -7,6 +7,7 @@ random windows whose context and horizon both lie in the train split.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,9 +103,9 @@ def _parse_split(split: str | tuple[float, float, float] | None) -> tuple[float,
         parts = tuple(float(p) for p in split.split(","))
     except ValueError:
         parts = ()
-    if len(parts) != 3 or any(p < 0 for p in parts):
+    if len(parts) != 3 or not all(math.isfinite(p) and p >= 0 for p in parts):
         raise DataError(
-            f"--split {split!r} is not three non-negative numbers; give fractions like "
+            f"--split {split!r} is not three finite non-negative numbers; give fractions like "
             "0.7,0.1,0.2 or row counts like 8640,2880,2880"
         )
     return parts  # type: ignore[return-value]
@@ -163,7 +164,23 @@ def _read_target(path: Path, target: str) -> tuple[np.ndarray, pd.DataFrame]:
             f"{path} column {target!r} has {missing} missing values (first at data row {row}); "
             "fill or drop them before searching"
         )
-    return numeric.to_numpy(dtype=np.float64), frame
+    values = numeric.to_numpy(dtype=np.float64)
+    # models forecast in float32: a larger value becomes inf there, and squares of values near
+    # float64's limit overflow the train scale, which turned MSE and MAE into 0.0
+    too_large = ~(np.abs(values) <= np.finfo(np.float32).max)
+    if too_large.any():
+        row = int(np.flatnonzero(too_large)[0])
+        raise DataError(
+            f"{path} column {target!r} has the value {values[row]!r} at data row {row}, beyond "
+            "what a model can forecast (finite, at most 3.4e38 in size); fix or rescale the column"
+        )
+    if values.min() == values.max():
+        raise DataError(
+            f"{path} column {target!r} is constant ({values[0]:g} everywhere): forecast errors "
+            "are scaled by how the series varies (MASE, CRPS), so they would be undefined; "
+            "choose another --target"
+        )
+    return values, frame
 
 
 def _infer_freq(frame: pd.DataFrame, path: Path) -> str:
@@ -188,17 +205,19 @@ def load_series(
     """A registered dataset by name, or any CSV by path (users bring their own data)."""
     path = Path(dataset)
     if path.suffix.lower() == ".csv" or path.exists():
+        if path.is_dir():
+            raise DataError(f"--dataset {dataset!r} is a directory; give a CSV file")
         if not path.is_file():
             raise DataError(f"dataset file {dataset!r} does not exist")
         spec: DatasetSpec | None = None
-        values, frame = _read_target(path, target or "OT")
+        values, frame = _read_target(path, "OT" if target is None else target)
         freq = freq or _infer_freq(frame, path)
         borders = _borders(len(values), _parse_split(split), path.name)
         name = path.stem
         context_length, horizon, patch_size = _defaults_for(len(values))
     else:
         spec = get_spec(dataset)
-        values, _ = _read_target(dataset_path(spec), target or spec.target)
+        values, _ = _read_target(dataset_path(spec), spec.target if target is None else target)
         freq = freq or spec.freq
         borders = _borders(len(values), _parse_split(split) if split else spec.split, spec.name)
         name = spec.name

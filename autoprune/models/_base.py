@@ -86,8 +86,8 @@ def resolve_directory(source: str | Path) -> Path:
 
 
 def check_checkpoint(directory: Path, hint: str, weights: str = WEIGHTS) -> None:
-    """A checkpoint directory must hold config.json and safetensors weights; pickle weights are
-    refused by name, because unpickling can run code."""
+    """A checkpoint directory must hold config.json and readable safetensors weights; pickle
+    weights are refused by name, because unpickling can run code."""
     files = set(os.listdir(directory))
     if weights not in files:
         pickles = sorted(files.intersection(PICKLES))
@@ -100,6 +100,41 @@ def check_checkpoint(directory: Path, hint: str, weights: str = WEIGHTS) -> None
         raise ModelLoadError(f"model directory {str(directory)!r} has no {weights}: {reason}")
     if "config.json" not in files:
         raise ModelLoadError(f"model directory {str(directory)!r} has no config.json")
+    for name in ("config.json", weights):
+        _check_inside(directory, name)
+    _check_safetensors(directory / weights)
+
+
+def _check_inside(directory: Path, name: str) -> None:
+    """A file of the checkpoint is a file in its directory, or a link into it. Only a Hugging
+    Face cache snapshot (`.../snapshots/<revision>/`) links elsewhere: into its `blobs`."""
+    path = directory / name
+    target = path.resolve()
+    allowed = [directory.resolve()]
+    if directory.resolve().parent.name == "snapshots":
+        allowed.append(directory.resolve().parent.parent / "blobs")
+    if path.is_symlink() and not any(target.is_relative_to(root) for root in allowed):
+        raise ModelLoadError(
+            f"{str(path)!r} is a link to {str(target)!r}, outside the model directory; "
+            "copy the file into the directory instead of linking it"
+        )
+    if not target.is_file():
+        raise ModelLoadError(f"{str(path)!r} is not a file; the checkpoint is incomplete")
+
+
+def _check_safetensors(path: Path) -> None:
+    """Weights whose header or length is wrong (a truncated download, another file renamed)
+    are refused here, in one line, rather than deep inside the family's loader."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as weights:
+            weights.keys()
+    except SafetensorError as exc:
+        raise ModelLoadError(
+            f"{str(path)!r} is not a readable safetensors file ({exc}); it may be truncated - "
+            "download or save the checkpoint again"
+        ) from None
 
 
 # How each family's library gets installed, where a plain extra is not enough: one place for
