@@ -225,9 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         help="benchmarks that write JSON: overhead, truth (ground-truth tables), replay, "
-        "ray (trials per minute for 1 vs 2 Ray workers)",
+        "ray (trials per minute for 1 vs 2 Ray workers), startup (time to trial 1; "
+        "--dataset etth1,long-csv)",
     )
-    bench.add_argument("what", choices=["overhead", "truth", "replay", "verify", "ray"])
+    bench.add_argument("what", choices=["overhead", "truth", "replay", "verify", "ray", "startup"])
     bench.add_argument("--model", type=_text, default="moirai-tiny")
     bench.add_argument("--dataset", type=_text, default="etth1")
     bench.add_argument(
@@ -781,7 +782,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _verify(args)
     if args.what == "ray":
         return _ray(args, folder)
+    if args.what == "startup":
+        return _startup(args, folder)
     return _overhead(args, folder)
+
+
+def _startup(args: argparse.Namespace, folder: Path) -> int:
+    from autoprune.bench import startup
+
+    datasets = [d.strip() for d in args.dataset.split(",") if d.strip()]
+    result = startup(
+        args.model, datasets, args.threads, folder / "startup.json", lambda m: err.print(m)
+    )
+    table = Table(title=f"fixed cost of a new study ({args.model})")
+    columns = ("dataset", "rows", "to trial 1 s", "screen s", "test windows", "windows/s")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for run in result["runs"]:
+        table.add_row(
+            run["dataset"],
+            f"{run['rows']:,}",
+            f"{run['seconds_to_trial_1']:.1f}",
+            f"{run['screen_s']:.1f}",
+            f"{run['test_windows']:,}",
+            f"{run['test_windows_per_s']:.0f}",
+        )
+    out.print(table)
+    out.print(f"written to {folder / 'startup.json'}")
+    return 0
 
 
 def _replay(args: argparse.Namespace, folder: Path) -> int:
