@@ -131,6 +131,22 @@ class Calibration:
         return float(value * np.exp(self.mu - sigmas * self.sigma))
 
 
+def stop_rung(rungs: Sequence[int]) -> int:
+    """The rung at which keep sets may be stopped: the last (a third of the budget). Every rung
+    is recorded, but on the ETTh1 table the 3-step rung ranked keep sets too poorly to stop on
+    (Spearman with the full budget 0.42 overall, 0.38 within size, against 0.86 and 0.72 at 10
+    steps): stopping there too lost keep sets of the true front."""
+    return max(rungs)
+
+
+def stopped_before(trials: Sequence[FrozenTrial], keep: tuple[int, ...]) -> bool:
+    """Whether `keep` was stopped at a rung once already: proposed again, it goes to the full
+    budget, so every keep set stops at most once and a study always reaches its target."""
+    return any(
+        STOPPED_ATTR in t.user_attrs and tuple(t.user_attrs.get("keep", ())) == keep for t in trials
+    )
+
+
 def rung_value(trial: FrozenTrial, steps: int) -> float | None:
     rung = trial.user_attrs.get("rungs", {}).get(str(steps))
     return None if rung is None else rung["mase"]

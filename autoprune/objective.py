@@ -40,7 +40,13 @@ from autoprune.data import Series
 from autoprune.evaluate import Setting, evaluate
 from autoprune.metrics import METRICS
 from autoprune.models import Adapter, KeepSet
-from autoprune.multifidelity import FULL_BUDGET_ATTR, STOPPED_ATTR, still_promising
+from autoprune.multifidelity import (
+    FULL_BUDGET_ATTR,
+    STOPPED_ATTR,
+    still_promising,
+    stop_rung,
+    stopped_before,
+)
 from autoprune.pareto import hv_reference
 from autoprune.screen import SCREEN_WINDOWS, screen
 from autoprune.space import SearchSpace
@@ -358,11 +364,8 @@ def stop_rule(ctx: TrialContext, trial: optuna.Trial, keep: KeepSet):
     objectives = ctx.space.objectives
     if not ctx.stop_early or trial.user_attrs.get(FULL_BUDGET_ATTR) or not reference:
         return None
-    pruned = trial.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-    if any(
-        tuple(t.user_attrs.get("keep", ())) == keep and STOPPED_ATTR in t.user_attrs for t in pruned
-    ):
-        return None  # stopped once already: proposed again, it goes to the full budget
+    if stopped_before(trial.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)), keep):
+        return None
     if "latency_ms" in objectives and not ctx.profile:
         return None
     full = np.array([reference["realigned"][o] for o in objectives])
@@ -372,8 +375,11 @@ def stop_rule(ctx: TrialContext, trial: optuna.Trial, keep: KeepSet):
         known["latency_ms"] = predict_latency(ctx.profile, len(keep))
     point = np.array([known.get(o, np.nan) for o in objectives]) / full
     reference_point = hv_reference(objectives)
+    decisive = stop_rung(rung_steps(ctx.space.realign.steps))
 
     def go_on(steps: int, value: float) -> bool:
+        if steps != decisive:
+            return True
         trials = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         return still_promising(trials, steps, value, point, full, accuracy, reference_point)
 

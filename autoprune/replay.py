@@ -32,7 +32,14 @@ from autoprune.backends.local import MAX_LOOKUPS_IN_A_ROW
 from autoprune.errors import UnknownNameError
 from autoprune.export import atomic_write_bytes, atomic_write_text
 from autoprune.importance import top_k
-from autoprune.multifidelity import STOPPED_ATTR, Pool, ScreenedSampler, still_promising
+from autoprune.multifidelity import (
+    STOPPED_ATTR,
+    Pool,
+    ScreenedSampler,
+    still_promising,
+    stop_rung,
+    stopped_before,
+)
 from autoprune.objective import suggest_keep
 from autoprune.pareto import hv_reference, hypervolume, non_dominated
 from autoprune.samplers import SAMPLERS
@@ -214,7 +221,9 @@ def replay_one(
         i = row[keep]
         rungs = {str(s): {"mase": float(v[i])} for s, v in table.rungs.items()}
         trial.set_user_attr("rungs", rungs)
-        if plan.stop_early and (stopped := _stopped_at(table, study, i, values, full)):
+        pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
+        go_on = not plan.stop_early or stopped_before(pruned, keep)
+        if not go_on and (stopped := _stopped_at(table, study, i, values, full)):
             spent[0] += table.costs[f"r{stopped}"][i]
             trial.set_user_attr(STOPPED_ATTR, stopped)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -225,6 +234,8 @@ def replay_one(
         curve.append(hypervolume(points[non_dominated(points)], table.reference) / table.true_hv)
         compute.append(spent[0])
         study.tell(trial, values.tolist())
+        if curve[-1] >= 1 - 1e-12:
+            break  # the true front is found: nothing a later trial does changes a figure
     return curve, compute, len(table.true_front & set(seen)) / len(table.true_front), list(seen)
 
 
@@ -233,10 +244,10 @@ def _stopped_at(
 ) -> int | None:
     """The rung at which a multi-fidelity study stops row `i`, or None if it goes on."""
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    for steps in sorted(table.rungs):
-        value = float(table.rungs[steps][i])
-        if not still_promising(trials, steps, value, values, full, 0, table.reference):
-            return steps
+    steps = stop_rung(list(table.rungs))
+    value = float(table.rungs[steps][i])
+    if not still_promising(trials, steps, value, values, full, 0, table.reference):
+        return steps
     return None
 
 
@@ -287,7 +298,7 @@ def summarise(
     return {
         "hv_ratio_at": at,
         "trials_to_95": _trials_to(curves, 0.95),
-        "stalled": sum(len(c) < min(budget, len(table.keeps)) for c in curves),
+        "stalled": sum(len(c) < min(budget, len(table.keeps)) and c[-1] < 1 for c in curves),
         "trials_to_100": _trials_to(curves, 1.0),
         "compute_s_to_95": _compute_to(curves, computes, 0.95),
         "compute_s_to_100": _compute_to(curves, computes, 1.0),

@@ -61,3 +61,28 @@ def test_trials_to_reach_a_level_count_from_the_first_trial():
     hits = [next(i + 1 for i, v in enumerate(c) if v >= 0.95) for c in r["curves"]]
     assert r["trials_to_95"]["median"] == np.median(hits)
     assert r["trials_to_95"]["reached"] == "2/2"
+
+
+def test_compute_is_what_a_strategy_ran_and_multi_fidelity_stops_pay_their_rung():
+    """A single-fidelity strategy pays each trained keep set's full cost; the multi-fidelity one
+    pays the screen once, the rung for a keep set it stops, the full cost with the rungs for the
+    rest; its hypervolume counts only keep sets trained to the full budget."""
+    truth = table()
+    n = len(truth.keeps)
+    kept = np.array([len(k) for k in truth.keeps], dtype=float)
+    truth.rungs = {1: truth.values[:, 0] * (1.3 - 0.05 * kept)}  # a noisy, informative rung
+    truth.costs = {"r1": 0.3 * kept, "full": kept, "full_mf": kept + 0.1}
+    truth.screen_cost = 5.0
+    from autoprune.replay import replay_one, strategies
+
+    known = strategies(truth)
+    assert "screened-mf" in known
+    curve, compute, _, trained = replay_one(truth, known["random"], 0, n)
+    index = {k: i for i, k in enumerate(truth.keeps)}
+    assert compute == list(np.cumsum([truth.costs["full"][index[k]] for k in trained]))
+    curve, compute, _, trained = replay_one(truth, known["screened-mf"], 0, n)
+    assert curve[-1] == 1.0 and len(compute) == len(trained) == len(curve)
+    full_cost = sum(truth.costs["full_mf"][index[k]] for k in trained)
+    stopped = compute[-1] - truth.screen_cost - full_cost
+    rung_costs = {round(c, 6) for c in truth.costs["r1"]}
+    assert stopped >= 0 and (stopped == 0 or stopped > min(rung_costs) - 1e-9)
