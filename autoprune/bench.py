@@ -24,7 +24,7 @@ from autoprune.backends import local
 from autoprune.export import atomic_write_text
 from autoprune.search import SearchOptions, ensure_reference, importance_order, prepare
 
-PARTS = ("prune_s", "realign_s", "evaluate_s", "latency_s")
+PARTS = ("prune_s", "realign_s", "rungs_s", "evaluate_s", "latency_s")
 
 
 def rss_mb() -> float:
@@ -44,6 +44,7 @@ def overhead(
                 model=model,
                 dataset=dataset,
                 trials=trials,
+                fidelity="single",  # every trial the same full pipeline
                 seed=0,
                 threads=threads,
                 storage=f"sqlite:///{tmp}/bench.db",
@@ -66,7 +67,7 @@ def overhead(
     rows = []
     for trial, cycle in cycles:
         trained = trial is not None and "timing" in trial.user_attrs
-        parts = {p: trial.user_attrs["timing"][p] if trained else 0.0 for p in PARTS}
+        parts = {p: trial.user_attrs["timing"].get(p, 0.0) if trained else 0.0 for p in PARTS}
         rows.append(
             {
                 "trial": trial.number if trial else None,
@@ -139,6 +140,7 @@ def ray_scaling(
                     trials=trials,
                     seed=0,
                     sampler="random",
+                    fidelity="single",
                     threads=cpus,
                     storage=url,
                     backend="ray" if count else "local",
