@@ -41,6 +41,9 @@ def keeps_are_unique(study: optuna.Study) -> bool:
 def test_two_workers_continue_a_local_study_and_local_continues_it(
     tiny_model_dir, tiny_csv, tiny_space, studies
 ):
+    # trials long enough that the second worker has started before the first one has done them
+    # all: with 2-step trials one worker often trained every keep set
+    tiny_space.write_text(SLOW_SPACE)
     search(options(tiny_model_dir, tiny_csv, tiny_space, study="r", trials=2), log=quiet)
     before = {t.number: t.values for t in trained_trials(load_study("r"))}
 

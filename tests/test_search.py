@@ -329,7 +329,8 @@ def test_a_multi_fidelity_study_stops_hopeless_keep_sets_and_can_continue_them(
 
     # pessimistic: once calibrated, every new keep set is predicted off the front and stopped
     monkeypatch.setattr(mf, "OPTIMISM", -1e3)
-    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=mf.MIN_PAIRS + 1), log=quiet)
+    opts = options(tiny_model_dir, tiny_csv, tiny_space, trials=mf.MIN_PAIRS + 1, fidelity="multi")
+    search(opts, log=quiet)
     study = load_study("s1")
     trained = trained_trials(study)
     stopped = [
