@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--fidelity",
         choices=["multi", "single"],
-        help="multi: a short re-alignment first, the full budget only for keep sets that can "
-        "still reach the front; single (default): the full budget for every keep set",
+        help="multi (default): a short re-alignment first, the full budget only for keep sets "
+        "that can still reach the front; single: the full budget for every keep set",
     )
     search.add_argument(
         "--warm-start",

@@ -276,15 +276,12 @@ def choose(
 ) -> int | None:
     """Index of the next candidate to re-align; None when every candidate is taken.
     `predicted`: keep sets stopped at a rung, (predicted accuracy, its variance); they teach
-    the surrogate but are not on the front and are not proposed again."""
+    the surrogate and are not on the front. They stay candidates: one whose expected
+    improvement, uncertainty included, beats every new keep set's is promoted to the full
+    budget (a keep set stopped by a rung that misjudged it is not left until the pool is
+    exhausted)."""
     predicted = predicted or {}
-    free = np.array(
-        [
-            i
-            for i in range(len(pool.keeps))
-            if i not in observed and i not in busy and i not in predicted
-        ]
-    )
+    free = np.array([i for i in range(len(pool.keeps)) if i not in observed and i not in busy])
     if len(free) == 0:
         return None
     everything = {**{i: mean for i, (mean, _) in predicted.items()}, **observed}

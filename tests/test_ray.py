@@ -77,6 +77,36 @@ def test_two_workers_continue_a_local_study_and_local_continues_it(
     assert len(trained_trials(study)) == 7 and keeps_are_unique(study)
 
 
+def test_a_multi_fidelity_study_continues_on_ray_with_the_same_records(
+    tiny_model_dir, tiny_csv, tiny_space, studies
+):
+    """--fidelity multi on Ray workers: rungs are recorded there as locally, the workers read
+    the calibration from the shared study, and a keep set stopped at a rung is stored PRUNED with
+    what it measured and never reaches the front."""
+    tiny_space.write_text(TINY_SPACE.replace("steps = 2", "steps = 10"))  # rungs after 1 and 3
+    first = options(tiny_model_dir, tiny_csv, tiny_space, study="r", trials=5, fidelity="multi")
+    search(first, log=quiet)
+    result = search(
+        options(
+            tiny_model_dir, tiny_csv, tiny_space, study="r", trials=9, fidelity="multi",
+            backend="ray", workers=2,
+        ),
+        log=quiet,
+    )  # fmt: skip
+    assert result["stopped"] == "reached"
+    study = load_study("r")
+    trained = trained_trials(study)
+    assert len(trained) == 9 and keeps_are_unique(study)
+    assert all(set(t.user_attrs["rungs"]) == {"1", "3"} for t in trained)
+    stopped = [t for t in study.trials if "stopped_at" in t.user_attrs]
+    for t in stopped:
+        assert t.state == TrialState.PRUNED and t.values is None
+        assert t.user_attrs["stopped_at"] == 3 and set(t.user_attrs["rungs"]) == {"1", "3"}
+    assert not {t.number for t in stopped} & pareto_numbers(study)
+    selected = study.user_attrs["selection"]["trial"]
+    assert study.trials[selected].state == TrialState.COMPLETE
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
