@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument(
         "--rule",
-        default="knee",
-        help="selection rule: knee (default) or budget:<objective><=<value>[%%]",
+        help="selection rule: knee, budget:<objective><=<value>[%%] or "
+        "within:<accuracy><=<x>%% (default: see README, Front and selection)",
     )
     search.add_argument(
         "--fidelity",
@@ -289,10 +289,12 @@ def _front_table(summary: dict) -> Table:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from autoprune.pareto import DEFAULT_RULE
     from autoprune.report import collect, write_report
     from autoprune.search import SearchOptions, prepare, search
     from autoprune.study import selected_checkpoint, study_dir
 
+    args.rule = args.rule or DEFAULT_RULE
     opts = SearchOptions(**{f.name: getattr(args, f.name) for f in fields(SearchOptions)})
     started = time.perf_counter()
     prep = prepare(opts)
@@ -537,6 +539,7 @@ def _cell(value) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from autoprune.export import check_out
+    from autoprune.pareto import DEFAULT_RULE
     from autoprune.report import write_report
     from autoprune.search import (
         ensure_reference,
@@ -549,7 +552,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out:
         check_out(args.out)
     study = load_study(args.study, args.storage)
-    rule = args.rule or (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule") or "knee"
+    rule = args.rule or (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule") or DEFAULT_RULE
     if not selection_is_current(study, rule):
         prep = prepared_from_study(args.study, args.storage, args.device)
         ensure_reference(prep, lambda m: err.print(m))
@@ -623,6 +626,7 @@ def _int_list(text: str, option: str) -> list[int]:
 
 def cmd_baselines(args: argparse.Namespace) -> int:
     from autoprune import baselines
+    from autoprune.pareto import DEFAULT_RULE
     from autoprune.report import write_report
     from autoprune.search import ensure_reference, finalize, prepared_from_study
     from autoprune.study import SELECTION_ATTR, load_study, study_dir
@@ -633,7 +637,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     prep = prepared_from_study(args.study, args.storage, args.device)
     ensure_reference(prep, lambda m: err.print(m))
     table = baselines.run(prep, kinds, sizes, lambda m: err.print(m))
-    rule = (prep.study.user_attrs.get(SELECTION_ATTR) or {}).get("rule") or "knee"
+    rule = (prep.study.user_attrs.get(SELECTION_ATTR) or {}).get("rule") or DEFAULT_RULE
     finalize(prep, rule, lambda m: err.print(m))
     objectives = prep.settings["objectives"]
     view = Table(title=f"one-shot baselines of {args.study}")

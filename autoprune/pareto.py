@@ -63,7 +63,15 @@ def hypervolume_curve(normalised: np.ndarray, reference: np.ndarray) -> list[flo
 
 @dataclass(frozen=True)
 class Rule:
-    """`knee`, or `budget:<objective><=<value>` (value absolute, or `%` of the full model)."""
+    """How one configuration is picked from the front (README, "Front and selection"):
+
+    - `knee`: the balanced compromise (`knee` below);
+    - `budget:<objective><=<value>`: the most accurate point whose `objective` is within a
+      budget, absolute or `%` of the re-aligned full model;
+    - `within:<accuracy><=<x>%`: the cheapest point whose accuracy is at most x% worse than the
+      re-aligned full model's (validation), cheapest by the cost objectives in the study's
+      order (`params`, then `latency_ms`), ties by accuracy.
+    """
 
     kind: str
     objective: str | None = None
@@ -74,22 +82,26 @@ class Rule:
         if self.kind == "knee":
             return "knee"
         suffix = "%" if self.relative else ""
-        return f"budget:{self.objective}<={self.limit:g}{suffix}"
+        return f"{self.kind}:{self.objective}<={self.limit:g}{suffix}"
 
 
-_BUDGET = re.compile(r"^budget:([a-z_]+)<=([0-9.eE+-]+)(%?)$")
+# the rule `search` selects by unless told otherwise (README, "Front and selection": why)
+DEFAULT_RULE = "knee"
+_RULE = re.compile(r"(budget|within):([a-z_]+)<=([0-9.eE+-]+)(%?)")
+_RULE_FORMS = (
+    "knee, budget:<objective><=<value>[%] or within:<accuracy><=<x>%, e.g. "
+    "budget:params<=50% or within:mase<=2%"
+)
 
 
 def parse_rule(text: str, objectives: Sequence[str]) -> Rule:
+    """A rule from its text, checked against the study's objectives before anything trains."""
     if text == "knee":
         return Rule("knee")
-    match = _BUDGET.match(text.replace(" ", ""))
+    match = _RULE.fullmatch(text.replace(" ", ""))
     if not match:
-        raise UnknownNameError(
-            f"unknown selection rule {text!r}; use knee or budget:<objective><=<value>, "
-            "e.g. budget:params<=50% or budget:latency_ms<=20"
-        )
-    objective, value, percent = match.groups()
+        raise UnknownNameError(f"unknown selection rule {text!r}; use {_RULE_FORMS}")
+    kind, objective, value, percent = match.groups()
     if objective not in objectives:
         raise UnknownNameError(
             f"selection rule {text!r} names {objective!r}, which is not an objective of this "
@@ -99,12 +111,23 @@ def parse_rule(text: str, objectives: Sequence[str]) -> Rule:
         limit = float(value)
     except ValueError:
         raise UnknownNameError(f"selection rule {text!r}: {value!r} is not a number") from None
-    if not 0 < limit < math.inf:
+    if kind == "within":
+        accuracy = next(o for o in objectives if o in METRICS)
+        if objective != accuracy or not percent:
+            raise UnknownNameError(
+                f"selection rule {text!r}: within takes the study's accuracy objective and a "
+                f"percentage of the full model's, e.g. within:{accuracy}<=2%"
+            )
+        if not 0 <= limit < math.inf:
+            raise UnknownNameError(
+                f"selection rule {text!r}: {value}% must be 0 or more, e.g. within:{accuracy}<=2%"
+            )
+    elif not 0 < limit < math.inf:
         raise UnknownNameError(
             f"selection rule {text!r}: the budget {value}{percent} must be a positive number, "
             "e.g. budget:params<=50%"
         )
-    return Rule("budget", objective, limit, bool(percent))
+    return Rule(kind, objective, limit, bool(percent))
 
 
 def knee(normalised_front: np.ndarray) -> int:
@@ -125,7 +148,7 @@ def select(
     front_values: np.ndarray,
     full_values: Sequence[float],
 ) -> int | None:
-    """Index into the front chosen by `rule`; None when no front point meets a budget."""
+    """Index into the front chosen by `rule`; None when no front point meets it."""
     values = np.asarray(front_values, dtype=float)
     if len(values) == 0:
         return None
@@ -134,8 +157,14 @@ def select(
         return knee(normalise(values, full_values))
     column = list(objectives).index(rule.objective)
     limit = rule.limit / 100 * full_values[column] if rule.relative else rule.limit
+    if rule.kind == "within":
+        limit += full_values[column]  # x% worse than the full model, not x% of it
     within = np.flatnonzero(values[:, column] <= limit)
     if len(within) == 0:
         return None
-    order = np.lexsort((values[within, column], values[within, accuracy]))
-    return int(within[order[0]])
+    if rule.kind == "within":
+        costs = [i for i in range(len(objectives)) if i != accuracy]
+        keys = [values[within, accuracy], *(values[within, i] for i in reversed(costs))]
+    else:
+        keys = [values[within, column], values[within, accuracy]]
+    return int(within[np.lexsort(keys)[0]])

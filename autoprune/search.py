@@ -41,6 +41,7 @@ from autoprune.objective import (
     test_metrics,
 )
 from autoprune.pareto import (
+    DEFAULT_RULE,
     Rule,
     hv_reference,
     hypervolume,
@@ -97,7 +98,7 @@ class SearchOptions:
     device: str = "auto"
     space: str | None = None
     objective: str | None = None
-    rule: str = "knee"
+    rule: str = DEFAULT_RULE
     context_length: int | None = None
     horizon: int | None = None
     patch_size: int | None = None
@@ -501,10 +502,11 @@ def choose(study: optuna.Study, rule_text: str) -> tuple[optuna.trial.FrozenTria
     values = np.array([t.values for t in front])
     index = select(rule, objectives, values, full_values(reference, objectives))
     if index is None:
-        cheapest = values[values[:, objectives.index(rule.objective)].argmin()]
-        described = ", ".join(f"{o}={v:g}" for o, v in zip(objectives, cheapest, strict=True))
+        closest = values[values[:, objectives.index(rule.objective)].argmin()]
+        described = ", ".join(f"{o}={v:g}" for o, v in zip(objectives, closest, strict=True))
+        which = "most accurate" if rule.kind == "within" else "cheapest"
         raise StudyError(
-            f"no configuration on the front meets {rule}; the cheapest has {described}"
+            f"no configuration on the front meets {rule}; the {which} has {described}"
         )
     return front[index], rule
 
