@@ -64,9 +64,7 @@ def test_bad_rules_are_named(text):
 
 def test_within_rule_picks_the_cheapest_point_close_enough_to_the_full_model():
     # full model: mase 1.0; points 1% / 4% / 12% worse, and one better than the full model
-    front = np.array(
-        [[0.99, 90.0, 9.0], [1.01, 60.0, 6.0], [1.04, 30.0, 3.0], [1.12, 10.0, 1.0]]
-    )
+    front = np.array([[0.99, 90.0, 9.0], [1.01, 60.0, 6.0], [1.04, 30.0, 3.0], [1.12, 10.0, 1.0]])
     full = [1.0, 100.0, 10.0]
     pick = {x: select(parse_rule(f"within:mase<={x}%", OBJ), OBJ, front, full) for x in (0, 1, 5)}
     assert pick == {0: 0, 1: 1, 5: 2}
