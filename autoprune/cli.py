@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also compute test metrics of every front point (re-trains each; the report "
         "says how long it would take)",
     )
+    report.add_argument(
+        "--threads", type=_count, help="torch CPU threads for re-training (default: all cores)"
+    )
     report.add_argument("--storage", type=_text)
     report.add_argument("--device", default="auto")
 
@@ -566,7 +569,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     study = load_study(args.study, args.storage)
     rule = args.rule or (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule") or DEFAULT_RULE
     if args.test_front or not selection_is_current(study, rule):
-        prep = prepared_from_study(args.study, args.storage, args.device)
+        prep = prepared_from_study(args.study, args.storage, args.device, args.threads)
         ensure_reference(prep, lambda m: err.print(m))
         finalize(prep, rule, lambda m: err.print(m))
         if args.test_front:

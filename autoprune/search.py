@@ -698,10 +698,12 @@ def enqueue_stopped(study: optuna.Study, space) -> int:
     return len(stopped - trained)
 
 
-def prepared_from_study(name: str, storage: str | None, device: str = "auto") -> Prepared:
+def prepared_from_study(
+    name: str, storage: str | None, device: str = "auto", threads: int | None = None
+) -> Prepared:
     """Re-open an existing study with its own settings (report, export of another trial)."""
     stored, _ = _stored(validate_name(name), storage)
     if not stored:
         raise StudyError(f"study {name!r} has no autoprune settings; was it made by autoprune?")
-    opts = SearchOptions(study=name, storage=storage, device=device)
+    opts = SearchOptions(study=name, storage=storage, device=device, threads=threads)
     return prepare(opts)

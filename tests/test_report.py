@@ -107,7 +107,7 @@ def test_report_test_front_computes_every_front_point(
     search(
         options(tiny_model_dir, tiny_csv, tiny_space, threads=1, study="c2", trials=4), log=quiet
     )
-    assert main(["report", "c2", "--test-front", "--device", "cpu"]) == 0
+    assert main(["report", "c2", "--test-front", "--device", "cpu", "--threads", "1"]) == 0
     summary = collect(load_study("c2"))
     assert all(f["test"] for f in summary["front"])
     assert not any("--test-front" in line for line in summary["findings"])
