@@ -85,6 +85,8 @@ def model_card(meta: dict) -> str:
         if meta.get("rule")
         else "chosen by hand from the study's trials (`autoprune export --trial`)"
     )
+    if meta.get("rule_met") is False:
+        chosen += " (no front point met it, so the most accurate one was selected)"
     export = f"autoprune export {meta['study']} --out {HERE}"
     if not meta.get("rule"):
         export += f" --trial {meta['trial']}"

@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument(
         "--rule",
-        help="selection rule: knee, budget:<objective><=<value>[%%] or "
-        "within:<accuracy><=<x>%% (default: see README, Front and selection)",
+        help="selection rule: within:<accuracy><=<x>%% (default: within:<accuracy><=0%%), knee or "
+        "budget:<objective><=<value>[%%]",
     )
     search.add_argument(
         "--fidelity",
@@ -301,12 +301,10 @@ def _front_table(summary: dict) -> Table:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from autoprune.pareto import DEFAULT_RULE
     from autoprune.report import collect, write_report
     from autoprune.search import SearchOptions, prepare, search
     from autoprune.study import selected_checkpoint, study_dir
 
-    args.rule = args.rule or DEFAULT_RULE
     opts = SearchOptions(**{f.name: getattr(args, f.name) for f in fields(SearchOptions)})
     started = time.perf_counter()
     prep = prepare(opts)
@@ -553,7 +551,7 @@ def _cell(value) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from autoprune.export import check_out
-    from autoprune.pareto import DEFAULT_RULE
+    from autoprune.pareto import default_rule
     from autoprune.report import collect, write_report
     from autoprune.search import (
         ensure_reference,
@@ -562,12 +560,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         prepared_from_study,
         selection_is_current,
     )
-    from autoprune.study import SELECTION_ATTR, load_study, study_dir
+    from autoprune.study import SELECTION_ATTR, load_study, settings_of, study_dir
 
     if args.out:
         check_out(args.out)
     study = load_study(args.study, args.storage)
-    rule = args.rule or (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule") or DEFAULT_RULE
+    rule = (
+        args.rule
+        or (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule")
+        or default_rule(settings_of(study)["objectives"])
+    )
     if args.test_front or not selection_is_current(study, rule):
         prep = prepared_from_study(args.study, args.storage, args.device, args.threads)
         ensure_reference(prep, lambda m: err.print(m))
@@ -651,7 +653,7 @@ def _int_list(text: str, option: str) -> list[int]:
 
 def cmd_baselines(args: argparse.Namespace) -> int:
     from autoprune import baselines
-    from autoprune.pareto import DEFAULT_RULE
+    from autoprune.pareto import default_rule
     from autoprune.report import write_report
     from autoprune.search import ensure_reference, finalize, prepared_from_study
     from autoprune.study import SELECTION_ATTR, load_study, study_dir
@@ -662,7 +664,8 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     prep = prepared_from_study(args.study, args.storage, args.device)
     ensure_reference(prep, lambda m: err.print(m))
     table = baselines.run(prep, kinds, sizes, lambda m: err.print(m))
-    rule = (prep.study.user_attrs.get(SELECTION_ATTR) or {}).get("rule") or DEFAULT_RULE
+    stored_rule = (prep.study.user_attrs.get(SELECTION_ATTR) or {}).get("rule")
+    rule = stored_rule or default_rule(prep.settings["objectives"])
     finalize(prep, rule, lambda m: err.print(m))
     objectives = prep.settings["objectives"]
     view = Table(title=f"one-shot baselines of {args.study}")

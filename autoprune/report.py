@@ -196,6 +196,14 @@ def findings(summary: dict) -> list[str]:
             )
         else:
             said.append(f"The selection ({selection['rule']}) is as good or better: {versus}.")
+    if selection and selection.get("rule_met") is False:
+        full = reference["realigned"][metric]
+        said.append(
+            f"No front point is within the rule {selection['rule']}: the selection is the most "
+            f"accurate front point, validation {metric} {selection['values'][metric]:.4g} "
+            f"against {full:.4g} for the full model re-aligned "
+            f"({selection['values'][metric] / full - 1:+.1%}); more trials may find one."
+        )
     if selection and selection.get("latency_off_profile"):
         said.append(
             f"The selection's measured latency ({selection['latency_measured_ms']:.1f} ms) is "

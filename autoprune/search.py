@@ -41,13 +41,14 @@ from autoprune.objective import (
     test_metrics,
 )
 from autoprune.pareto import (
-    DEFAULT_RULE,
     Rule,
+    default_rule,
     hv_reference,
     hypervolume,
     non_dominated,
     normalise,
     parse_rule,
+    rule_met,
     select,
 )
 from autoprune.samplers import DEFAULT_SAMPLER, check_sampler, make_sampler
@@ -100,7 +101,7 @@ class SearchOptions:
     device: str = "auto"
     space: str | None = None
     objective: str | None = None
-    rule: str = DEFAULT_RULE
+    rule: str | None = None  # default: pareto.default_rule of the study's objectives
     context_length: int | None = None
     horizon: int | None = None
     patch_size: int | None = None
@@ -125,6 +126,7 @@ class Prepared:
     ctx: TrialContext
     settings: dict
     sampler: str
+    rule: str
     warm: dict[tuple[int, ...], float] = dataclasses.field(default_factory=dict)
 
 
@@ -229,7 +231,8 @@ def prepare(opts: SearchOptions) -> Prepared:
         space = space.with_objectives(
             [objective, *(o for o in space.objectives if o not in METRICS)]
         )
-    parse_rule(opts.rule, space.objectives)  # a bad rule fails now, not after the trials
+    rule = opts.rule or default_rule(space.objectives)
+    parse_rule(rule, space.objectives)  # a bad rule fails now, not after the trials
     if opts.enqueue:
         from autoprune.baselines import check_kinds
 
@@ -272,7 +275,7 @@ def prepare(opts: SearchOptions) -> Prepared:
     )
     ctx = TrialContext(adapter, series, setting, space, device, seed)
     ctx.stop_early = fidelity == "multi"
-    return Prepared(name, study, ctx, settings, sampler, warm)
+    return Prepared(name, study, ctx, settings, sampler, rule, warm)
 
 
 def warm_knowledge(
@@ -530,10 +533,11 @@ def choose(study: optuna.Study, rule_text: str) -> tuple[optuna.trial.FrozenTria
     values = np.array([t.values for t in front])
     index = select(rule, objectives, values, full_values(reference, objectives))
     if index is None:
-        closest = values[values[:, objectives.index(rule.objective)].argmin()]
-        described = ", ".join(f"{o}={v:g}" for o, v in zip(objectives, closest, strict=True))
-        which = "most accurate" if rule.kind == "within" else "cheapest"
-        raise StudyError(f"no configuration on the front meets {rule}; the {which} has {described}")
+        cheapest = values[values[:, objectives.index(rule.objective)].argmin()]
+        described = ", ".join(f"{o}={v:g}" for o, v in zip(objectives, cheapest, strict=True))
+        raise StudyError(
+            f"no configuration on the front meets {rule}; the cheapest has {described}"
+        )
     return front[index], rule
 
 
@@ -568,8 +572,10 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
     keep = tuple(chosen.user_attrs["keep"])
     log(f"re-training the selected keep set {list(keep)} and evaluating it on the test split ...")
     model, record = run_trial(ctx, keep, test=True)
+    reference = full_values(study.user_attrs[REFERENCE_ATTR], objectives)
     selection = {
         "rule": str(rule),
+        "rule_met": rule_met(rule, objectives, chosen.values, reference),
         "trial": chosen.number,
         "keep": list(keep),
         "values": {
@@ -603,6 +609,7 @@ def checkpoint_metadata(prep: Prepared, selection: dict) -> dict:
         "study": prep.name,
         "trial": selection["trial"],
         "rule": selection.get("rule"),
+        "rule_met": selection.get("rule_met"),
         "trials": len(trained_trials(prep.study)),
         "base_model": model,
         "base_model_name": model if entry else Path(model).name,
@@ -676,7 +683,7 @@ def search(
         stopped = ray_backend.run(prep.study, prep.ctx, target, order, url, options, on_trial)
     else:
         stopped = local.run(prep.study, prep.ctx, target, order, on_trial)
-    selection = finalize(prep, opts.rule, log)
+    selection = finalize(prep, prep.rule, log)
     return {
         "study": prep.name,
         "stopped": stopped,

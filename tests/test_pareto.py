@@ -5,11 +5,13 @@ import pytest
 
 from autoprune.errors import UnknownNameError
 from autoprune.pareto import (
+    default_rule,
     hv_reference,
     hypervolume,
     knee,
     non_dominated,
     parse_rule,
+    rule_met,
     select,
 )
 
@@ -77,9 +79,19 @@ def test_within_rule_ties_on_parameters_go_to_lower_latency_then_accuracy():
     assert select(parse_rule("within:mase<=5%", OBJ), OBJ, front, [1.0, 100.0, 10.0]) == 2
 
 
-def test_within_rule_without_a_point_close_enough_selects_nothing():
-    front = np.array([[1.3, 30.0, 3.0]])
-    assert select(parse_rule("within:mase<=5%", OBJ), OBJ, front, [1.0, 100.0, 10.0]) is None
+def test_within_rule_without_a_point_close_enough_selects_the_most_accurate_and_says_so():
+    front = np.array([[1.3, 30.0, 3.0], [1.2, 60.0, 6.0], [1.2, 50.0, 7.0], [1.5, 10.0, 1.0]])
+    full = [1.0, 100.0, 10.0]
+    rule = parse_rule("within:mase<=5%", OBJ)
+    assert select(rule, OBJ, front, full) == 2  # most accurate, then fewest parameters
+    assert not rule_met(rule, OBJ, front[2], full)
+    assert rule_met(parse_rule("within:mase<=20%", OBJ), OBJ, front[2], full)
+    assert rule_met(parse_rule("knee", OBJ), OBJ, front[3], full)
+
+
+def test_the_default_rule_is_the_study_accuracy_no_worse_than_the_full_model():
+    assert default_rule(OBJ) == "within:mase<=0%"
+    assert default_rule(["crps", "params"]) == "within:crps<=0%"
 
 
 @pytest.mark.parametrize(
