@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument(
         "--rule",
-        default="knee",
-        help="selection rule: knee (default) or budget:<objective><=<value>[%%]",
+        help="selection rule: within:<accuracy><=<x>%% (default: within:<accuracy><=0%%), knee or "
+        "budget:<objective><=<value>[%%]",
     )
     search.add_argument(
         "--fidelity",
@@ -179,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("study")
     report.add_argument("--out", type=Path, help="folder (default studies/<name>/report)")
     report.add_argument("--rule", help="selection rule (default: the one used by search)")
+    report.add_argument(
+        "--test-front",
+        action="store_true",
+        help="also compute test metrics of every front point (re-trains each; the report "
+        "says how long it would take)",
+    )
+    report.add_argument(
+        "--threads", type=_count, help="torch CPU threads for re-training (default: all cores)"
+    )
     report.add_argument("--storage", type=_text)
     report.add_argument("--device", default="auto")
 
@@ -274,7 +283,8 @@ def _front_table(summary: dict) -> Table:
     table = Table(
         title=f"Pareto front of {summary['study']} ({summary['trials']['trained']} trials)"
     )
-    for column in ("trial", "kept", "keep set", *objectives, "measured ms"):
+    metric = objectives[0]
+    for column in ("trial", "kept", "keep set", *objectives, f"test {metric}", "measured ms"):
         table.add_column(column, justify="right")
     for f in summary["front"]:
         mark = " *" if f["trial"] == selected else ""
@@ -283,7 +293,9 @@ def _front_table(summary: dict) -> Table:
             str(len(f["keep"])),
             " ".join(map(str, f["keep"])),
             *(f"{int(f[o]):,}" if o == "params" else f"{f[o]:.4g}" for o in objectives),
-            f"{f['latency_measured_ms']:.1f}",
+            f"{f['test'][metric]:.4g}" if f["test"] else "-",
+            f"{f['latency_measured_ms']:.1f}"
+            + (" (off profile)" if f["latency_off_profile"] else ""),
         )
     return table
 
@@ -351,6 +363,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"{full['test'][metric]:.4f} | full zero-shot {zero['test'][metric]:.4f}"
         )
         out.print(f"checkpoint: {selected_checkpoint(prep.study)}")
+    for line in summary["findings"]:
+        out.print(line)
     out.print(f"report: {report_dir / 'report.html'}  ({time.perf_counter() - started:.0f} s)")
     return 0
 
@@ -537,27 +551,43 @@ def _cell(value) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from autoprune.export import check_out
-    from autoprune.report import write_report
+    from autoprune.pareto import default_rule
+    from autoprune.report import collect, write_report
     from autoprune.search import (
         ensure_reference,
         finalize,
+        front_test,
         prepared_from_study,
         selection_is_current,
     )
-    from autoprune.study import SELECTION_ATTR, load_study, study_dir
+    from autoprune.study import SELECTION_ATTR, load_study, settings_of, study_dir
 
     if args.out:
         check_out(args.out)
     study = load_study(args.study, args.storage)
-    rule = args.rule or (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule") or "knee"
-    if not selection_is_current(study, rule):
-        prep = prepared_from_study(args.study, args.storage, args.device)
+    rule = (
+        args.rule
+        or (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule")
+        or default_rule(settings_of(study)["objectives"])
+    )
+    if args.test_front or not selection_is_current(study, rule):
+        prep = prepared_from_study(args.study, args.storage, args.device, args.threads)
         ensure_reference(prep, lambda m: err.print(m))
         finalize(prep, rule, lambda m: err.print(m))
+        if args.test_front:
+            estimate = collect(prep.study)["front_test_estimate"]
+            if estimate["missing"]:
+                err.print(
+                    f"test metrics of {len(estimate['missing'])} front points: about "
+                    f"{estimate['seconds']:.0f} s ({estimate['windows']:,} test windows each)"
+                )
+            front_test(prep, lambda m: err.print(m))
         study = prep.study
     out_dir = args.out or study_dir(args.study) / "report"
     for path in write_report(study, out_dir).values():
         out.print(str(path))
+    for line in collect(study)["findings"]:
+        out.print(line)
     return 0
 
 
@@ -623,6 +653,7 @@ def _int_list(text: str, option: str) -> list[int]:
 
 def cmd_baselines(args: argparse.Namespace) -> int:
     from autoprune import baselines
+    from autoprune.pareto import default_rule
     from autoprune.report import write_report
     from autoprune.search import ensure_reference, finalize, prepared_from_study
     from autoprune.study import SELECTION_ATTR, load_study, study_dir
@@ -633,7 +664,8 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     prep = prepared_from_study(args.study, args.storage, args.device)
     ensure_reference(prep, lambda m: err.print(m))
     table = baselines.run(prep, kinds, sizes, lambda m: err.print(m))
-    rule = (prep.study.user_attrs.get(SELECTION_ATTR) or {}).get("rule") or "knee"
+    stored_rule = (prep.study.user_attrs.get(SELECTION_ATTR) or {}).get("rule")
+    rule = stored_rule or default_rule(prep.settings["objectives"])
     finalize(prep, rule, lambda m: err.print(m))
     objectives = prep.settings["objectives"]
     view = Table(title=f"one-shot baselines of {args.study}")

@@ -2,7 +2,8 @@
 
 A checkpoint directory holds what the family saves (for Moirai: `config.json` and
 `model.safetensors`, loadable with `MoiraiModule.from_pretrained(DIR)`) plus `autoprune.json`:
-the keep set, where it came from, the forecast setting, and its validation and test metrics.
+the keep set, where it came from, the forecast setting, and its validation and test metrics
+next to the full model's; and `README.md`, its model card (`card.py`).
 The directory is built under a temporary name and renamed into place, so a crash never leaves a
 half-written checkpoint behind.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from torch import nn
 
+from autoprune.card import CARD, model_card
 from autoprune.errors import AutoPruneError
 from autoprune.models import Adapter
 
@@ -145,10 +147,12 @@ def _built(directory: Path) -> Iterator[Path]:
 
 
 def write_checkpoint(adapter: Adapter, model: nn.Module, directory: Path, metadata: dict) -> Path:
+    """The family's checkpoint, `autoprune.json` and the model card (`README.md`)."""
     directory = Path(directory)
     with _built(directory) as built:
         adapter.save(model, built)
         (built / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+        (built / CARD).write_text(model_card(metadata))
     return directory
 
 

@@ -9,6 +9,10 @@ absolute target, averaged over the quantiles 0.1..0.9), a standard approximation
 
 `mse` (mean forecast) and `mae` (median forecast) are on the train-standardised scale, the
 convention of the LTSF literature, so they can be compared with published ETT tables.
+
+So no metric is in the series' units: `mase` and `crps` are scale-free by their definitions
+(computed on the raw series, as GluonTS does), `mse` and `mae` by standardisation. `SCALES` says
+which, for every report header.
 """
 
 from __future__ import annotations
@@ -17,6 +21,13 @@ import numpy as np
 
 QUANTILES = tuple(round(0.1 * i, 1) for i in range(1, 10))
 METRICS = ("mase", "crps", "mse", "mae")
+SCALES = {
+    "mase": "scale-free: MAE of the median over the context's mean absolute seasonal difference",
+    "crps": "scale-free: GluonTS mean_wQuantileLoss on the raw series (quantile loss over "
+    "sum |target|, quantiles 0.1-0.9)",
+    "mse": "train-standardised scale (LTSF convention), mean forecast",
+    "mae": "train-standardised scale (LTSF convention), median forecast",
+}
 
 
 def seasonal_error(past: np.ndarray, seasonality: int) -> np.ndarray:

@@ -17,7 +17,9 @@ shared machines are noisy. So each study measures a latency profile once (fixed 
 cost, least squares over several depths, with warm-up and repeats) and the `latency_ms`
 objective is the profile's prediction - deterministic, so the front does not move with machine
 noise. Every trial still measures its own pruned model (`latency_measured_ms`), so the report can
-show prediction against measurement.
+show prediction against measurement; a measurement more than LATENCY_TOLERANCE times off the
+prediction (either way) is flagged (`latency_off_profile`): the machine's load changed between
+the profile and the trial, and that measurement says more about the load than about the model.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ from autoprune.train import fit
 LATENCY_BATCH = 32
 LATENCY_WARMUP = 2
 LATENCY_REPEATS = 7
+# measured / predicted beyond this factor (either way) is flagged: both are medians of repeats,
+# so ordinary timing noise stays well inside it, a change of the machine's load does not
+LATENCY_TOLERANCE = 1.5
 RUNG_FRACTIONS = (0.1, 1 / 3)  # of the re-alignment budget: 3 and 10 of 30 steps
 
 
@@ -149,6 +154,13 @@ def fit_latency_profile(ctx: TrialContext, rounds: int = 15) -> dict:
 
 def predict_latency(profile: dict, kept: int) -> float:
     return profile["fixed_ms"] + profile["per_layer_ms"] * kept
+
+
+def latency_off_profile(predicted: float, measured: float) -> bool:
+    """Whether a measured latency is too far from the profile's prediction to be taken as the
+    model's (the machine's load changed); the report flags it instead of printing it as normal."""
+    ratio = measured / predicted if predicted > 0 else math.inf
+    return not 1 / LATENCY_TOLERANCE <= ratio <= LATENCY_TOLERANCE
 
 
 def rung_fidelity(ctx: TrialContext, model: nn.Module) -> float:
@@ -266,12 +278,14 @@ def run_trial(
     measured = measure_latency(ctx, model)
     timing["latency_s"] = time.perf_counter() - start
 
+    predicted = predict_latency(ctx.profile, len(keep)) if ctx.profile else measured
     record = {
         "keep": list(keep),
         **{m: metrics[m] for m in METRICS},
         "params": ctx.adapter.params(keep),
-        "latency_ms": predict_latency(ctx.profile, len(keep)) if ctx.profile else measured,
+        "latency_ms": predicted,
         "latency_measured_ms": measured,
+        "latency_off_profile": latency_off_profile(predicted, measured),
         "windows": metrics["windows"],
         "realign_steps": len(losses),
         "realign_loss_first": losses[0] if losses else None,

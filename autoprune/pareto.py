@@ -63,7 +63,16 @@ def hypervolume_curve(normalised: np.ndarray, reference: np.ndarray) -> list[flo
 
 @dataclass(frozen=True)
 class Rule:
-    """`knee`, or `budget:<objective><=<value>` (value absolute, or `%` of the full model)."""
+    """How one configuration is picked from the front (README, "Front and selection"):
+
+    - `knee`: the balanced compromise (`knee` below);
+    - `budget:<objective><=<value>`: the most accurate point whose `objective` is within a
+      budget, absolute or `%` of the re-aligned full model;
+    - `within:<accuracy><=<x>%`: the cheapest point whose accuracy is at most x% worse than the
+      re-aligned full model's (validation), cheapest by the cost objectives in the study's
+      order (`params`, then `latency_ms`), ties by accuracy; when no point is that close, the
+      most accurate point (`rule_met` says which happened).
+    """
 
     kind: str
     objective: str | None = None
@@ -74,22 +83,34 @@ class Rule:
         if self.kind == "knee":
             return "knee"
         suffix = "%" if self.relative else ""
-        return f"budget:{self.objective}<={self.limit:g}{suffix}"
+        return f"{self.kind}:{self.objective}<={self.limit:g}{suffix}"
 
 
-_BUDGET = re.compile(r"^budget:([a-z_]+)<=([0-9.eE+-]+)(%?)$")
+# `search` selects by within:<accuracy><=0% unless told otherwise - the smallest front point
+# as accurate as the re-aligned full model on validation, else the most accurate: on the five
+# registered datasets it was the rule whose selection most often matched the full model zero-shot
+# on test (README, "Front and selection", has the table and the price in parameters)
+DEFAULT_WITHIN_PERCENT = 0
+_RULE = re.compile(r"(budget|within):([a-z_]+)<=([0-9.eE+-]+)(%?)")
+_RULE_FORMS = (
+    "knee, budget:<objective><=<value>[%] or within:<accuracy><=<x>%, e.g. "
+    "budget:params<=50% or within:mase<=2%"
+)
+
+
+def default_rule(objectives: Sequence[str]) -> str:
+    accuracy = next(o for o in objectives if o in METRICS)
+    return f"within:{accuracy}<={DEFAULT_WITHIN_PERCENT}%"
 
 
 def parse_rule(text: str, objectives: Sequence[str]) -> Rule:
+    """A rule from its text, checked against the study's objectives before anything trains."""
     if text == "knee":
         return Rule("knee")
-    match = _BUDGET.match(text.replace(" ", ""))
+    match = _RULE.fullmatch(text.replace(" ", ""))
     if not match:
-        raise UnknownNameError(
-            f"unknown selection rule {text!r}; use knee or budget:<objective><=<value>, "
-            "e.g. budget:params<=50% or budget:latency_ms<=20"
-        )
-    objective, value, percent = match.groups()
+        raise UnknownNameError(f"unknown selection rule {text!r}; use {_RULE_FORMS}")
+    kind, objective, value, percent = match.groups()
     if objective not in objectives:
         raise UnknownNameError(
             f"selection rule {text!r} names {objective!r}, which is not an objective of this "
@@ -99,12 +120,23 @@ def parse_rule(text: str, objectives: Sequence[str]) -> Rule:
         limit = float(value)
     except ValueError:
         raise UnknownNameError(f"selection rule {text!r}: {value!r} is not a number") from None
-    if not 0 < limit < math.inf:
+    if kind == "within":
+        accuracy = next(o for o in objectives if o in METRICS)
+        if objective != accuracy or not percent:
+            raise UnknownNameError(
+                f"selection rule {text!r}: within takes the study's accuracy objective and a "
+                f"percentage of the full model's, e.g. within:{accuracy}<=2%"
+            )
+        if not 0 <= limit < math.inf:
+            raise UnknownNameError(
+                f"selection rule {text!r}: {value}% must be 0 or more, e.g. within:{accuracy}<=2%"
+            )
+    elif not 0 < limit < math.inf:
         raise UnknownNameError(
             f"selection rule {text!r}: the budget {value}{percent} must be a positive number, "
             "e.g. budget:params<=50%"
         )
-    return Rule("budget", objective, limit, bool(percent))
+    return Rule(kind, objective, limit, bool(percent))
 
 
 def knee(normalised_front: np.ndarray) -> int:
@@ -133,9 +165,31 @@ def select(
     if rule.kind == "knee":
         return knee(normalise(values, full_values))
     column = list(objectives).index(rule.objective)
-    limit = rule.limit / 100 * full_values[column] if rule.relative else rule.limit
-    within = np.flatnonzero(values[:, column] <= limit)
-    if len(within) == 0:
+    within = np.flatnonzero(values[:, column] <= limit(rule, objectives, full_values))
+    costs = [i for i in range(len(objectives)) if i != accuracy]
+    if rule.kind == "within" and len(within) == 0:  # none close enough: the most accurate
+        within = np.arange(len(values))
+        keys = [*(values[:, i] for i in reversed(costs)), values[:, accuracy]]
+    elif rule.kind == "within":
+        keys = [values[within, accuracy], *(values[within, i] for i in reversed(costs))]
+    elif len(within) == 0:
         return None
-    order = np.lexsort((values[within, column], values[within, accuracy]))
-    return int(within[order[0]])
+    else:
+        keys = [values[within, column], values[within, accuracy]]
+    return int(within[np.lexsort(keys)[0]])
+
+
+def limit(rule: Rule, objectives: Sequence[str], full_values: Sequence[float]) -> float:
+    """The largest value of `rule.objective` a budget or within rule accepts."""
+    full = full_values[list(objectives).index(rule.objective)]
+    bound = rule.limit / 100 * full if rule.relative else rule.limit
+    return full + bound if rule.kind == "within" else bound  # within: x% worse than the full
+
+
+def rule_met(
+    rule: Rule, objectives: Sequence[str], point: Sequence[float], full_values: Sequence[float]
+) -> bool:
+    """Whether a selected point meets its rule (a within rule's fallback does not)."""
+    if rule.kind == "knee":
+        return True
+    return point[list(objectives).index(rule.objective)] <= limit(rule, objectives, full_values)

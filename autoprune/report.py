@@ -1,6 +1,8 @@
-"""Render a study from its storage alone: summary.json, trials.csv, front.csv, pareto.png and a
-self-contained report.html (plotly inlined, works offline). Nothing here trains or evaluates;
-`pareto.py` computes, this module only reads the study and draws."""
+"""Render a study from its storage alone: summary.json, trials.csv, front.csv, pareto.png,
+report.md and a self-contained report.html (plotly inlined, works offline). Nothing here trains
+or evaluates; `pareto.py` computes, this module only reads the study and draws. `findings` says
+in plain sentences what a user must not miss (a selection worse on test than the full model
+zero-shot, latencies measured under a different load), the same in every output."""
 
 from __future__ import annotations
 
@@ -17,15 +19,18 @@ from optuna.trial import TrialState
 
 from autoprune import __version__
 from autoprune.export import atomic_write_bytes, atomic_write_text, check_out, remove_leftovers
-from autoprune.metrics import METRICS
+from autoprune.metrics import METRICS, SCALES
+from autoprune.objective import LATENCY_TOLERANCE, latency_off_profile, predict_latency
 from autoprune.pareto import hv_reference, hypervolume_curve, non_dominated, normalise
 from autoprune.space import objective_value
 from autoprune.study import (
     BASELINES_ATTR,
+    FRONT_TEST_ATTR,
     PRIORS_ATTR,
     PROFILE_ATTR,
     REFERENCE_ATTR,
     SELECTION_ATTR,
+    keep_key,
     settings_of,
     trained_trials,
 )
@@ -42,9 +47,9 @@ BASELINE_SYMBOLS = {
 }
 LABELS = {
     "mase": "val MASE",
-    "crps": "val CRPS",
-    "mse": "val MSE",
-    "mae": "val MAE",
+    "crps": "val CRPS (wQL)",
+    "mse": "val MSE (standardised)",
+    "mae": "val MAE (standardised)",
     "params": "parameters",
     "latency_ms": "latency (ms)",
 }
@@ -63,8 +68,12 @@ def _trial_row(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> dict:
         row[name] = objective_value(name, trial.values[i]) if trial.values else None
     for metric in METRICS:
         row.setdefault(metric, attrs.get(metric))
+    measured, predicted = attrs.get("latency_measured_ms"), attrs.get("latency_ms")
     row.update(
-        latency_measured_ms=attrs.get("latency_measured_ms"),
+        latency_measured_ms=measured,
+        latency_off_profile=latency_off_profile(predicted, measured)
+        if measured is not None and predicted is not None
+        else None,
         wall_s=attrs.get("wall_s"),
         lookup_of=attrs.get("lookup_of"),
         baseline=attrs.get("baseline"),
@@ -86,6 +95,7 @@ def collect(study: optuna.Study) -> dict:
     mask = non_dominated(values)
     front = [t for t, m in zip(trained, mask, strict=True) if m]
     front.sort(key=lambda t: tuple(t.values[1:]) + (t.values[0],))
+    front_test = study.user_attrs.get(FRONT_TEST_ATTR, {})
     states = [t.state for t in study.get_trials(deepcopy=False)]
     summary = {
         "autoprune_version": __version__,
@@ -116,9 +126,15 @@ def collect(study: optuna.Study) -> dict:
                 "keep": t.user_attrs["keep"],
                 **{o: objective_value(o, v) for o, v in zip(objectives, t.values, strict=True)},
                 "latency_measured_ms": t.user_attrs.get("latency_measured_ms"),
+                "latency_off_profile": latency_off_profile(
+                    t.user_attrs["latency_ms"], t.user_attrs["latency_measured_ms"]
+                ),
+                "test": front_test.get(keep_key(t.user_attrs["keep"])),
             }
             for t in front
         ],
+        "front_test_estimate": front_test_estimate(study, front),
+        "metric_scales": {m: SCALES[m] for m in METRICS},
         "selection": study.user_attrs.get(SELECTION_ATTR),
         "baselines": study.user_attrs.get(BASELINES_ATTR, []),
         "priors": study.user_attrs.get(PRIORS_ATTR, {}),
@@ -132,7 +148,85 @@ def collect(study: optuna.Study) -> dict:
             "reference_point": hv_reference(objectives).tolist(),
             "normalised_by": "the re-aligned full model",
         }
+    summary["findings"] = findings(summary)
     return summary
+
+
+def front_test_estimate(study: optuna.Study, front: list[optuna.trial.FrozenTrial]) -> dict:
+    """What `report --test-front` would cost: the front points still without test metrics, and
+    seconds estimated from what the study measured - each point's trial time (re-alignment and
+    validation) plus a pass over the test windows, timed on the full model's test evaluation and
+    scaled by the latency profile to the point's depth."""
+    stored = study.user_attrs.get(FRONT_TEST_ATTR, {})
+    missing = [t for t in front if keep_key(t.user_attrs["keep"]) not in stored]
+    test = ((study.user_attrs.get(REFERENCE_ATTR) or {}).get("realigned") or {}).get("test")
+    profile = study.user_attrs.get(PROFILE_ATTR)
+    if not missing or not test:
+        return {"missing": [t.number for t in missing], "windows": None, "seconds": None}
+    layers = len(study.user_attrs[REFERENCE_ATTR]["realigned"]["keep"])
+
+    def depth_share(kept: int) -> float:
+        return predict_latency(profile, kept) / predict_latency(profile, layers) if profile else 1
+
+    seconds = sum(
+        t.user_attrs.get("wall_s", 0) + test["seconds"] * depth_share(len(t.user_attrs["keep"]))
+        for t in missing
+    )
+    return {"missing": [t.number for t in missing], "windows": test["windows"], "seconds": seconds}
+
+
+def findings(summary: dict) -> list[str]:
+    """Plain sentences on what the numbers mean, worst news first."""
+    said = []
+    selection, reference = summary.get("selection"), summary.get("reference") or {}
+    metric = summary["objectives"][0]
+    zero_shot = reference.get("zero_shot", {}).get("test", {}).get(metric)
+    realigned = reference.get("realigned", {}).get("test", {}).get(metric)
+    if selection and zero_shot is not None:
+        chosen = selection["test"][metric]
+        versus = (
+            f"test {metric} {chosen:.4g} against {zero_shot:.4g} for the full model zero-shot "
+            f"({chosen / zero_shot - 1:+.1%}) and {realigned:.4g} re-aligned"
+        )
+        if chosen > zero_shot:
+            said.append(
+                f"WORSE THAN THE FULL MODEL: the selection ({selection['rule']}) is worse on "
+                f"test than the full model zero-shot, which needs no pruning or re-alignment: "
+                f"{versus}."
+            )
+        else:
+            said.append(f"The selection ({selection['rule']}) is as good or better: {versus}.")
+    if selection and selection.get("rule_met") is False:
+        full = reference["realigned"][metric]
+        said.append(
+            f"No front point is within the rule {selection['rule']}: the selection is the most "
+            f"accurate front point, validation {metric} {selection['values'][metric]:.4g} "
+            f"against {full:.4g} for the full model re-aligned "
+            f"({selection['values'][metric] / full - 1:+.1%}); more trials may find one."
+        )
+    if selection and selection.get("latency_off_profile"):
+        said.append(
+            f"The selection's measured latency ({selection['latency_measured_ms']:.1f} ms) is "
+            f"more than {LATENCY_TOLERANCE:g}x off the profile's prediction "
+            f"({selection['latency_ms']:.1f} ms): the machine's load changed; compare latencies "
+            "by the profile (latency_ms)."
+        )
+    off = [f["trial"] for f in summary["front"] if f["latency_off_profile"]]
+    if off:
+        said.append(
+            f"{len(off)} of {len(summary['front'])} front points measured a latency more than "
+            f"{LATENCY_TOLERANCE:g}x off the profile (trials {', '.join(map(str, off))}); "
+            "their measured latency reflects the machine's load, not the model."
+        )
+    estimate = summary["front_test_estimate"]
+    if estimate["missing"] and estimate["seconds"] is not None:
+        said.append(
+            f"Test metrics of {len(estimate['missing'])} of {len(summary['front'])} front "
+            f"points are not computed: `autoprune report {summary['study']} --test-front` "
+            f"(about {estimate['seconds']:.0f} s: each is re-aligned and forecasts "
+            f"{estimate['windows']:,} test windows)."
+        )
+    return said
 
 
 def _csv(rows: list[dict]) -> str:
@@ -444,6 +538,89 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _scales_html() -> str:
+    items = "".join(f"<li><b>{m}</b>: {escape(SCALES[m])}</li>" for m in METRICS)
+    return f"<p>Metrics (lower is better):</p><ul class='scales'>{items}</ul>"
+
+
+def front_columns(summary: dict) -> list[str]:
+    objectives = summary["objectives"]
+    return [
+        "trial",
+        "keep",
+        *objectives,
+        *(f"test_{m}" for m in METRICS),
+        "latency_measured_ms",
+        "latency_off_profile",
+    ]
+
+
+def front_rows(summary: dict) -> list[dict]:
+    """The front as table rows: validation objectives, then test metrics where computed."""
+    return [
+        {
+            **{k: v for k, v in f.items() if k != "test"},
+            "keep": " ".join(map(str, f["keep"])),
+            **{f"test_{m}": (f["test"] or {}).get(m) for m in METRICS},
+        }
+        for f in summary["front"]
+    ]
+
+
+def _markdown(summary: dict) -> str:
+    """report.md: what a terminal or a pull request shows, the findings first."""
+
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+            return f"{value:,}"
+        return "" if value is None else str(value)
+
+    def table(rows: list[dict], columns: list[str]) -> list[str]:
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        return lines + ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+
+    setting, reference = summary["setting"], summary.get("reference") or {}
+    lines = [
+        f"# autoprune study `{summary['study']}`",
+        "",
+        f"{summary['model']} on {summary['dataset']}; context {setting['context_length']}, "
+        f"horizon {setting['horizon']}, patch {setting['patch_size']}; re-alignment "
+        f"{summary['realign']['steps']} steps at lr {summary['realign']['lr']}; "
+        f"{summary['trials']['trained']} trials trained.",
+        "",
+    ]
+    if summary["findings"]:
+        lines += ["## Findings", "", *(f"- {line}" for line in summary["findings"]), ""]
+    selection = summary.get("selection")
+    if selection:
+        rows = [
+            {"model": "selected", "split": split, **selection[split]} for split in ("val", "test")
+        ]
+        for kind in ("realigned", "zero_shot"):
+            full = reference.get(kind, {})
+            rows += [
+                {"model": f"full model {kind.replace('_', '-')}", "split": "val", **full},
+                {"model": f"full model {kind.replace('_', '-')}", "split": "test",
+                 **full.get("test", {})},
+            ]  # fmt: skip
+        lines += [
+            "## Selected configuration",
+            "",
+            f"Rule `{selection['rule']}` picked trial {selection['trial']}, keeping layers "
+            f"{selection['keep']} ({len(selection['keep'])} of "
+            f"{len(reference.get('realigned', {}).get('keep', []))}).",
+            "",
+            *table(rows, ["model", "split", *METRICS]),
+            "",
+        ]
+    lines += ["## Front", "", *table(front_rows(summary), front_columns(summary)), ""]
+    lines += ["## Metrics (lower is better)", ""]
+    lines += [f"- `{m}`: {summary['metric_scales'][m]}" for m in METRICS]
+    return "\n".join(lines) + "\n"
+
+
 def _html(summary: dict, trials: list[dict]) -> str:
     objectives = summary["objectives"]
     reference = summary.get("reference") or {}
@@ -458,6 +635,9 @@ def _html(summary: dict, trials: list[dict]) -> str:
         f"{summary['trials']['failed']} failed, {summary['trials']['lookups']} look-ups "
         f"&middot; sampler {escape(str(summary.get('sampler')))}</p>",
     ]
+    if summary["findings"]:
+        items = "".join(f"<li>{escape(line)}</li>" for line in summary["findings"])
+        parts.append(f"<div class='card' id='findings'><h2>Findings</h2><ul>{items}</ul></div>")
     if selection:
         full_val = reference.get("realigned", {})
         values = ", ".join(
@@ -481,7 +661,7 @@ def _html(summary: dict, trials: list[dict]) -> str:
             f"<p>Rule <b>{escape(selection['rule'])}</b> picked trial "
             f"<b>{selection['trial']}</b>, keeping layers <b>{selection['keep']}</b> "
             f"({len(selection['keep'])} of {len(reference.get('realigned', {}).get('keep', []))})"
-            f": {values}.</p>" + _table(rows, ["model", *METRICS]) + "</div>"
+            f": {values}.</p>" + _table(rows, ["model", *METRICS]) + _scales_html() + "</div>"
         )
     else:
         parts.append(
@@ -491,8 +671,9 @@ def _html(summary: dict, trials: list[dict]) -> str:
     for title, div in _figures(summary, trials):
         parts.append(f"<h2>{escape(title)}</h2>{div}")
     parts.append(
-        "<h2>Front</h2>"
-        + _table(summary["front"], ["trial", "keep", *objectives, "latency_measured_ms"])
+        "<h2>Front</h2><p>Test metrics are never used to select; a blank test cell is a point "
+        "not re-trained yet (<code>--test-front</code>).</p>"
+        + _table(front_rows(summary), front_columns(summary))
     )
     if reference:
         ref_rows = [
@@ -512,6 +693,7 @@ def _html(summary: dict, trials: list[dict]) -> str:
                 "keep",
                 *objectives,
                 "latency_measured_ms",
+                "latency_off_profile",
                 "wall_s",
                 "lookup_of",
                 "baseline",
@@ -543,22 +725,15 @@ def write_report(study: optuna.Study, out: Path) -> dict[str, Path]:
     summary = collect(study)
     objectives = summary["objectives"]
     trials = [_trial_row(t, objectives) for t in study.get_trials(deepcopy=False)]
-    front_rows = [
-        {
-            "trial": f["trial"],
-            "keep": " ".join(map(str, f["keep"])),
-            **{o: f[o] for o in objectives},
-            "latency_measured_ms": f["latency_measured_ms"],
-        }
-        for f in summary["front"]
-    ]
-    paths = {
-        name: out / name
-        for name in ("summary.json", "trials.csv", "front.csv", "pareto.png", "report.html")
-    }
+    names = ("summary.json", "trials.csv", "front.csv", "pareto.png", "report.md", "report.html")
+    paths = {name: out / name for name in names}
     atomic_write_text(paths["summary.json"], json.dumps(summary, indent=2) + "\n")
     atomic_write_text(paths["trials.csv"], _csv(trials))
-    atomic_write_text(paths["front.csv"], _csv(front_rows))
+    columns = front_columns(summary)
+    atomic_write_text(
+        paths["front.csv"], _csv([{c: r[c] for c in columns} for r in front_rows(summary)])
+    )
+    atomic_write_text(paths["report.md"], _markdown(summary))
     _pareto_png(summary, trials, paths["pareto.png"])
     atomic_write_text(paths["report.html"], _html(summary, trials))
     return paths

@@ -29,7 +29,7 @@ from autoprune.evaluate import Setting, resolve_device
 from autoprune.export import atomic_write_text, read_metadata, remove_leftovers, write_checkpoint
 from autoprune.importance import METHODS, scores
 from autoprune.metrics import METRICS
-from autoprune.models import load_adapter
+from autoprune.models import MODELS, load_adapter
 from autoprune.multifidelity import FULL_BUDGET_ATTR, STOPPED_ATTR, Pool, ScreenedSampler
 from autoprune.objective import (
     TrialContext,
@@ -42,23 +42,27 @@ from autoprune.objective import (
 )
 from autoprune.pareto import (
     Rule,
+    default_rule,
     hv_reference,
     hypervolume,
     non_dominated,
     normalise,
     parse_rule,
+    rule_met,
     select,
 )
 from autoprune.samplers import DEFAULT_SAMPLER, check_sampler, make_sampler
 from autoprune.screen import SCREEN_WINDOWS, candidate_pool, screen
 from autoprune.space import objective_value, space_for_model
 from autoprune.study import (
+    FRONT_TEST_ATTR,
     PRIORS_ATTR,
     PROFILE_ATTR,
     REFERENCE_ATTR,
     RESUME_KEYS,
     SELECTION_ATTR,
     create_or_resume,
+    keep_key,
     selected_checkpoint,
     settings_of,
     storage_url,
@@ -98,7 +102,7 @@ class SearchOptions:
     device: str = "auto"
     space: str | None = None
     objective: str | None = None
-    rule: str = "knee"
+    rule: str | None = None  # default: pareto.default_rule of the study's objectives
     context_length: int | None = None
     horizon: int | None = None
     patch_size: int | None = None
@@ -123,6 +127,7 @@ class Prepared:
     ctx: TrialContext
     settings: dict
     sampler: str
+    rule: str
     warm: dict[tuple[int, ...], float] = dataclasses.field(default_factory=dict)
 
 
@@ -227,7 +232,8 @@ def prepare(opts: SearchOptions) -> Prepared:
         space = space.with_objectives(
             [objective, *(o for o in space.objectives if o not in METRICS)]
         )
-    parse_rule(opts.rule, space.objectives)  # a bad rule fails now, not after the trials
+    rule = opts.rule or default_rule(space.objectives)
+    parse_rule(rule, space.objectives)  # a bad rule fails now, not after the trials
     if opts.enqueue:
         from autoprune.baselines import check_kinds
 
@@ -270,7 +276,7 @@ def prepare(opts: SearchOptions) -> Prepared:
     )
     ctx = TrialContext(adapter, series, setting, space, device, seed)
     ctx.stop_early = fidelity == "multi"
-    return Prepared(name, study, ctx, settings, sampler, warm)
+    return Prepared(name, study, ctx, settings, sampler, rule, warm)
 
 
 def warm_knowledge(
@@ -366,6 +372,32 @@ def reference_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
         free_memory()
         study.set_user_attr(REFERENCE_ATTR, reference)
     return reference
+
+
+def front_test(prep: Prepared, log: Callable[[str], None] = print) -> dict[str, dict]:
+    """Test metrics of every front keep set, stored in the study by keep set and computed once.
+    Each is re-trained as its trial was (same seed and budget, so the same model), then
+    forecast on every test window: costly (`report.front_test_estimate`), so only on request.
+    Never used to select: the rule reads validation metrics only."""
+    study, ctx = prep.study, prep.ctx
+    trials, mask = front_of(study)
+    for trial in (t for t, on_front in zip(trials, mask, strict=True) if on_front):
+        keep = tuple(trial.user_attrs["keep"])
+        if keep_key(keep) in study.user_attrs.get(FRONT_TEST_ATTR, {}):
+            continue
+        log(f"re-training keep set {list(keep)} (trial {trial.number}) for its test metrics ...")
+        model = ctx.adapter.prune(keep).to(ctx.device)
+        realign(ctx, model)
+        store_front_test(study, keep, test_metrics(ctx, model))
+        del model
+        free_memory()
+    return study.user_attrs.get(FRONT_TEST_ATTR, {})
+
+
+def store_front_test(study: optuna.Study, keep: Sequence[int], test: dict) -> None:
+    """One keep set's test metrics, stored at once: an interrupted run keeps what it computed."""
+    stored = dict(study.user_attrs.get(FRONT_TEST_ATTR, {}))
+    study.set_user_attr(FRONT_TEST_ATTR, {**stored, keep_key(keep): test})
 
 
 def full_values(reference: dict, objectives: list[str]) -> list[float]:
@@ -541,8 +573,10 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
     keep = tuple(chosen.user_attrs["keep"])
     log(f"re-training the selected keep set {list(keep)} and evaluating it on the test split ...")
     model, record = run_trial(ctx, keep, test=True)
+    reference = full_values(study.user_attrs[REFERENCE_ATTR], objectives)
     selection = {
         "rule": str(rule),
+        "rule_met": rule_met(rule, objectives, chosen.values, reference),
         "trial": chosen.number,
         "keep": list(keep),
         "values": {
@@ -551,35 +585,70 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
         "val": {m: record[m] for m in METRICS},
         "val_reproduced": record[objectives[0]] == chosen.values[0],
         "test": record["test"],
+        "latency_ms": record["latency_ms"],
         "latency_measured_ms": record["latency_measured_ms"],
+        "latency_off_profile": record["latency_off_profile"],
         "checkpoint": str(checkpoint.relative_to(study_dir(prep.name))),
     }
     write_checkpoint(ctx.adapter, model, checkpoint, checkpoint_metadata(prep, selection))
     del model
     free_memory()
+    store_front_test(study, keep, record["test"])
     study.set_user_attr(SELECTION_ATTR, selection)
     return selection
 
 
 def checkpoint_metadata(prep: Prepared, selection: dict) -> dict:
-    settings = prep.settings
+    """`autoprune.json` of a checkpoint: enough to evaluate it again and to write its model card
+    (`card.py`). `rule` is None for a trial exported by hand."""
+    settings, adapter = prep.settings, prep.ctx.adapter
+    model, dataset = settings["model"], settings["dataset"]
+    entry = MODELS.get(model)
+    reference = prep.study.user_attrs.get(REFERENCE_ATTR, {})
     return {
         "autoprune_version": __version__,
         "study": prep.name,
         "trial": selection["trial"],
-        "base_model": settings["model"],
+        "rule": selection.get("rule"),
+        "rule_met": selection.get("rule_met"),
+        "trials": len(trained_trials(prep.study)),
+        "base_model": model,
+        "base_model_name": model if entry else Path(model).name,
+        "hub_id": hub_id(model),
+        "family": adapter.family,
+        "license": entry.license if entry else None,
         "keep": selection["keep"],
-        "num_layers_before": prep.ctx.adapter.num_layers,
-        "dataset": settings["dataset"],
+        "num_layers_before": adapter.num_layers,
+        "dataset": dataset,
+        "dataset_name": prep.ctx.series.name,
         "dataset_options": settings["dataset_options"],
+        "splits": {split: list(rows) for split, rows in prep.ctx.series.borders.items()},
         "setting": settings["setting"],
+        "objectives": settings["objectives"],
+        "sampler": settings["sampler"],
+        "fidelity": settings["fidelity"],
+        "space_file": settings["space_file"],
+        "val_windows": settings["evaluation"]["val_windows"],
         "num_samples": settings["evaluation"]["num_samples"],
         "realign": settings["realign"],
         "seed": settings["seed"],
-        "params": prep.ctx.adapter.params(selection["keep"]),
+        "params": adapter.params(selection["keep"]),
+        "params_before": adapter.params(),
         "val": selection["val"],
         "test": selection["test"],
+        "reference": {
+            kind: {"val": {m: full[m] for m in METRICS}, "test": full.get("test")}
+            for kind, full in reference.items()
+        },
     }
+
+
+def hub_id(model: str) -> str | None:
+    """The Hugging Face id a model came from: an alias's, or the one given; None for a folder."""
+    entry = MODELS.get(model)
+    source = entry.source if entry else model
+    is_id = source.count("/") == 1 and not source.startswith((".", "/", "~"))
+    return source if is_id and not Path(source).exists() else None
 
 
 def search(
@@ -615,7 +684,7 @@ def search(
         stopped = ray_backend.run(prep.study, prep.ctx, target, order, url, options, on_trial)
     else:
         stopped = local.run(prep.study, prep.ctx, target, order, on_trial)
-    selection = finalize(prep, opts.rule, log)
+    selection = finalize(prep, prep.rule, log)
     return {
         "study": prep.name,
         "stopped": stopped,
@@ -637,10 +706,12 @@ def enqueue_stopped(study: optuna.Study, space) -> int:
     return len(stopped - trained)
 
 
-def prepared_from_study(name: str, storage: str | None, device: str = "auto") -> Prepared:
+def prepared_from_study(
+    name: str, storage: str | None, device: str = "auto", threads: int | None = None
+) -> Prepared:
     """Re-open an existing study with its own settings (report, export of another trial)."""
     stored, _ = _stored(validate_name(name), storage)
     if not stored:
         raise StudyError(f"study {name!r} has no autoprune settings; was it made by autoprune?")
-    opts = SearchOptions(study=name, storage=storage, device=device)
+    opts = SearchOptions(study=name, storage=storage, device=device, threads=threads)
     return prepare(opts)

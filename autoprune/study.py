@@ -34,6 +34,7 @@ SETTINGS_ATTR = "autoprune"
 REFERENCE_ATTR = "reference"
 PROFILE_ATTR = "latency_profile"
 SELECTION_ATTR = "selection"
+FRONT_TEST_ATTR = "front_test"  # test metrics of front keep sets, by keep_key
 BASELINES_ATTR = "baselines"
 PRIORS_ATTR = "priors"
 HEARTBEAT_S = 5
@@ -313,6 +314,11 @@ def create_or_resume(
 def is_trained(trial: FrozenTrial) -> bool:
     """A completed trial that trained its own keep set (not a lookup of an earlier one)."""
     return trial.state == TrialState.COMPLETE and "lookup_of" not in trial.user_attrs
+
+
+def keep_key(keep) -> str:
+    """A keep set as a storage key: `0 3 4`."""
+    return " ".join(map(str, keep))
 
 
 def trained_trials(study: optuna.Study) -> list[FrozenTrial]:

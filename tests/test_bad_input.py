@@ -286,6 +286,11 @@ ROWS = [
         SEARCH + " --study n --rule budget:params<=-5%",
         "the budget -5% must be a positive number",
     ),
+    (
+        "rule-within-absolute",
+        SEARCH + " --study n --rule within:mase<=2",
+        "within takes the study's accuracy objective and a percentage",
+    ),
     ("space-latin1", SEARCH + " --study n --space {bad}/latin1.toml", "not UTF-8 text (byte 0xe9"),
     ("space-directory", SEARCH + " --study n --space {bad}", "is a directory; give a TOML file"),
     (

@@ -61,7 +61,7 @@ def test_report_renders_in_chromium_without_errors(
             }"""
         )
         selection = page.locator("#selection")
-        assert selection.is_visible() and "knee" in selection.inner_text()
+        assert selection.is_visible() and "within:mase<=0%" in selection.inner_text()
         browser.close()
 
     assert not problems, problems

@@ -1,13 +1,17 @@
+import re
+
 import numpy as np
 import pytest
 
 from autoprune.errors import UnknownNameError
 from autoprune.pareto import (
+    default_rule,
     hv_reference,
     hypervolume,
     knee,
     non_dominated,
     parse_rule,
+    rule_met,
     select,
 )
 
@@ -57,4 +61,50 @@ def test_budget_rule_absolute_and_relative():
 @pytest.mark.parametrize("text", ["best", "budget:params", "budget:flops<=3", "budget:params<=x"])
 def test_bad_rules_are_named(text):
     with pytest.raises(UnknownNameError, match="rule"):
+        parse_rule(text, OBJ)
+
+
+def test_within_rule_picks_the_cheapest_point_close_enough_to_the_full_model():
+    # full model: mase 1.0; points 1% / 4% / 12% worse, and one better than the full model
+    front = np.array([[0.99, 90.0, 9.0], [1.01, 60.0, 6.0], [1.04, 30.0, 3.0], [1.12, 10.0, 1.0]])
+    full = [1.0, 100.0, 10.0]
+    pick = {x: select(parse_rule(f"within:mase<={x}%", OBJ), OBJ, front, full) for x in (0, 1, 5)}
+    assert pick == {0: 0, 1: 1, 5: 2}
+    assert select(parse_rule("within:mase<=20%", OBJ), OBJ, front, full) == 3
+    assert str(parse_rule("within:mase<=2.5%", OBJ)) == "within:mase<=2.5%"
+
+
+def test_within_rule_ties_on_parameters_go_to_lower_latency_then_accuracy():
+    front = np.array([[1.03, 30.0, 4.0], [1.02, 30.0, 3.0], [1.01, 30.0, 3.0], [1.2, 5.0, 1.0]])
+    assert select(parse_rule("within:mase<=5%", OBJ), OBJ, front, [1.0, 100.0, 10.0]) == 2
+
+
+def test_within_rule_without_a_point_close_enough_selects_the_most_accurate_and_says_so():
+    front = np.array([[1.3, 30.0, 3.0], [1.2, 60.0, 6.0], [1.2, 50.0, 7.0], [1.5, 10.0, 1.0]])
+    full = [1.0, 100.0, 10.0]
+    rule = parse_rule("within:mase<=5%", OBJ)
+    assert select(rule, OBJ, front, full) == 2  # most accurate, then fewest parameters
+    assert not rule_met(rule, OBJ, front[2], full)
+    assert rule_met(parse_rule("within:mase<=20%", OBJ), OBJ, front[2], full)
+    assert rule_met(parse_rule("knee", OBJ), OBJ, front[3], full)
+
+
+def test_the_default_rule_is_the_study_accuracy_no_worse_than_the_full_model():
+    assert default_rule(OBJ) == "within:mase<=0%"
+    assert default_rule(["crps", "params"]) == "within:crps<=0%"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("within:mase<=2", "within:mase<=2%"),  # a percentage, not an absolute value
+        ("within:params<=2%", "accuracy objective"),
+        ("within:crps<=2%", "names 'crps'"),
+        ("within:mase<=-1%", "must be 0 or more"),
+        ("within:mase<=x%", "unknown selection rule"),
+        ("within:mase", "unknown selection rule"),
+    ],
+)
+def test_bad_within_rules_say_what_to_write(text, says):
+    with pytest.raises(UnknownNameError, match=re.escape(says)):
         parse_rule(text, OBJ)

@@ -56,7 +56,7 @@ def test_search_resumes_to_the_total_and_never_retrains(
     assert reference["realigned"]["realign_steps"] == 2
     assert "test" in reference["realigned"]
     selection = study.user_attrs["selection"]
-    assert selection["rule"] == "knee" and selection["test"]["mase"] > 0
+    assert selection["rule"] == "within:mase<=0%" and selection["test"]["mase"] > 0
     assert selection["val_reproduced"]  # re-training the selection reproduces its trial
 
 

@@ -27,32 +27,75 @@ from autoprune.models._base import (
 
 @dataclass(frozen=True)
 class Family:
-    """A model family: its adapter, and the autoprune extra that installs its own library."""
+    """A model family: its adapter, the autoprune extra that installs its own library, and the
+    library class that loads a pruned checkpoint (the model card's "how to load")."""
 
     name: str
     adapter: str  # "module:Class"; the module imports the family's library lazily
     library: str  # the published package whose classes load, prune and save it
     extra: str | None  # what installs `library` (see _base.install_command); None: core
+    loader: str  # "module:Class" whose from_pretrained(DIR) loads a checkpoint autoprune wrote
 
 
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("moirai", "autoprune.models.moirai:MoiraiAdapter", "uni2ts", None),
+        Family(
+            "moirai",
+            "autoprune.models.moirai:MoiraiAdapter",
+            "uni2ts",
+            None,
+            "uni2ts.model.moirai:MoiraiModule",
+        ),
         Family(
             "moirai-moe",
             "autoprune.models.moirai2:MoiraiMoEAdapter",
             "uni2ts.model.moirai_moe",
             "uni2ts2",
+            "uni2ts.model.moirai_moe:MoiraiMoEModule",
         ),
         Family(
-            "moirai-2", "autoprune.models.moirai2:Moirai2Adapter", "uni2ts.model.moirai2", "uni2ts2"
+            "moirai-2",
+            "autoprune.models.moirai2:Moirai2Adapter",
+            "uni2ts.model.moirai2",
+            "uni2ts2",
+            "uni2ts.model.moirai2:Moirai2Module",
         ),
-        Family("moment", "autoprune.models.moment:MomentAdapter", "momentfm", "moment"),
-        Family("chronos-bolt", "autoprune.models.chronos:ChronosBoltAdapter", "chronos", "chronos"),
-        Family("chronos-2", "autoprune.models.chronos:Chronos2Adapter", "chronos", "chronos"),
-        Family("gpt4ts", "autoprune.models.gpt4ts:GPT4TSAdapter", "transformers", "gpt4ts"),
-        Family("timesfm", "autoprune.models.timesfm:TimesFMAdapter", "transformers", "timesfm"),
+        Family(
+            "moment",
+            "autoprune.models.moment:MomentAdapter",
+            "momentfm",
+            "moment",
+            "momentfm:MOMENTPipeline",
+        ),
+        Family(
+            "chronos-bolt",
+            "autoprune.models.chronos:ChronosBoltAdapter",
+            "chronos",
+            "chronos",
+            "chronos.chronos_bolt:ChronosBoltModelForForecasting",
+        ),
+        Family(
+            "chronos-2",
+            "autoprune.models.chronos:Chronos2Adapter",
+            "chronos",
+            "chronos",
+            "chronos.chronos2:Chronos2Model",
+        ),
+        Family(
+            "gpt4ts",
+            "autoprune.models.gpt4ts:GPT4TSAdapter",
+            "transformers",
+            "gpt4ts",
+            "transformers:GPT2Model",  # the backbone; autoprune loads the whole forecaster
+        ),
+        Family(
+            "timesfm",
+            "autoprune.models.timesfm:TimesFMAdapter",
+            "transformers",
+            "timesfm",
+            "transformers:TimesFm2_5ModelForPrediction",
+        ),
     )
 }
 

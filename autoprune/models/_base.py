@@ -39,6 +39,7 @@ class ModelEntry:
     num_layers: int
     params: int  # exact, of the published architecture (tests rebuild it and count)
     shape: dict = field(default_factory=dict)
+    license: str | None = None  # SPDX-style id of the weights' licence, where autoprune knows it
 
 
 def tiny_checkpoint_dir(package: str = "moirai_tiny") -> Path:

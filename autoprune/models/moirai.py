@@ -54,6 +54,7 @@ ALIASES = (
         12,
         2_698_672,
         dict(d_model=128, num_layers=12, patch_sizes=(16, 32, 64)),
+        license="apache-2.0",  # its model card
     ),
     ModelEntry(
         "moirai-tiny-8",
@@ -63,6 +64,7 @@ ALIASES = (
         8,
         1_906_592,
         dict(d_model=128, num_layers=8, patch_sizes=(16, 32, 64)),
+        license="apache-2.0",  # made by autoprune (pretrain_tiny), like moirai-tiny
     ),
     *(
         ModelEntry(

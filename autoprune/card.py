@@ -1,0 +1,161 @@
+"""The model card an exported checkpoint carries: `README.md` in the Hugging Face layout (YAML
+front matter, then the body), written from the checkpoint's own `autoprune.json`, so a folder
+pushed to the hub as is says what it is, how it was made, how well it does next to the full
+model, and how to load it with the family's own library."""
+
+from __future__ import annotations
+
+from autoprune.metrics import METRICS, SCALES
+from autoprune.models import FAMILIES
+
+CARD = "README.md"
+HERE = "path/to/this/folder"
+
+
+def _front_matter(meta: dict) -> list[str]:
+    """Only what is known: the hub validates `base_model` and `license` against real ids."""
+    family = FAMILIES[meta["family"]]
+    lines = ["---"]
+    if meta.get("hub_id"):
+        lines.append(f"base_model: {meta['hub_id']}")
+    lines.append(f"library_name: {family.library.split('.')[0]}")
+    if meta.get("license"):
+        lines.append(f"license: {meta['license']}")
+    lines += ["pipeline_tag: time-series-forecasting", "datasets:", f"- {meta['dataset_name']}"]
+    tags = ("time-series-forecasting", "autoprune", "layer-pruning", meta["family"])
+    lines += ["tags:", *(f"- {tag}" for tag in tags), "---"]
+    return lines
+
+
+def _metrics_table(meta: dict) -> list[str]:
+    rows = [("this model", meta["val"], meta["test"])]
+    for kind, label in (
+        ("realigned", "full model, re-aligned"),
+        ("zero_shot", "full model, zero-shot"),
+    ):
+        full = meta.get("reference", {}).get(kind)
+        if full:
+            rows.append((label, full["val"], full.get("test") or {}))
+    lines = [
+        "| model | " + " | ".join(f"val {m}" for m in METRICS) + " | "
+        + " | ".join(f"test {m}" for m in METRICS) + " |",
+        "|---|" + "---:|" * (2 * len(METRICS)),
+    ]  # fmt: skip
+    for label, val, test in rows:
+        cells = [f"{split[m]:.4f}" if m in split else "-" for split in (val, test) for m in METRICS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _command(meta: dict) -> str:
+    """The `autoprune search` that made the study, every setting spelled out."""
+    options = meta["dataset_options"]
+    setting = meta["setting"]
+    parts = [
+        "autoprune search",
+        f"--study {meta['study']}",
+        f"--model {meta['base_model']}",
+        f"--dataset {meta['dataset']}",
+        *(f"--{key} {value}" for key, value in options.items() if value),
+        *([f"--space {meta['space_file']}"] if meta.get("space_file") else []),
+        f"--objective {meta['objectives'][0]}",
+        f"--context-length {setting['context_length']}",
+        f"--horizon {setting['horizon']}",
+        f"--patch-size {setting['patch_size']}",
+        f"--seed {meta['seed']}",
+        f"--sampler {meta['sampler']}",
+        f"--fidelity {meta['fidelity']}",
+        f"--trials {meta['trials']}",
+        *([f"--rule '{meta['rule']}'"] if meta.get("rule") else []),
+    ]
+    return " \\\n    ".join(parts)
+
+
+def model_card(meta: dict) -> str:
+    keep, layers = meta["keep"], meta["num_layers_before"]
+    removed = [i for i in range(layers) if i not in keep]
+    family = FAMILIES[meta["family"]]
+    module, cls = family.loader.split(":")
+    splits = ", ".join(f"{name} rows {a}-{b}" for name, (a, b) in meta["splits"].items())
+    realign, setting = meta["realign"], meta["setting"]
+    base = meta["base_model"] + (f" ({meta['hub_id']})" if meta.get("hub_id") else "")
+    chosen = (
+        f"selected by the rule `{meta['rule']}` from the Pareto front of validation "
+        f"{meta['objectives'][0]} against {', '.join(meta['objectives'][1:])}"
+        if meta.get("rule")
+        else "chosen by hand from the study's trials (`autoprune export --trial`)"
+    )
+    if meta.get("rule_met") is False:
+        chosen += " (no front point met it, so the most accurate one was selected)"
+    export = f"autoprune export {meta['study']} --out {HERE}"
+    if not meta.get("rule"):
+        export += f" --trial {meta['trial']}"
+    lines = [
+        *_front_matter(meta),
+        "",
+        f"# {meta['base_model_name']}, {len(keep)} of {layers} layers, re-aligned on "
+        f"{meta['dataset_name']}",
+        "",
+        f"A layer-pruned {meta['family']} model made by autoprune: the transformer layers not "
+        f"listed below were removed from {base}, and what is left was briefly re-aligned "
+        f"(fine-tuned) on the train split of {meta['dataset_name']}. It was trial "
+        f"{meta['trial']} of the study `{meta['study']}`, {chosen}.",
+        "",
+        "## Keep set",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| keep set | `{tuple(keep)}` |",
+        f"| kept layers | {', '.join(map(str, keep))} ({len(keep)} of {layers}) |",
+        f"| removed layers | {', '.join(map(str, removed)) or 'none'} |",
+        f"| parameters | {meta['params']:,} ({meta['params'] / meta['params_before']:.0%} of "
+        f"{meta['params_before']:,}) |",
+        "",
+        "## Data and split",
+        "",
+        f"Dataset `{meta['dataset']}`"
+        + "".join(f", {k} `{v}`" for k, v in meta["dataset_options"].items() if v)
+        + f"; {splits}. Forecast setting: context {setting['context_length']}, horizon "
+        f"{setting['horizon']}, patch size {setting['patch_size']}. Validation metrics use "
+        f"{meta['val_windows']} evenly spaced windows of the validation split, test metrics "
+        f"every window of the test split ({meta['test'].get('windows', '?')}), each from "
+        f"{meta['num_samples']} sample paths.",
+        "",
+        "## Re-alignment",
+        "",
+        f"{realign['steps']} steps of the family's own training loss on train-split windows, "
+        f"learning rate {realign['lr']}, batch {realign['batch_size']}, seed {meta['seed']}. "
+        "The full model was re-aligned with the same budget, as the reference.",
+        "",
+        "## Accuracy",
+        "",
+        "Lower is better. The full model is shown re-aligned (the reference the search "
+        "compared against, same budget) and zero-shot (the base model unchanged).",
+        "",
+        *_metrics_table(meta),
+        "",
+        *(f"- `{m}`: {SCALES[m]}" for m in METRICS),
+        "",
+        "## How to load",
+        "",
+        f"With {family.library.split('.')[0]}, the family's own library:",
+        "",
+        "```python",
+        f"from {module} import {cls}",
+        "",
+        f'model = {cls}.from_pretrained("{HERE}")',
+        "```",
+        "",
+        "The forecast setting is in `autoprune.json`; "
+        f"`autoprune evaluate --model {HERE}` re-measures the test metrics above.",
+        "",
+        "## How it was made",
+        "",
+        "```bash",
+        _command(meta),
+        export,
+        "```",
+        "",
+        f"autoprune {meta['autoprune_version']}; the study's settings in full: `autoprune.json`.",
+    ]
+    return "\n".join(lines) + "\n"

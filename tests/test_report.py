@@ -1,0 +1,181 @@
+"""What the report tells a user: test metrics of the front on request, a plain sentence when the
+selection is worse on test than the full model zero-shot, latencies measured under another load
+flagged, and every metric's scale."""
+
+import csv
+import json
+
+import pytest
+
+import autoprune.objective as objective_module
+from autoprune.cli import main
+from autoprune.metrics import METRICS
+from autoprune.objective import latency_off_profile
+from autoprune.report import collect, findings, write_report
+from autoprune.search import front_test, prepared_from_study, search
+from autoprune.study import FRONT_TEST_ATTR, keep_key, load_study
+from tests.conftest import options, quiet
+
+
+def test_front_test_metrics_are_offered_then_computed_once_and_reproduce_the_selection(
+    tiny_model_dir, tiny_csv, tiny_space, studies, tmp_path
+):
+    search(options(tiny_model_dir, tiny_csv, tiny_space, threads=1, trials=4), log=quiet)
+    study = load_study("s1")
+    summary = collect(study)
+    selection = summary["selection"]
+    # the selection's test metrics are known from the search; the other points are offered
+    tested = {f["trial"]: f["test"] for f in summary["front"] if f["test"]}
+    assert tested == {selection["trial"]: selection["test"]}
+    estimate = summary["front_test_estimate"]
+    assert len(estimate["missing"]) == len(summary["front"]) - 1
+    if estimate["missing"]:
+        assert estimate["seconds"] > 0 and estimate["windows"] > 0
+        assert any("s1 --test-front` (about" in line for line in summary["findings"])
+
+    # a fresh computation of the selection's keep set gives its stored test metrics exactly
+    stored = dict(study.user_attrs[FRONT_TEST_ATTR])
+    del stored[keep_key(selection["keep"])]
+    study.set_user_attr(FRONT_TEST_ATTR, stored)
+    messages = []
+    computed = front_test(prepared_from_study("s1", None, "cpu"), messages.append)
+    assert len(messages) == len(summary["front"])
+    again = computed[keep_key(selection["keep"])]
+    for m in METRICS:  # equal up to float summation order (the search ran on 1 thread)
+        assert again[m] == pytest.approx(selection["test"][m], rel=1e-8), m
+    assert front_test(prepared_from_study("s1", None, "cpu"), messages.append) == computed
+    assert len(messages) == len(summary["front"])  # nothing re-trained the second time
+
+    paths = write_report(load_study("s1"), tmp_path / "r")
+    summary = json.loads(paths["summary.json"].read_text())
+    assert all(set(f["test"]) >= set(METRICS) for f in summary["front"])
+    assert summary["front_test_estimate"]["missing"] == []
+    rows = list(csv.DictReader(paths["front.csv"].open()))
+    assert [float(r["test_mase"]) for r in rows] == [f["test"]["mase"] for f in summary["front"]]
+    markdown = paths["report.md"].read_text()
+    assert "## Front" in markdown and "test_mase" in markdown
+
+
+def _summary(selected: float, zero_shot: float) -> dict:
+    test = {"mase": selected}
+    return {
+        "study": "s",
+        "objectives": ["mase", "params", "latency_ms"],
+        "selection": {"rule": "knee", "test": test, "latency_off_profile": False},
+        "reference": {
+            "zero_shot": {"test": {"mase": zero_shot}},
+            "realigned": {"test": {"mase": 1.1}},
+        },
+        "front": [],
+        "front_test_estimate": {"missing": [], "windows": None, "seconds": None},
+    }
+
+
+def test_a_within_rule_no_front_point_meets_is_said_plainly():
+    summary = _summary(1.15, 1.19)
+    summary["selection"].update(rule="within:mase<=5%", rule_met=False, values={"mase": 1.2})
+    summary["reference"]["realigned"]["mase"] = 1.0
+    said = [line for line in findings(summary) if line.startswith("No front point is within")]
+    assert said == [
+        "No front point is within the rule within:mase<=5%: the selection is the most accurate "
+        "front point, validation mase 1.2 against 1 for the full model re-aligned (+20.0%); "
+        "more trials may find one."
+    ]
+
+
+def test_a_selection_worse_on_test_than_the_full_model_zero_shot_is_said_plainly():
+    worse = findings(_summary(1.226, 1.190))
+    assert worse[0].startswith("WORSE THAN THE FULL MODEL")
+    assert "1.226 against 1.19 for the full model zero-shot (+3.0%)" in worse[0]
+    better = findings(_summary(1.15, 1.190))
+    assert not any("WORSE" in line for line in better)
+    assert better[0].startswith("The selection (knee) is as good or better")
+
+
+def test_the_search_and_the_report_end_with_the_verdict_on_test(
+    tiny_model_dir, tiny_csv, tiny_space, studies, capsys
+):
+    argv = ["search", "--study", "c1", "--model", str(tiny_model_dir), "--dataset"]
+    argv += [str(tiny_csv), "--space", str(tiny_space), "--trials", "3", "--device", "cpu"]
+    assert main([*argv, "--threads", "1"]) == 0
+    searched = capsys.readouterr().out
+    summary = collect(load_study("c1"))
+    verdict = summary["findings"][0]
+    selected = summary["selection"]["test"]["mase"]
+    zero_shot = summary["reference"]["zero_shot"]["test"]["mase"]
+    assert verdict.startswith("WORSE" if selected > zero_shot else "The selection")
+    assert verdict in searched
+    assert main(["report", "c1"]) == 0
+    reported = capsys.readouterr().out
+    assert verdict in reported and "report.md" in reported
+    report = studies / "c1" / "report"
+    assert verdict in (report / "report.md").read_text()
+    assert "id='findings'" in (report / "report.html").read_text()
+
+
+def test_report_test_front_computes_every_front_point(
+    tiny_model_dir, tiny_csv, tiny_space, studies, capsys
+):
+    search(
+        options(tiny_model_dir, tiny_csv, tiny_space, threads=1, study="c2", trials=4), log=quiet
+    )
+    assert main(["report", "c2", "--test-front", "--device", "cpu", "--threads", "1"]) == 0
+    summary = collect(load_study("c2"))
+    assert all(f["test"] for f in summary["front"])
+    assert not any("--test-front" in line for line in summary["findings"])
+
+
+def test_latency_off_the_profile_is_flagged_in_the_trial_and_the_report(
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch, tmp_path
+):
+    assert not latency_off_profile(100.0, 140.0) and not latency_off_profile(100.0, 70.0)
+    assert latency_off_profile(100.0, 160.0) and latency_off_profile(100.0, 60.0)
+    # the profile is measured on an idle machine, then the machine gets 10x slower
+    real = objective_module.measure_latency
+    monkeypatch.setattr(objective_module, "measure_latency", lambda c, m: 10 * real(c, m))
+    search(options(tiny_model_dir, tiny_csv, tiny_space, threads=1, trials=3), log=quiet)
+    study = load_study("s1")
+    trained = [t for t in study.trials if "latency_measured_ms" in t.user_attrs]
+    assert trained and all(t.user_attrs["latency_off_profile"] for t in trained)
+    paths = write_report(study, tmp_path / "r")
+    summary = json.loads(paths["summary.json"].read_text())
+    assert summary["selection"]["latency_off_profile"]
+    assert any("latency" in line and "off the profile" in line for line in summary["findings"])
+    rows = list(csv.DictReader(paths["trials.csv"].open()))
+    assert {r["latency_off_profile"] for r in rows if r["latency_measured_ms"]} == {"True"}
+
+
+def test_every_report_says_the_scale_of_each_metric(
+    tiny_model_dir, tiny_csv, tiny_space, studies, tmp_path
+):
+    search(options(tiny_model_dir, tiny_csv, tiny_space, threads=1, trials=2), log=quiet)
+    paths = write_report(load_study("s1"), tmp_path / "r")
+    summary = json.loads(paths["summary.json"].read_text())
+    assert "standardised" in summary["metric_scales"]["mse"]
+    assert "raw" in summary["metric_scales"]["crps"]
+    for name in ("report.md", "report.html"):
+        text = paths[name].read_text()
+        assert "train-standardised" in text and "mean_wQuantileLoss" in text, name
+
+
+def test_a_search_selects_by_the_within_rule_or_says_it_could_not(
+    tiny_model_dir, tiny_csv, tiny_space, studies
+):
+    opts = options(tiny_model_dir, tiny_csv, tiny_space, threads=1, trials=3)
+    opts.rule = "within:mase<=1000%"  # everything qualifies: the fewest parameters win
+    selection = search(opts, log=quiet)["selection"]
+    summary = collect(load_study("s1"))
+    assert selection["rule_met"] and selection["rule"] == opts.rule
+    assert selection["values"]["params"] == min(f["params"] for f in summary["front"])
+    assert not any("No front point is within" in line for line in summary["findings"])
+
+    # 0%: no worse than the full model; when no front point is, the most accurate is selected
+    opts.rule = "within:mase<=0%"
+    selection = search(opts, log=quiet)["selection"]
+    summary = collect(load_study("s1"))
+    full = summary["reference"]["realigned"]["mase"]
+    most_accurate = min(f["mase"] for f in summary["front"])
+    assert selection["values"]["mase"] == most_accurate
+    assert selection["rule_met"] == (most_accurate <= full)
+    said = [line for line in summary["findings"] if "No front point is within" in line]
+    assert bool(said) == (most_accurate > full)
