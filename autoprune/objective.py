@@ -28,6 +28,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -52,7 +53,7 @@ from autoprune.multifidelity import (
 from autoprune.pareto import hv_reference
 from autoprune.screen import SCREEN_WINDOWS, screen
 from autoprune.space import SearchSpace
-from autoprune.study import REFERENCE_ATTR
+from autoprune.study import REFERENCE_ATTR, is_trained
 from autoprune.train import fit
 
 LATENCY_BATCH = 32
@@ -341,6 +342,7 @@ def suggest_keep(trial: optuna.Trial, space: SearchSpace, order: Sequence[int]) 
 
 
 CLAIMED = "claimed"  # user attr: this trial passed its first check and trains its keep set
+OVER_TOTAL_ATTR = "over_total"  # user attr: not trained, the study reached this total meanwhile
 
 
 def same_keep(study: optuna.Study, keep: KeepSet, number: int, claimed: bool) -> FrozenTrial | None:
@@ -361,6 +363,35 @@ def same_keep(study: optuna.Study, keep: KeepSet, number: int, claimed: bool) ->
         if other.number < number if claimed else CLAIMED in other.user_attrs:
             return other
     return None
+
+
+TOTAL_POLL_S = 1.0
+
+
+def within_total(study: optuna.Study, number: int, target: int) -> bool:
+    """Whether trial `number`, which has claimed its keep set, may train it without taking the
+    study past `target` trained keep sets; False once the study holds them.
+
+    Processes sharing a study each check the total before they start a trial, but two can pass
+    that check together on the last keep set (`--trials 8` trained 9). So a claimed trial counts
+    again, with the trials that claimed theirs before it and still run: while those could make
+    the total, it waits for them (one that fails or stops at a rung leaves room; a killed
+    process's trial is failed once its heartbeat is stale)."""
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # what study.optimize does before a trial
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        trained = sum(map(is_trained, trials))
+        ahead = sum(
+            t.state == TrialState.RUNNING and t.number < number and CLAIMED in t.user_attrs
+            for t in trials
+        )
+        if trained >= target:
+            return False
+        if trained + ahead < target:
+            return True
+        time.sleep(TOTAL_POLL_S)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -400,8 +431,12 @@ def stop_rule(ctx: TrialContext, trial: optuna.Trial, keep: KeepSet):
     return go_on
 
 
-def make_objective(ctx: TrialContext, order: Sequence[int]) -> Callable[[optuna.Trial], tuple]:
+def make_objective(
+    ctx: TrialContext, order: Sequence[int], target: int | None = None
+) -> Callable[[optuna.Trial], tuple]:
     """The Optuna objective: keep sets already evaluated are looked up, never trained again.
+    With `target`, a trial trains only while the study holds fewer trained keep sets (counting
+    those other processes are training), so a shared study stops at its total.
     In a multi-fidelity study a keep set that cannot reach the front is stopped at a rung and
     stored as PRUNED with what it measured (`stopped_at`, `rungs`): never on the front, and
     trained to the full budget if it is proposed or enqueued again."""
@@ -419,6 +454,9 @@ def make_objective(ctx: TrialContext, order: Sequence[int]) -> Callable[[optuna.
         if earlier is not None:
             trial.set_user_attr("duplicate_of", earlier.number)
             raise optuna.TrialPruned(f"keep set is being trained by trial {earlier.number}")
+        if target is not None and not within_total(trial.study, trial.number, target):
+            trial.set_user_attr(OVER_TOTAL_ATTR, target)
+            raise optuna.TrialPruned(f"the study holds its {target} trained keep sets")
         start = time.perf_counter()
         try:
             _, record = run_trial(ctx, keep, go_on=stop_rule(ctx, trial, keep))

@@ -17,8 +17,10 @@ import errno
 import fcntl
 import logging
 import os
+import random
 import re
 import sqlite3
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,14 +218,7 @@ def _write_failure(context, path: Path) -> None:
 
 def _rdb(url: str, create: bool) -> RDBStorage:
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-            skip_table_creation=not create,
-        )
+        return _rdb_creating_together(url, create)
     except ImportError as exc:
         module = getattr(exc.__cause__, "name", None) or "its database driver"
         package = _DRIVERS.get(module, module)
@@ -238,6 +233,32 @@ def _rdb(url: str, create: bool) -> RDBStorage:
             f"cannot open storage {mask_url(url)!r}: {message}; check the URL and that the "
             "database server is running and reachable"
         ) from None
+
+
+SCHEMA_ATTEMPTS = 8
+
+
+def _rdb_creating_together(url: str, create: bool) -> RDBStorage:
+    """Optuna's storage at `url`. On a database server, processes that create Optuna's tables
+    at the same instant collide in the server's catalog (a duplicate table, type or
+    `alembic_version` row); whoever loses retries after a short random pause, by which time the
+    winner's tables exist and creating them is skipped. (SQLite files take turns under a folder
+    lock instead.)"""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    kwargs = {
+        "engine_kwargs": {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
+        "heartbeat_interval": HEARTBEAT_S,
+        "grace_period": GRACE_S,
+        "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=1),
+        "skip_table_creation": not create,
+    }
+    for attempt in range(1, SCHEMA_ATTEMPTS if create else 1):
+        try:
+            return RDBStorage(url, **kwargs)
+        except (IntegrityError, ProgrammingError):
+            time.sleep(random.uniform(0.1, 0.5) * attempt)
+    return RDBStorage(url, **kwargs)
 
 
 def study_exists(storage: RDBStorage, name: str) -> bool:

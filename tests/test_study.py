@@ -6,22 +6,40 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import pytest
+
 import autoprune
+from tests.test_storage_rdb import postgres_url
 
 CREATE = """
 import sys, time, optuna
 from autoprune.study import create_or_resume
 time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
 settings = {"objectives": ["mase", "params"]}
-create_or_resume("together", None, settings, optuna.samplers.RandomSampler())
+storage = sys.argv[2] or None
+create_or_resume("together", storage, settings, optuna.samplers.RandomSampler())
 """
 
 
-def test_searches_started_at_the_same_instant_on_a_new_study_all_open_it(studies):
-    """Without the lock one of them died in Optuna's schema creation (`alembic_version`
-    UNIQUE, or a table that already exists)."""
+def empty_postgres_schema() -> str:
+    """The test server's URL with a new, empty schema as the search path: a database in which
+    Optuna's tables do not exist yet."""
+    import psycopg
+
+    url, schema = postgres_url(), f"t{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(f"CREATE SCHEMA {schema}")
+    return f"{url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_searches_started_at_the_same_instant_on_a_new_study_all_open_it(studies, kind):
+    """Without the lock (SQLite) or the retry (a database server) one of them died in Optuna's
+    schema creation (`alembic_version` UNIQUE, or a table or type that already exists)."""
+    storage = empty_postgres_schema() if kind == "postgresql" else ""
     env = {
         **os.environ,
         "PYTHONPATH": str(Path(autoprune.__file__).parents[1]),
@@ -30,7 +48,10 @@ def test_searches_started_at_the_same_instant_on_a_new_study_all_open_it(studies
     start = time.time() + 4  # after every process has imported optuna
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", CREATE, str(start)], env=env, stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", CREATE, str(start), storage],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(4)
     ]

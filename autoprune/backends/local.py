@@ -65,7 +65,7 @@ def run(
     on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial | None], None] = lambda s, t: None,
 ) -> str:
     """Run trials until the study holds `target` trained keep sets; returns why it stopped."""
-    objective = make_objective(ctx, order)
+    objective = make_objective(ctx, order, target)
     streaks = Streaks()
     while True:
         if reason := stop_reason(study, ctx.space, target):
