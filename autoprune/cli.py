@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the screened sampler as prior knowledge",
     )
     search.add_argument(
+        "--holdout-dataset",
+        type=_text,
+        metavar="D[,D]",
+        help="datasets never used for re-alignment or selection: at the end the selection and "
+        "the full model forecast their test split zero-shot",
+    )
+    search.add_argument(
         "--continue-stopped",
         action="store_true",
         help="train every keep set stopped at a rung to the full budget",
@@ -190,6 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--storage", type=_text)
     report.add_argument("--device", default="auto")
+
+    dominance = commands.add_parser(
+        "dominance",
+        help="per study (dataset): the fewest kept layers within x%% of the full model",
+    )
+    dominance.add_argument("studies", type=_text, help="comma-separated study names")
+    dominance.add_argument(
+        "--levels", default="1,2,5", help="percent from the full model (default 1,2,5)"
+    )
+    dominance.add_argument("--out", type=Path, help="folder (default studies/dominance)")
+    dominance.add_argument(
+        "--threads", type=_count, help="torch CPU threads for re-training (default: all cores)"
+    )
+    dominance.add_argument("--storage", type=_text)
+    dominance.add_argument("--device", default="auto")
 
     export = commands.add_parser("export", help="write a pruned checkpoint of a study")
     export.add_argument("study")
@@ -363,6 +385,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"{full['test'][metric]:.4f} | full zero-shot {zero['test'][metric]:.4f}"
         )
         out.print(f"checkpoint: {selected_checkpoint(prep.study)}")
+    for name, held in (summary.get("holdout") or {}).items():
+        out.print(
+            f"held-out {name}, test {metric} zero-shot: selected {held['selection'][metric]:.4f} "
+            f"| full re-aligned {held['full_realigned'][metric]:.4f} | full zero-shot "
+            f"{held['full_zero_shot'][metric]:.4f}"
+        )
     for line in summary["findings"]:
         out.print(line)
     out.print(f"report: {report_dir / 'report.html'}  ({time.perf_counter() - started:.0f} s)")
@@ -588,6 +616,24 @@ def cmd_report(args: argparse.Namespace) -> int:
         out.print(str(path))
     for line in collect(study)["findings"]:
         out.print(line)
+    return 0
+
+
+def cmd_dominance(args: argparse.Namespace) -> int:
+    from autoprune.dominance import dominance, markdown, parse_levels, write
+    from autoprune.export import check_out
+    from autoprune.study import load_study, studies_root
+
+    levels = parse_levels(args.levels)
+    names = [name.strip() for name in args.studies.split(",") if name.strip()]
+    out_dir = args.out or studies_root() / "dominance"
+    check_out(out_dir)
+    for name in names:
+        load_study(name, args.storage)  # every study exists before anything is re-trained
+    result = dominance(names, args.storage, levels, args.device, args.threads, err.print)
+    out.print(markdown(result), markup=False)
+    for path in write(result, out_dir).values():
+        out.print(str(path))
     return 0
 
 
@@ -994,6 +1040,7 @@ COMMANDS = {
     "list": cmd_list,
     "report": cmd_report,
     "export": cmd_export,
+    "dominance": cmd_dominance,
 }
 
 

@@ -30,6 +30,11 @@ SCALES = {
 }
 
 
+def accuracy_index(objectives) -> int:
+    """Where a study's accuracy objective (the one metric among its objectives) is."""
+    return next(i for i, o in enumerate(objectives) if o in METRICS)
+
+
 def seasonal_error(past: np.ndarray, seasonality: int) -> np.ndarray:
     """Per-window mean |y[t] - y[t-m]| over the context; `past` is (N, context)."""
     m = seasonality if seasonality < past.shape[-1] else 1

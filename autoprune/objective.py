@@ -41,7 +41,7 @@ from torch import nn
 
 from autoprune.data import Series
 from autoprune.evaluate import Setting, evaluate
-from autoprune.metrics import METRICS
+from autoprune.metrics import METRICS, accuracy_index
 from autoprune.models import Adapter, KeepSet
 from autoprune.multifidelity import (
     FULL_BUDGET_ATTR,
@@ -414,7 +414,7 @@ def stop_rule(ctx: TrialContext, trial: optuna.Trial, keep: KeepSet):
     if "latency_ms" in objectives and not ctx.profile:
         return None
     full = np.array([reference["realigned"][o] for o in objectives])
-    accuracy = next(i for i, o in enumerate(objectives) if o in METRICS)
+    accuracy = accuracy_index(objectives)
     known = {"params": ctx.adapter.params(keep)}
     if ctx.profile:
         known["latency_ms"] = predict_latency(ctx.profile, len(keep))

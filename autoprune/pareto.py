@@ -23,7 +23,7 @@ import moocore
 import numpy as np
 
 from autoprune.errors import UnknownNameError
-from autoprune.metrics import METRICS
+from autoprune.metrics import METRICS, accuracy_index
 
 ACCURACY_REFERENCE = 1.1
 COST_REFERENCE = 1.0
@@ -99,7 +99,7 @@ _RULE_FORMS = (
 
 
 def default_rule(objectives: Sequence[str]) -> str:
-    accuracy = next(o for o in objectives if o in METRICS)
+    accuracy = objectives[accuracy_index(objectives)]
     return f"within:{accuracy}<={DEFAULT_WITHIN_PERCENT}%"
 
 
@@ -121,7 +121,7 @@ def parse_rule(text: str, objectives: Sequence[str]) -> Rule:
     except ValueError:
         raise UnknownNameError(f"selection rule {text!r}: {value!r} is not a number") from None
     if kind == "within":
-        accuracy = next(o for o in objectives if o in METRICS)
+        accuracy = objectives[accuracy_index(objectives)]
         if objective != accuracy or not percent:
             raise UnknownNameError(
                 f"selection rule {text!r}: within takes the study's accuracy objective and a "
@@ -161,7 +161,7 @@ def select(
     values = np.asarray(front_values, dtype=float)
     if len(values) == 0:
         return None
-    accuracy = next(i for i, o in enumerate(objectives) if o in METRICS)
+    accuracy = accuracy_index(objectives)
     if rule.kind == "knee":
         return knee(normalise(values, full_values))
     column = list(objectives).index(rule.objective)

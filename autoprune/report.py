@@ -26,6 +26,7 @@ from autoprune.space import objective_value
 from autoprune.study import (
     BASELINES_ATTR,
     FRONT_TEST_ATTR,
+    HOLDOUT_ATTR,
     PRIORS_ATTR,
     PROFILE_ATTR,
     REFERENCE_ATTR,
@@ -138,6 +139,7 @@ def collect(study: optuna.Study) -> dict:
         "selection": study.user_attrs.get(SELECTION_ATTR),
         "baselines": study.user_attrs.get(BASELINES_ATTR, []),
         "priors": study.user_attrs.get(PRIORS_ATTR, {}),
+        "holdout": study.user_attrs.get(HOLDOUT_ATTR, {}),
     }
     if reference and trained:
         full = [reference["realigned"][o] for o in objectives]
@@ -196,6 +198,20 @@ def findings(summary: dict) -> list[str]:
             )
         else:
             said.append(f"The selection ({selection['rule']}) is as good or better: {versus}.")
+    for name, held in (summary.get("holdout") or {}).items():
+        chosen, zero = held["selection"][metric], held["full_zero_shot"][metric]
+        versus = (
+            f"test {metric} {chosen:.4g} against {zero:.4g} for the full model zero-shot "
+            f"({chosen / zero - 1:+.1%}) and {held['full_realigned'][metric]:.4g} re-aligned"
+        )
+        if chosen > zero:
+            said.append(
+                f"ON HELD-OUT {name} THE SELECTION IS WORSE than the full model zero-shot: "
+                f"{versus}; pruning and re-alignment on {summary['dataset']} cost accuracy "
+                "elsewhere."
+            )
+        else:
+            said.append(f"On held-out {name} the selection is as good or better: {versus}.")
     if selection and selection.get("rule_met") is False:
         full = reference["realigned"][metric]
         said.append(
@@ -613,6 +629,21 @@ def _markdown(summary: dict) -> str:
             f"{len(reference.get('realigned', {}).get('keep', []))}).",
             "",
             *table(rows, ["model", "split", *METRICS]),
+            "",
+        ]
+    if summary.get("holdout"):
+        rows = [
+            {"dataset": name, "model": label.replace("_", " "), **held[label]}
+            for name, held in summary["holdout"].items()
+            for label in ("selection", "full_zero_shot", "full_realigned")
+        ]
+        lines += [
+            "## Held-out datasets (test split, zero-shot)",
+            "",
+            f"Never used for re-alignment or selection; re-aligned models saw only "
+            f"{summary['dataset']}.",
+            "",
+            *table(rows, ["dataset", "model", *METRICS, "windows"]),
             "",
         ]
     lines += ["## Front", "", *table(front_rows(summary), front_columns(summary)), ""]

@@ -23,12 +23,12 @@ import torch
 
 from autoprune import __version__
 from autoprune.backends import local
-from autoprune.data import load_series
+from autoprune.data import Series, load_series
 from autoprune.errors import AutoPruneError, StudyError
-from autoprune.evaluate import Setting, resolve_device
+from autoprune.evaluate import Setting, evaluate, resolve_device
 from autoprune.export import atomic_write_text, read_metadata, remove_leftovers, write_checkpoint
 from autoprune.importance import METHODS, scores
-from autoprune.metrics import METRICS
+from autoprune.metrics import METRICS, accuracy_index
 from autoprune.models import MODELS, load_adapter
 from autoprune.multifidelity import FULL_BUDGET_ATTR, STOPPED_ATTR, Pool, ScreenedSampler
 from autoprune.objective import (
@@ -56,6 +56,7 @@ from autoprune.screen import SCREEN_WINDOWS, candidate_pool, screen
 from autoprune.space import objective_value, space_for_model
 from autoprune.study import (
     FRONT_TEST_ATTR,
+    HOLDOUT_ATTR,
     PRIORS_ATTR,
     PROFILE_ATTR,
     REFERENCE_ATTR,
@@ -116,6 +117,7 @@ class SearchOptions:
     fidelity: str | None = None
     warm_start: str | None = None
     continue_stopped: bool = False
+    holdout_dataset: str | None = None
 
 
 @dataclass
@@ -129,6 +131,7 @@ class Prepared:
     sampler: str
     rule: str
     warm: dict[tuple[int, ...], float] = dataclasses.field(default_factory=dict)
+    holdout: dict[str, Series] = dataclasses.field(default_factory=dict)
 
 
 def default_study_name(model: str, dataset: str) -> str:
@@ -268,6 +271,7 @@ def prepare(opts: SearchOptions) -> Prepared:
         "warm_start": ",".join(warm_names) or None,
     }
     warm = warm_knowledge(warm_names, opts.storage, model, space.num_layers)
+    holdout = holdout_series(opts.holdout_dataset, dataset, series, setting)
     study = create_or_resume(
         name,
         opts.storage,
@@ -276,7 +280,27 @@ def prepare(opts: SearchOptions) -> Prepared:
     )
     ctx = TrialContext(adapter, series, setting, space, device, seed)
     ctx.stop_early = fidelity == "multi"
-    return Prepared(name, study, ctx, settings, sampler, rule, warm)
+    return Prepared(name, study, ctx, settings, sampler, rule, warm, holdout)
+
+
+def holdout_series(
+    text: str | None, dataset: str, series: Series, setting: Setting
+) -> dict[str, Series]:
+    """The --holdout-dataset datasets (registered names or CSV paths), loaded and checked
+    before anything is created: each must differ from the study's and fit its setting."""
+    holdout = {}
+    for name in (n.strip() for n in (text or "").split(",")):
+        if not name:
+            continue
+        held_out = load_series(name)
+        if name == dataset or held_out.name == series.name:
+            raise AutoPruneError(
+                f"--holdout-dataset {name!r} is the study's own dataset; a held-out dataset "
+                "must be one the study never re-aligns or selects on"
+            )
+        held_out.check_fits(setting.context_length, setting.horizon)
+        holdout[name] = held_out
+    return holdout
 
 
 def warm_knowledge(
@@ -375,23 +399,33 @@ def reference_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
 
 
 def front_test(prep: Prepared, log: Callable[[str], None] = print) -> dict[str, dict]:
-    """Test metrics of every front keep set, stored in the study by keep set and computed once.
-    Each is re-trained as its trial was (same seed and budget, so the same model), then
-    forecast on every test window: costly (`report.front_test_estimate`), so only on request.
-    Never used to select: the rule reads validation metrics only."""
-    study, ctx = prep.study, prep.ctx
-    trials, mask = front_of(study)
+    """Test metrics of every front keep set, stored in the study by keep set and computed once
+    (`keep_test`): costly (`report.front_test_estimate`), so only on request. Never used to
+    select: the rule reads validation metrics only."""
+    trials, mask = front_of(prep.study)
     for trial in (t for t, on_front in zip(trials, mask, strict=True) if on_front):
-        keep = tuple(trial.user_attrs["keep"])
-        if keep_key(keep) in study.user_attrs.get(FRONT_TEST_ATTR, {}):
-            continue
-        log(f"re-training keep set {list(keep)} (trial {trial.number}) for its test metrics ...")
-        model = ctx.adapter.prune(keep).to(ctx.device)
-        realign(ctx, model)
-        store_front_test(study, keep, test_metrics(ctx, model))
-        del model
-        free_memory()
-    return study.user_attrs.get(FRONT_TEST_ATTR, {})
+        keep_test(prep, tuple(trial.user_attrs["keep"]), f"trial {trial.number}", log)
+    return prep.study.user_attrs.get(FRONT_TEST_ATTR, {})
+
+
+def keep_test(
+    prep: Prepared, keep: Sequence[int], what: str, log: Callable[[str], None] = print
+) -> dict:
+    """Test metrics of a trained keep set, from the study or computed once and stored: it is
+    re-trained as its trial was (same seed and budget, so the same model), then forecast on
+    every test window."""
+    study, ctx = prep.study, prep.ctx
+    stored = study.user_attrs.get(FRONT_TEST_ATTR, {})
+    if keep_key(keep) in stored:
+        return stored[keep_key(keep)]
+    log(f"re-training keep set {list(keep)} ({what}) for its test metrics ...")
+    model = ctx.adapter.prune(keep).to(ctx.device)
+    realign(ctx, model)
+    test = test_metrics(ctx, model)
+    del model
+    free_memory()
+    store_front_test(study, keep, test)
+    return test
 
 
 def store_front_test(study: optuna.Study, keep: Sequence[int], test: dict) -> None:
@@ -496,7 +530,7 @@ def screened_sampler(prep: Prepared, log: Callable[[str], None] = print) -> Scre
     pool_sets = [k for k in table if k != everything]
     reference = prep.study.user_attrs[REFERENCE_ATTR]["realigned"]
     full = np.array(full_values(prep.study.user_attrs[REFERENCE_ATTR], objectives))
-    accuracy = next(i for i, o in enumerate(objectives) if o in METRICS)
+    accuracy = accuracy_index(objectives)
     costs = [o for o in objectives if o not in METRICS]
     cost_values = np.array(
         [
@@ -598,6 +632,49 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
     return selection
 
 
+HOLDOUT_MODELS = ("selection", "full_zero_shot", "full_realigned")
+
+
+def holdout_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
+    """The selection and the full model, zero-shot and re-aligned (on this study's data, as
+    the reference), forecast on the test split of each held-out dataset, which no
+    re-alignment or selection has seen: is the pruned model still a foundation model? Same
+    setting (context, horizon, patch) as the study; computed once per selection and stored."""
+    study, ctx = prep.study, prep.ctx
+    selection = study.user_attrs.get(SELECTION_ATTR)
+    stored = dict(study.user_attrs.get(HOLDOUT_ATTR, {}))
+    todo = {
+        name: series
+        for name, series in prep.holdout.items()
+        if selection and stored.get(name, {}).get("keep") != selection["keep"]
+    }
+    if not todo:
+        return stored
+    everything = tuple(range(ctx.adapter.num_layers))
+    fresh = {name: {"dataset": s.name, "keep": selection["keep"]} for name, s in todo.items()}
+    for label in HOLDOUT_MODELS:
+        model = ctx.adapter.prune(tuple(selection["keep"]) if label == "selection" else everything)
+        model = model.to(ctx.device)
+        if label != "full_zero_shot":
+            log(f"re-training the {label.replace('_', ' ')} for the held-out datasets ...")
+            realign(ctx, model)
+        for name, series in todo.items():
+            log(f"evaluating the {label.replace('_', ' ')} on held-out {name} (test split) ...")
+            fresh[name][label] = evaluate(
+                ctx.adapter,
+                model,
+                series,
+                "test",
+                ctx.setting,
+                max_windows=None,
+                num_samples=ctx.space.num_samples,
+            )
+        del model
+        free_memory()
+    study.set_user_attr(HOLDOUT_ATTR, stored | fresh)
+    return stored | fresh
+
+
 def checkpoint_metadata(prep: Prepared, selection: dict) -> dict:
     """`autoprune.json` of a checkpoint: enough to evaluate it again and to write its model card
     (`card.py`). `rule` is None for a trial exported by hand."""
@@ -685,6 +762,7 @@ def search(
     else:
         stopped = local.run(prep.study, prep.ctx, target, order, on_trial)
     selection = finalize(prep, prep.rule, log)
+    holdout_test(prep, log)
     return {
         "study": prep.name,
         "stopped": stopped,

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from autoprune.errors import SpaceError, UnknownNameError
-from autoprune.metrics import METRICS
+from autoprune.metrics import METRICS, accuracy_index
 
 COST_OBJECTIVES = ("params", "latency_ms")
 OBJECTIVES = METRICS + COST_OBJECTIVES
@@ -71,7 +71,7 @@ class SearchSpace:
 
     @property
     def accuracy_objective(self) -> str:
-        return next(o for o in self.objectives if o in METRICS)
+        return self.objectives[accuracy_index(self.objectives)]
 
     @property
     def upper(self) -> int:

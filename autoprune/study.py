@@ -39,6 +39,7 @@ SELECTION_ATTR = "selection"
 FRONT_TEST_ATTR = "front_test"  # test metrics of front keep sets, by keep_key
 BASELINES_ATTR = "baselines"
 PRIORS_ATTR = "priors"
+HOLDOUT_ATTR = "holdout"  # the selection and the full model, zero-shot on held-out datasets
 HEARTBEAT_S = 5
 GRACE_S = 15
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

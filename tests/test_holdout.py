@@ -1,0 +1,78 @@
+"""--holdout-dataset: datasets a study never re-aligns or selects on, on which the selection and
+the full model (zero-shot and re-aligned) forecast the test split zero-shot at the end."""
+
+import json
+
+import numpy as np
+import pytest
+
+from autoprune.cli import main
+from autoprune.metrics import METRICS
+from autoprune.report import collect
+from autoprune.search import search
+from autoprune.study import load_study, selected_checkpoint
+from tests.conftest import options, quiet
+
+
+@pytest.fixture(scope="module")
+def other_csv(tmp_path_factory):
+    """Another series: a 12-step season, a trend and more noise."""
+    rng = np.random.default_rng(1)
+    t = np.arange(900)
+    values = 5 + 0.01 * t + 2 * np.cos(2 * np.pi * t / 12) + rng.normal(0, 0.5, t.size)
+    dates = np.datetime64("2021-01-01T00") + t.astype("timedelta64[h]")
+    path = tmp_path_factory.mktemp("other") / "other.csv"
+    rows = [
+        f"{d.astype(str).replace('T', ' ')}:00:00,{v:.4f}"
+        for d, v in zip(dates, values, strict=True)
+    ]
+    path.write_text("date,OT\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def evaluated(capsys, model, csv) -> dict:
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model), "--dataset", str(csv), "--eval-split",
+                 "test", "--device", "cpu", "--context-length", "64", "--horizon", "16",
+                 "--patch-size", "16", "--num-samples", "20", "--json"]) == 0  # fmt: skip
+    return json.loads(capsys.readouterr().out)["metrics"]
+
+
+def test_held_out_datasets_are_forecast_zero_shot_by_the_selection_and_the_full_model(
+    tiny_model_dir, tiny_csv, tiny_space, other_csv, studies, capsys
+):
+    opts = options(tiny_model_dir, tiny_csv, tiny_space, trials=4, threads=1)
+    opts.holdout_dataset = str(other_csv)
+    search(opts, log=quiet)
+    study = load_study("s1")
+    held = collect(study)["holdout"][str(other_csv)]
+    assert held["keep"] == study.user_attrs["selection"]["keep"]
+    for label in ("selection", "full_zero_shot", "full_realigned"):
+        assert set(held[label]) >= set(METRICS) and held[label]["windows"] > 0
+    # the same numbers as `autoprune evaluate` of the shipped model and of the selected checkpoint
+    for label, model in (("full_zero_shot", tiny_model_dir),
+                         ("selection", selected_checkpoint(study))):  # fmt: skip
+        again = evaluated(capsys, model, other_csv)
+        for m in METRICS:
+            assert again[m] == pytest.approx(held[label][m], rel=1e-6), (label, m)
+    # re-alignment on the study's data changes the full model's forecasts elsewhere too
+    assert held["full_realigned"]["mase"] != held["full_zero_shot"]["mase"]
+    assert main(["report", "s1"]) == 0
+    text = (studies / "s1" / "report" / "report.md").read_text()
+    assert "## Held-out datasets" in text and "held-out" in text.lower()
+    # computed once: resuming with the same selection evaluates nothing again
+    messages = []
+    search(opts, log=messages.append)
+    assert not any("held-out" in m for m in messages)
+
+
+def test_a_held_out_dataset_that_is_the_studys_own_is_refused_creating_nothing(
+    tiny_model_dir, tiny_csv, tiny_space, studies, capsys
+):
+    command = ["search", "--study", "h", "--model", str(tiny_model_dir), "--dataset",
+               str(tiny_csv), "--space", str(tiny_space), "--device", "cpu"]  # fmt: skip
+    assert main([*command, "--holdout-dataset", str(tiny_csv)]) == 2
+    assert "is the study's own dataset" in capsys.readouterr().err
+    assert main([*command, "--holdout-dataset", "no-such-data"]) == 2
+    assert "no-such-data" in capsys.readouterr().err
+    assert not (studies / "h").exists()
