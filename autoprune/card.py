@@ -21,7 +21,8 @@ def _front_matter(meta: dict) -> list[str]:
     lines.append(f"library_name: {family.library.split('.')[0]}")
     if meta.get("license"):
         lines.append(f"license: {meta['license']}")
-    lines += ["pipeline_tag: time-series-forecasting", "datasets:", f"- {meta['dataset_name']}"]
+    datasets = meta.get("datasets") or [meta["dataset_name"]]
+    lines += ["pipeline_tag: time-series-forecasting", "datasets:", *(f"- {d}" for d in datasets)]
     tags = ("time-series-forecasting", "autoprune", "layer-pruning", meta["family"])
     lines += ["tags:", *(f"- {tag}" for tag in tags), "---"]
     return lines
@@ -47,6 +48,28 @@ def _metrics_table(meta: dict) -> list[str]:
     return lines
 
 
+def _per_dataset(meta: dict) -> list[str]:
+    """A multi-dataset selection: what the table above aggregates, and each dataset's own."""
+    if not meta.get("aggregate"):
+        return []
+    metric = meta["objectives"][0]
+    reference = meta.get("reference", {})
+    lines = [
+        f"Selected on {len(meta['datasets'])} datasets: the metrics above are the "
+        f"{meta['aggregate']} of each dataset's ratio to the re-aligned full model's (1 = as "
+        f"good as it). Each dataset's own test {metric}:",
+        "",
+        "| dataset | this model | full model, re-aligned | full model, zero-shot |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in meta["datasets"]:
+        cells = [meta["test"]["datasets"][name][metric]] + [
+            reference[kind]["test"]["datasets"][name][metric] for kind in ("realigned", "zero_shot")
+        ]
+        lines.append(f"| {name} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
+    return [*lines, ""]
+
+
 def _command(meta: dict) -> str:
     """The `autoprune search` that made the study, every setting spelled out."""
     options = meta["dataset_options"]
@@ -56,6 +79,7 @@ def _command(meta: dict) -> str:
         f"--study {meta['study']}",
         f"--model {meta['base_model']}",
         f"--dataset {meta['dataset']}",
+        *([f"--aggregate {meta['aggregate']}"] if meta.get("aggregate") else []),
         *(f"--{key} {value}" for key, value in options.items() if value),
         *([f"--space {meta['space_file']}"] if meta.get("space_file") else []),
         f"--objective {meta['objectives'][0]}",
@@ -134,6 +158,7 @@ def model_card(meta: dict) -> str:
         "",
         *_metrics_table(meta),
         "",
+        *_per_dataset(meta),
         *(f"- `{m}`: {SCALES[m]}" for m in METRICS),
         "",
         "## How to load",

@@ -55,7 +55,10 @@ _seed = _whole_number(0, 2**32 - 1)  # what numpy accepts as a seed
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--dataset", type=_text, help="registered name (see `list datasets`) or a CSV path"
+        "--dataset",
+        type=_text,
+        help="registered name (see `list datasets`) or a CSV path; search takes several, "
+        "comma-separated (one study, one pruned model for all)",
     )
     parser.add_argument("--target", type=_text, help="target column of a CSV (default OT)")
     parser.add_argument(
@@ -125,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STUDY[,STUDY]",
         help="finished studies of the same model (another dataset or setting) whose trials guide "
         "the screened sampler as prior knowledge",
+    )
+    search.add_argument(
+        "--aggregate",
+        choices=["geomean", "worst"],
+        help="with several --dataset a,b,...: how the accuracy objective combines each "
+        "dataset's ratio to the re-aligned full model (default geomean)",
     )
     search.add_argument(
         "--holdout-dataset",
@@ -384,6 +393,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"test {metric}: selected {selection['test'][metric]:.4f} | full re-aligned "
             f"{full['test'][metric]:.4f} | full zero-shot {zero['test'][metric]:.4f}"
         )
+        for row in summary["per_dataset"]:
+            out.print(
+                f"  {row['dataset']}: selected {row['test_selected']:.4f} | full re-aligned "
+                f"{row['test_full_realigned']:.4f} | full zero-shot "
+                f"{row['test_full_zero_shot']:.4f}"
+            )
         out.print(f"checkpoint: {selected_checkpoint(prep.study)}")
     for name, held in (summary.get("holdout") or {}).items():
         out.print(
@@ -412,6 +427,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metadata = read_metadata(Path(args.model)) if Path(args.model).is_dir() else None
     made = (metadata or {}).get("setting", {})
     dataset = args.dataset or (metadata or {}).get("dataset") or "etth1"
+    if "," in dataset and not args.dataset:
+        raise AutoPruneError(
+            f"{args.model} was selected on several datasets ({dataset}); evaluate it on one at a "
+            f"time with --dataset, e.g. --dataset {dataset.split(',')[0]} (its autoprune.json "
+            "holds the test metrics of each under test.datasets)"
+        )
     data_options = (metadata or {}).get("dataset_options", {}) if not args.dataset else {}
     series = load_series(
         dataset,

@@ -78,9 +78,18 @@ class StoppedAtRung(Exception):
         self.steps, self.record = steps, record
 
 
+AGGREGATES = ("geomean", "worst")
+
+
 @dataclass
 class TrialContext:
-    """Everything a trial needs, built once per process and reused by every trial."""
+    """Everything a trial needs, built once per process and reused by every trial.
+
+    A multi-dataset study has `more` datasets after the first (`series`): every re-alignment
+    batch mixes all of them in equal shares, and each accuracy metric is aggregated over them as
+    the ratio to the re-aligned full model's on that dataset (`aggregate`: geometric mean or the
+    worst), so the re-aligned full model scores 1. `full` holds that model's per-dataset metrics
+    by split, once known. The first dataset alone drives the latency batch and the priors."""
 
     adapter: Adapter
     series: Series
@@ -90,6 +99,9 @@ class TrialContext:
     seed: int
     profile: dict = field(default_factory=dict)
     stop_early: bool = False  # multi-fidelity: stop a keep set at a rung once it cannot win
+    more: tuple[Series, ...] = ()
+    aggregate: str = "geomean"
+    full: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.adapter.model.to(self.device)
@@ -98,9 +110,20 @@ class TrialContext:
             "val", setting.context_length, setting.horizon, LATENCY_BATCH
         )
         self._latency_past = torch.as_tensor(windows.past, device=self.device)
-        self._rung_windows = self.series.eval_windows(
-            "val", setting.context_length, setting.horizon, SCREEN_WINDOWS
-        )
+        self._rung_windows = [
+            series.eval_windows("val", setting.context_length, setting.horizon, SCREEN_WINDOWS)
+            for series in self.datasets
+        ]
+
+    @property
+    def datasets(self) -> tuple[Series, ...]:
+        return (self.series, *self.more)
+
+    def combine(self, ratios: Sequence[float]) -> float:
+        """One number from per-dataset ratios (lower is better), by the study's aggregate."""
+        if self.aggregate == "worst":
+            return float(max(ratios))
+        return float(np.exp(np.mean(np.log(ratios))))
 
 
 def _forward_ms(ctx: TrialContext, model: nn.Module) -> float:
@@ -169,21 +192,25 @@ def rung_fidelity(ctx: TrialContext, model: nn.Module) -> float:
     screen's validation windows. At rung 0 it is exactly the keep set's zero-shot screen."""
     training = model.training
     model.eval()
+    values = []
     try:
         everything = tuple(range(len(ctx.adapter.layers(model))))
         setting = ctx.setting
-        result = screen(
-            ctx.adapter,
-            model,
-            ctx._rung_windows,
-            setting.horizon,
-            setting.patch_size,
-            ctx.series.seasonality,
-            [everything],
-        )
+        for series, windows in zip(ctx.datasets, ctx._rung_windows, strict=True):
+            result = screen(
+                ctx.adapter,
+                model,
+                windows,
+                setting.horizon,
+                setting.patch_size,
+                series.seasonality,
+                [everything],
+            )
+            values.append(result[everything]["mase"])
     finally:
         model.train(training)
-    return result[everything]["mase"]
+    # several datasets: the geometric mean, a fidelity calibrated against full-budget results
+    return values[0] if len(values) == 1 else float(np.exp(np.mean(np.log(values))))
 
 
 def realign(
@@ -203,11 +230,15 @@ def realign(
     start = time.perf_counter()
     evaluating = 0.0
 
+    shares = np.array_split(np.arange(budget.batch_size), len(ctx.datasets))
+
     def batches(rng: np.random.Generator):
-        windows = ctx.series.train_batch(
-            rng, budget.batch_size, setting.context_length, setting.horizon
-        )
-        return windows.past, windows.future, setting.patch_size
+        parts = [
+            series.train_batch(rng, len(share), setting.context_length, setting.horizon)
+            for series, share in zip(ctx.datasets, shares, strict=True)
+        ]
+        past = np.concatenate([w.past for w in parts])
+        return past, np.concatenate([w.future for w in parts]), setting.patch_size
 
     def on_step(step: int, loss: float) -> None:
         nonlocal evaluating
@@ -288,6 +319,7 @@ def run_trial(
         "latency_measured_ms": measured,
         "latency_off_profile": latency_off_profile(predicted, measured),
         "windows": metrics["windows"],
+        **({"datasets": metrics["datasets"]} if ctx.more else {}),
         "realign_steps": len(losses),
         "realign_loss_first": losses[0] if losses else None,
         "realign_loss_last": losses[-1] if losses else None,
@@ -306,19 +338,40 @@ def test_metrics(ctx: TrialContext, model: nn.Module) -> dict:
 
 
 def _evaluate(ctx: TrialContext, model: nn.Module, split: str, max_windows: int | None) -> dict:
-    metrics = evaluate(
-        ctx.adapter,
-        model,
-        ctx.series,
-        split,
-        ctx.setting,
-        max_windows=max_windows,
-        num_samples=ctx.space.num_samples,
-    )
-    bad = [m for m in METRICS if not math.isfinite(metrics[m])]
-    if bad:
-        raise FloatingPointError(f"{split} {', '.join(bad)} is not finite")
-    return metrics
+    """Metrics on `split`; with several datasets, each dataset's under `datasets` and the
+    aggregate of their ratios to the re-aligned full model's (`relative`) at the top."""
+    per_dataset = {}
+    for series in ctx.datasets:
+        metrics = evaluate(
+            ctx.adapter,
+            model,
+            series,
+            split,
+            ctx.setting,
+            max_windows=max_windows,
+            num_samples=ctx.space.num_samples,
+        )
+        bad = [m for m in METRICS if not math.isfinite(metrics[m])]
+        if bad:
+            raise FloatingPointError(f"{split} {', '.join(bad)} on {series.name} is not finite")
+        per_dataset[series.name] = metrics
+    if not ctx.more:
+        return metrics
+    return relative(ctx, per_dataset, split)
+
+
+def relative(ctx: TrialContext, per_dataset: dict[str, dict], split: str) -> dict:
+    """A multi-dataset record: each metric aggregated over datasets as the ratio to the
+    re-aligned full model's on that dataset and split (the reference itself, before that is
+    known, scores exactly 1), with the per-dataset metrics kept under `datasets`."""
+    full = ctx.full.get(split) or per_dataset
+    aggregated = {
+        m: ctx.combine([per_dataset[name][m] / full[name][m] for name in per_dataset])
+        for m in METRICS
+    }
+    windows = sum(m["windows"] for m in per_dataset.values())
+    seconds = round(sum(m["seconds"] for m in per_dataset.values()), 3)
+    return {**aggregated, "windows": windows, "seconds": seconds, "datasets": per_dataset}
 
 
 def free_memory() -> None:

@@ -56,7 +56,9 @@ LABELS = {
 }
 
 
-def _trial_row(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> dict:
+def _trial_row(
+    trial: optuna.trial.FrozenTrial, objectives: list[str], datasets: list[str] = ()
+) -> dict:
     attrs = trial.user_attrs
     keep = attrs.get("keep", [])
     row = {
@@ -69,6 +71,9 @@ def _trial_row(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> dict:
         row[name] = objective_value(name, trial.values[i]) if trial.values else None
     for metric in METRICS:
         row.setdefault(metric, attrs.get(metric))
+    for name in datasets:  # a multi-dataset study: each dataset's own metrics
+        per = attrs.get("datasets", {}).get(name, {})
+        row.update({f"{name}_{metric}": per.get(metric) for metric in METRICS})
     measured, predicted = attrs.get("latency_measured_ms"), attrs.get("latency_ms")
     row.update(
         latency_measured_ms=measured,
@@ -140,7 +145,10 @@ def collect(study: optuna.Study) -> dict:
         "baselines": study.user_attrs.get(BASELINES_ATTR, []),
         "priors": study.user_attrs.get(PRIORS_ATTR, {}),
         "holdout": study.user_attrs.get(HOLDOUT_ATTR, {}),
+        "aggregate": settings.get("aggregate"),
+        "datasets": list((reference or {}).get("realigned", {}).get("datasets", {})),
     }
+    summary["per_dataset"] = per_dataset(summary)
     if reference and trained:
         full = [reference["realigned"][o] for o in objectives]
         curve = hypervolume_curve(normalise(values, full), hv_reference(objectives))
@@ -152,6 +160,33 @@ def collect(study: optuna.Study) -> dict:
         }
     summary["findings"] = findings(summary)
     return summary
+
+
+def per_dataset(summary: dict) -> list[dict]:
+    """A multi-dataset study's selection next to the full model on each dataset, in that
+    dataset's own metrics (the objectives aggregate ratios to the re-aligned full model)."""
+    selection, reference = summary.get("selection"), summary.get("reference") or {}
+    if not summary["datasets"] or not selection:
+        return []
+    metric = summary["objectives"][0]
+    rows = []
+    for name in summary["datasets"]:
+        test = {
+            "selected": selection["test"]["datasets"][name][metric],
+            "full_realigned": reference["realigned"]["test"]["datasets"][name][metric],
+            "full_zero_shot": reference["zero_shot"]["test"]["datasets"][name][metric],
+        }
+        rows.append(
+            {
+                "dataset": name,
+                "metric": metric,
+                "val_selected": selection["val"]["datasets"][name][metric],
+                "val_full_realigned": reference["realigned"]["datasets"][name][metric],
+                **{f"test_{k}": v for k, v in test.items()},
+                "test_vs_zero_shot": test["selected"] / test["full_zero_shot"] - 1,
+            }
+        )
+    return rows
 
 
 def front_test_estimate(study: optuna.Study, front: list[optuna.trial.FrozenTrial]) -> dict:
@@ -198,6 +233,18 @@ def findings(summary: dict) -> list[str]:
             )
         else:
             said.append(f"The selection ({selection['rule']}) is as good or better: {versus}.")
+    worse = [r for r in summary.get("per_dataset", []) if r["test_vs_zero_shot"] > 0]
+    if worse:
+        said.append(
+            f"On {len(worse)} of {len(summary['per_dataset'])} datasets the selection is worse on "
+            "test than the full model zero-shot: "
+            + "; ".join(
+                f"{r['dataset']} {r['test_selected']:.4g} against {r['test_full_zero_shot']:.4g} "
+                f"({r['test_vs_zero_shot']:+.1%})"
+                for r in worse
+            )
+            + "."
+        )
     for name, held in (summary.get("holdout") or {}).items():
         chosen, zero = held["selection"][metric], held["full_zero_shot"][metric]
         versus = (
@@ -631,6 +678,17 @@ def _markdown(summary: dict) -> str:
             *table(rows, ["model", "split", *METRICS]),
             "",
         ]
+    if summary.get("per_dataset"):
+        lines += [
+            "## Per dataset",
+            "",
+            f"The objectives aggregate each dataset's ratio to the re-aligned full model "
+            f"({summary['aggregate']}; 1 = as good as it); here each dataset's own "
+            f"{summary['objectives'][0]}.",
+            "",
+            *table(summary["per_dataset"], list(summary["per_dataset"][0])),
+            "",
+        ]
     if summary.get("holdout"):
         rows = [
             {"dataset": name, "model": label.replace("_", " "), **held[label]}
@@ -699,6 +757,14 @@ def _html(summary: dict, trials: list[dict]) -> str:
             "<div class='card' id='selection'><h2>Selected configuration</h2>"
             "<p>None yet: the search has not finished a trial.</p></div>"
         )
+    if summary.get("per_dataset"):
+        parts.append(
+            "<div class='card' id='datasets'><h2>Per dataset</h2><p>The objectives aggregate "
+            f"each dataset's ratio to the re-aligned full model ({escape(summary['aggregate'])}"
+            "; 1 = as good as it); here each dataset's own metric.</p>"
+            + _table(summary["per_dataset"], list(summary["per_dataset"][0]))
+            + "</div>"
+        )
     for title, div in _figures(summary, trials):
         parts.append(f"<h2>{escape(title)}</h2>{div}")
     parts.append(
@@ -755,7 +821,9 @@ def write_report(study: optuna.Study, out: Path) -> dict[str, Path]:
     remove_leftovers(out)
     summary = collect(study)
     objectives = summary["objectives"]
-    trials = [_trial_row(t, objectives) for t in study.get_trials(deepcopy=False)]
+    trials = [
+        _trial_row(t, objectives, summary["datasets"]) for t in study.get_trials(deepcopy=False)
+    ]
     names = ("summary.json", "trials.csv", "front.csv", "pareto.png", "report.md", "report.html")
     paths = {name: out / name for name in names}
     atomic_write_text(paths["summary.json"], json.dumps(summary, indent=2) + "\n")
@@ -767,4 +835,35 @@ def write_report(study: optuna.Study, out: Path) -> dict[str, Path]:
     atomic_write_text(paths["report.md"], _markdown(summary))
     _pareto_png(summary, trials, paths["pareto.png"])
     atomic_write_text(paths["report.html"], _html(summary, trials))
+    if summary["per_dataset"]:
+        paths["datasets.png"] = out / "datasets.png"
+        _datasets_png(summary, paths["datasets.png"])
     return paths
+
+
+def _datasets_png(summary: dict, path: Path) -> None:
+    """Test accuracy on each dataset: the selection and the full model re-aligned, relative to
+    the full model zero-shot (1, the dashed line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summary["per_dataset"]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(rows) + 2), 4.2))
+    for offset, key, label in (
+        (-0.2, "test_selected", "selection"),
+        (0.2, "test_full_realigned", "full model re-aligned"),
+    ):
+        ratios = [r[key] / r["test_full_zero_shot"] for r in rows]
+        ax.bar(x + offset, ratios, width=0.4, label=label)
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label="full model zero-shot")
+    ax.set_xticks(x, [r["dataset"] for r in rows])
+    ax.set_ylabel(f"test {rows[0]['metric']} / full model zero-shot (lower is better)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -32,11 +32,13 @@ from autoprune.metrics import METRICS, accuracy_index
 from autoprune.models import MODELS, load_adapter
 from autoprune.multifidelity import FULL_BUDGET_ATTR, STOPPED_ATTR, Pool, ScreenedSampler
 from autoprune.objective import (
+    AGGREGATES,
     TrialContext,
     fit_latency_profile,
     free_memory,
     predict_latency,
     realign,
+    relative,
     run_trial,
     test_metrics,
 )
@@ -118,6 +120,7 @@ class SearchOptions:
     warm_start: str | None = None
     continue_stopped: bool = False
     holdout_dataset: str | None = None
+    aggregate: str | None = None  # several datasets: geomean (default) or worst
 
 
 @dataclass
@@ -227,7 +230,15 @@ def prepare(opts: SearchOptions) -> Prepared:
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
     device = resolve_device(opts.device)
 
-    series = load_series(dataset, **dataset_options)
+    names = dataset_names(dataset)
+    aggregate = opts.aggregate or stored.get("aggregate") or AGGREGATES[0]
+    if aggregate not in AGGREGATES:
+        raise AutoPruneError(f"--aggregate {aggregate!r} is unknown; use {' or '.join(AGGREGATES)}")
+    if opts.aggregate and len(names) == 1:
+        raise AutoPruneError(
+            "--aggregate only applies to a study of several datasets (--dataset a,b,...)"
+        )
+    series, *more = [load_series(name, **dataset_options) for name in names]
     adapter = load_adapter(model)
     space_file = opts.space or stored.get("space_file")
     space = space_for_model(_space_name(model), adapter.num_layers, space_file)
@@ -249,6 +260,8 @@ def prepare(opts: SearchOptions) -> Prepared:
         opts.horizon or space.horizon or stored_setting.get("horizon"),
         opts.patch_size or space.patch_size or stored_setting.get("patch_size"),
     )
+    for other in more:
+        other.check_fits(setting.context_length, setting.horizon)
     settings = {
         "version": __version__,
         "model": model,
@@ -270,21 +283,34 @@ def prepare(opts: SearchOptions) -> Prepared:
         "fidelity": fidelity,
         "warm_start": ",".join(warm_names) or None,
     }
+    if more:
+        settings["aggregate"] = aggregate
     warm = warm_knowledge(warm_names, opts.storage, model, space.num_layers)
-    holdout = holdout_series(opts.holdout_dataset, dataset, series, setting)
+    holdout = holdout_series(opts.holdout_dataset, names, [series, *more], setting)
     study = create_or_resume(
         name,
         opts.storage,
         settings,
         make_sampler(sampler, seed, trials_so_far),
     )
-    ctx = TrialContext(adapter, series, setting, space, device, seed)
+    ctx = TrialContext(adapter, series, setting, space, device, seed, more=tuple(more))
+    ctx.aggregate = aggregate
     ctx.stop_early = fidelity == "multi"
     return Prepared(name, study, ctx, settings, sampler, rule, warm, holdout)
 
 
+def dataset_names(dataset: str) -> list[str]:
+    """The datasets of `--dataset a,b,...` (registered names or CSV paths), each once."""
+    names = [name.strip() for name in dataset.split(",") if name.strip()]
+    if not names or len(set(names)) != len(names):
+        raise AutoPruneError(
+            f"--dataset {dataset!r} must name one or more different datasets, e.g. etth1,etth2"
+        )
+    return names
+
+
 def holdout_series(
-    text: str | None, dataset: str, series: Series, setting: Setting
+    text: str | None, names: Sequence[str], used: Sequence[Series], setting: Setting
 ) -> dict[str, Series]:
     """The --holdout-dataset datasets (registered names or CSV paths), loaded and checked
     before anything is created: each must differ from the study's and fit its setting."""
@@ -293,7 +319,7 @@ def holdout_series(
         if not name:
             continue
         held_out = load_series(name)
-        if name == dataset or held_out.name == series.name:
+        if name in names or held_out.name in {series.name for series in used}:
             raise AutoPruneError(
                 f"--holdout-dataset {name!r} is the study's own dataset; a held-out dataset "
                 "must be one the study never re-aligns or selects on"
@@ -361,7 +387,7 @@ def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict
                 "machine busy? latency_ms of this study will be noisy"
             )
     if REFERENCE_ATTR in attrs:
-        return attrs[REFERENCE_ATTR]
+        return know_full(ctx, attrs[REFERENCE_ATTR])
     everything = tuple(range(ctx.adapter.num_layers))
     log("evaluating the full model zero-shot ...")
     model, zero_shot = run_trial(ctx, everything, realign_model=False)
@@ -370,11 +396,25 @@ def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict
     model, realigned = run_trial(ctx, everything)
     del model
     free_memory()
+    if ctx.more:  # the zero-shot model's ratios are to the re-aligned one, known only now
+        ctx.full["val"] = realigned["datasets"]
+        zero_shot |= relative(ctx, zero_shot["datasets"], "val")
     reference = study.user_attrs.get(REFERENCE_ATTR) or {
         "zero_shot": zero_shot,
         "realigned": realigned,
     }
     study.set_user_attr(REFERENCE_ATTR, reference)
+    return know_full(ctx, reference)
+
+
+def know_full(ctx: TrialContext, reference: dict) -> dict:
+    """Tell a multi-dataset context the re-aligned full model's per-dataset metrics (what every
+    trial's ratios are to); returns `reference`."""
+    if ctx.more:
+        realigned = reference["realigned"]
+        ctx.full["val"] = realigned["datasets"]
+        if "test" in realigned:
+            ctx.full["test"] = realigned["test"]["datasets"]
     return reference
 
 
@@ -384,7 +424,8 @@ def reference_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     study, ctx = prep.study, prep.ctx
     reference = dict(study.user_attrs[REFERENCE_ATTR])
     everything = tuple(range(ctx.adapter.num_layers))
-    for kind, realign_model in (("zero_shot", False), ("realigned", True)):
+    # re-aligned first: with several datasets the zero-shot model's ratios are to its metrics
+    for kind, realign_model in (("realigned", True), ("zero_shot", False)):
         if "test" in reference[kind]:
             continue
         log(f"evaluating the full model ({kind.replace('_', '-')}) on the test split ...")
@@ -395,6 +436,7 @@ def reference_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
         del model
         free_memory()
         study.set_user_attr(REFERENCE_ATTR, reference)
+        know_full(ctx, reference)
     return reference
 
 
@@ -467,25 +509,41 @@ def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     pool_sets = candidate_pool(ctx.space, prep.settings["seed"])
     everything = tuple(range(ctx.adapter.num_layers))
     cache = study_dir(prep.name) / "screen.json"
-    key = {k: prep.settings[k] for k in RESUME_KEYS} | {"windows": SCREEN_WINDOWS}
+    key = {k: prep.settings[k] for k in RESUME_KEYS if k in prep.settings}
+    key |= {"windows": SCREEN_WINDOWS}
     try:
         cached = json.loads(cache.read_text()) if cache.is_file() else {}
     except (json.JSONDecodeError, UnicodeDecodeError):
         cached = {}  # damaged (a copy cut short, a full disk): the cache is rebuilt
     if cached.get("key") == key:
         return {tuple(map(int, k.split())): v for k, v in cached["sets"].items()}
-    log(f"screening {len(pool_sets):,} keep sets zero-shot (once per study) ...")
-    windows = ctx.series.eval_windows(
-        "val", ctx.setting.context_length, ctx.setting.horizon, SCREEN_WINDOWS
+    log(
+        f"screening {len(pool_sets):,} keep sets zero-shot (once per study"
+        + (f", on each of {len(ctx.datasets)} datasets" if ctx.more else "")
+        + ") ..."
     )
-    table = screen(
-        ctx.adapter,
-        ctx.adapter.model,
-        windows,
-        ctx.setting.horizon,
-        ctx.setting.patch_size,
-        ctx.series.seasonality,
-        [*pool_sets, everything],
+    tables = [
+        screen(
+            ctx.adapter,
+            ctx.adapter.model,
+            series.eval_windows(
+                "val", ctx.setting.context_length, ctx.setting.horizon, SCREEN_WINDOWS
+            ),
+            ctx.setting.horizon,
+            ctx.setting.patch_size,
+            series.seasonality,
+            [*pool_sets, everything],
+        )
+        for series in ctx.datasets
+    ]
+    # several datasets: each keep set's screen is the aggregate of its ratios to the full model's
+    table = (
+        tables[0]
+        if not ctx.more
+        else {
+            keep: {"mase": ctx.combine([t[keep]["mase"] / t[everything]["mase"] for t in tables])}
+            for keep in tables[0]
+        }
     )
     payload = {"key": key, "sets": {" ".join(map(str, k)): v for k, v in table.items()}}
     atomic_write_text(cache, json.dumps(payload))
@@ -616,7 +674,8 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
         "values": {
             o: objective_value(o, v) for o, v in zip(objectives, chosen.values, strict=True)
         },
-        "val": {m: record[m] for m in METRICS},
+        "val": {m: record[m] for m in METRICS}
+        | ({"datasets": record["datasets"]} if "datasets" in record else {}),
         "val_reproduced": record[objectives[0]] == chosen.values[0],
         "test": record["test"],
         "latency_ms": record["latency_ms"],
@@ -697,9 +756,15 @@ def checkpoint_metadata(prep: Prepared, selection: dict) -> dict:
         "keep": selection["keep"],
         "num_layers_before": adapter.num_layers,
         "dataset": dataset,
-        "dataset_name": prep.ctx.series.name,
+        "dataset_name": " + ".join(series.name for series in prep.ctx.datasets),
+        "datasets": [series.name for series in prep.ctx.datasets],
+        "aggregate": settings.get("aggregate"),
         "dataset_options": settings["dataset_options"],
-        "splits": {split: list(rows) for split, rows in prep.ctx.series.borders.items()},
+        "splits": {
+            f"{series.name} {split}" if prep.ctx.more else split: list(rows)
+            for series in prep.ctx.datasets
+            for split, rows in series.borders.items()
+        },
         "setting": settings["setting"],
         "objectives": settings["objectives"],
         "sampler": settings["sampler"],

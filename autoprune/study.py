@@ -49,6 +49,7 @@ RESUME_KEYS = (
     "model",
     "dataset",
     "dataset_options",
+    "aggregate",  # only in a multi-dataset study
     "setting",
     "objectives",
     "realign",

@@ -63,6 +63,23 @@ def tiny_csv(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def other_csv(tmp_path_factory) -> Path:
+    """Another series for multi-dataset and held-out checks: a 12-step season, a trend and more
+    noise, 900 hourly rows."""
+    rng = np.random.default_rng(1)
+    t = np.arange(900)
+    values = 5 + 0.01 * t + 2 * np.cos(2 * np.pi * t / 12) + rng.normal(0, 0.5, t.size)
+    dates = np.datetime64("2021-01-01T00") + t.astype("timedelta64[h]")
+    path = tmp_path_factory.mktemp("other") / "other.csv"
+    rows = [
+        f"{d.astype(str).replace('T', ' ')}:00:00,{v:.4f}"
+        for d, v in zip(dates, values, strict=True)
+    ]
+    path.write_text("date,OT\n" + "\n".join(rows) + "\n")
+    return path
+
+
 TINY_SPACE = """
 model = "tiny"
 num_layers = 4

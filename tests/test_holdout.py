@@ -3,7 +3,6 @@ the full model (zero-shot and re-aligned) forecast the test split zero-shot at t
 
 import json
 
-import numpy as np
 import pytest
 
 from autoprune.cli import main
@@ -12,22 +11,6 @@ from autoprune.report import collect
 from autoprune.search import search
 from autoprune.study import load_study, selected_checkpoint
 from tests.conftest import options, quiet
-
-
-@pytest.fixture(scope="module")
-def other_csv(tmp_path_factory):
-    """Another series: a 12-step season, a trend and more noise."""
-    rng = np.random.default_rng(1)
-    t = np.arange(900)
-    values = 5 + 0.01 * t + 2 * np.cos(2 * np.pi * t / 12) + rng.normal(0, 0.5, t.size)
-    dates = np.datetime64("2021-01-01T00") + t.astype("timedelta64[h]")
-    path = tmp_path_factory.mktemp("other") / "other.csv"
-    rows = [
-        f"{d.astype(str).replace('T', ' ')}:00:00,{v:.4f}"
-        for d, v in zip(dates, values, strict=True)
-    ]
-    path.write_text("date,OT\n" + "\n".join(rows) + "\n")
-    return path
 
 
 def evaluated(capsys, model, csv) -> dict:
