@@ -172,12 +172,16 @@ def test_a_study_stores_the_mode_and_refuses_to_resume_with_another(
 ):
     distill = _distill_space(tmp_path, 0.5)
     search(options(tiny_model_dir, tiny_csv, distill, trials=2), log=quiet)
+    from autoprune.report import write_report
     from autoprune.study import load_study, settings_of, trained_trials
 
     study = load_study("s1")
     assert settings_of(study)["realign"]["mode"] == "distill"
     assert settings_of(study)["realign"]["distill_weight"] == 0.5
     assert {t.user_attrs["realign_mode"] for t in trained_trials(study)} == {"distill"}
+    paths = write_report(study, tmp_path / "r")
+    report = paths["report.md"].read_text() + paths["report.html"].read_text()
+    assert "distilled from the full model (teacher weight 0.5)" in report
     with pytest.raises(StudyError, match="created with realign"):
         search(options(tiny_model_dir, tiny_csv, tiny_space, trials=3), log=quiet)
     with pytest.raises(StudyError, match="created with realign"):
