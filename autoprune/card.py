@@ -12,6 +12,17 @@ CARD = "README.md"
 HERE = "path/to/this/folder"
 
 
+def _distilled(realign: dict) -> str:
+    """How the card says the re-alignment targets were made, for a distilled one."""
+    if realign.get("mode", "data") != "distill":
+        return ""
+    share = realign["distill_weight"]
+    return (
+        f", distilled from the full model: {share:.0%} of the loss on futures sampled from the "
+        f"unpruned model's forecast, {1 - share:.0%} on the real futures"
+    )
+
+
 def _front_matter(meta: dict) -> list[str]:
     """Only what is known: the hub validates `base_model` and `license` against real ids."""
     family = FAMILIES[meta["family"]]
@@ -147,8 +158,9 @@ def model_card(meta: dict) -> str:
         "",
         "## Re-alignment",
         "",
-        f"{realign['steps']} steps of the family's own training loss on train-split windows, "
-        f"learning rate {realign['lr']}, batch {realign['batch_size']}, seed {meta['seed']}. "
+        f"{realign['steps']} steps of the family's own training loss on train-split windows"
+        + _distilled(realign)
+        + f", learning rate {realign['lr']}, batch {realign['batch_size']}, seed {meta['seed']}. "
         "The full model was re-aligned with the same budget, as the reference.",
         "",
         "## Accuracy",

@@ -54,7 +54,7 @@ from autoprune.pareto import hv_reference
 from autoprune.screen import SCREEN_WINDOWS, screen
 from autoprune.space import SearchSpace
 from autoprune.study import REFERENCE_ATTR, is_trained
-from autoprune.train import fit
+from autoprune.train import distill_loss, fit
 
 LATENCY_BATCH = 32
 LATENCY_WARMUP = 2
@@ -220,6 +220,7 @@ def realign(
     go_on: Callable[[int, float], bool] | None = None,
 ) -> list[float]:
     """The re-alignment fine-tune: same budget, same batches (same seed) for every keep set.
+    With `mode = "distill"` the targets are (partly) the full model's sampled forecasts.
 
     With `rungs` (a dict to fill), the rung fidelity is recorded at each rung step with the
     seconds spent training so far and evaluating it; `go_on(steps, value)` returning False
@@ -257,6 +258,13 @@ def realign(
         if go_on is not None and not go_on(done, value):
             raise StoppedAtRung(done, {})
 
+    # distillation: the full model (never modified) forecasts each batch's past; its forward
+    # passes run inside the loop, so they count in the re-alignment's seconds
+    loss_fn = (
+        distill_loss(ctx.adapter, ctx.adapter.model, budget.distill_weight, ctx.seed)
+        if budget.mode == "distill"
+        else None
+    )
     return fit(
         ctx.adapter,
         model,
@@ -265,6 +273,7 @@ def realign(
         lr=budget.lr,
         seed=ctx.seed,
         on_step=on_step if marks else None,
+        loss_fn=loss_fn,
     )
 
 
@@ -530,6 +539,7 @@ def make_objective(
             seed=ctx.seed,
             realign_lr=budget.lr,
             realign_batch_size=budget.batch_size,
+            realign_mode=budget.mode,
             wall_s=round(time.perf_counter() - start, 3),
             worker=f"{socket.gethostname()}:{os.getpid()}",  # which machine and process trained it
         )

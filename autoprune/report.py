@@ -56,6 +56,13 @@ LABELS = {
 }
 
 
+def distilled(realign: dict) -> str:
+    """The re-alignment mode where it is not plain data re-alignment."""
+    if realign.get("mode", "data") != "distill":
+        return ""
+    return f", distilled from the full model (teacher weight {realign['distill_weight']})"
+
+
 def _trial_row(
     trial: optuna.trial.FrozenTrial, objectives: list[str], datasets: list[str] = ()
 ) -> dict:
@@ -650,8 +657,8 @@ def _markdown(summary: dict) -> str:
         "",
         f"{summary['model']} on {summary['dataset']}; context {setting['context_length']}, "
         f"horizon {setting['horizon']}, patch {setting['patch_size']}; re-alignment "
-        f"{summary['realign']['steps']} steps at lr {summary['realign']['lr']}; "
-        f"{summary['trials']['trained']} trials trained.",
+        f"{summary['realign']['steps']} steps at lr {summary['realign']['lr']}"
+        f"{distilled(summary['realign'])}; {summary['trials']['trained']} trials trained.",
         "",
     ]
     if summary["findings"]:
@@ -719,7 +726,8 @@ def _html(summary: dict, trials: list[dict]) -> str:
         f"<p>{escape(summary['model'])} on {escape(summary['dataset'])} &middot; "
         f"context {summary['setting']['context_length']}, horizon "
         f"{summary['setting']['horizon']}, patch {summary['setting']['patch_size']} &middot; "
-        f"re-alignment {summary['realign']['steps']} steps at lr {summary['realign']['lr']} "
+        f"re-alignment {summary['realign']['steps']} steps at lr {summary['realign']['lr']}"
+        f"{escape(distilled(summary['realign']))} "
         f"&middot; {summary['trials']['trained']} trials trained, "
         f"{summary['trials']['failed']} failed, {summary['trials']['lookups']} look-ups "
         f"&middot; sampler {escape(str(summary.get('sampler')))}</p>",

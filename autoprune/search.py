@@ -269,7 +269,7 @@ def prepare(opts: SearchOptions) -> Prepared:
         "dataset_options": dataset_options,
         "setting": dataclasses.asdict(setting),
         "objectives": list(space.objectives),
-        "realign": dataclasses.asdict(space.realign),
+        "realign": space.realign.settings(),
         "evaluation": {"val_windows": space.val_windows, "num_samples": space.num_samples},
         "space": {
             "num_layers": space.num_layers,

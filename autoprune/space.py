@@ -34,7 +34,8 @@ _TOP_KEYS = {
     "forecast",
     "evaluation",
 }
-_REALIGN_KEYS = {"steps", "lr", "batch_size"}
+_REALIGN_KEYS = {"steps", "lr", "batch_size", "mode", "distill_weight"}
+REALIGN_MODES = ("data", "distill")
 _FORECAST_KEYS = {"context_length", "horizon", "patch_size"}
 _EVALUATION_KEYS = {"val_windows", "num_samples"}
 
@@ -46,11 +47,28 @@ def objective_value(name: str, value: float) -> float | int:
 
 @dataclass(frozen=True)
 class Realign:
-    """The re-alignment budget: every trial and the full-model reference get the same one."""
+    """The re-alignment budget: every trial and the full-model reference get the same one.
+
+    `mode` says what the pruned model is trained to predict: "data", the real future of each
+    training window (the family's own loss); "distill", also futures sampled from the full,
+    unpruned model's predictive distribution for the same past (the teacher), mixed with the
+    data loss: `distill_weight` is the teacher's share of the loss (1.0 = teacher only,
+    0.0 = exactly the data loss)."""
 
     steps: int = 30
     lr: float = 3e-4
     batch_size: int = 32
+    mode: str = "data"
+    distill_weight: float = 1.0
+
+    def settings(self) -> dict:
+        """What a study stores as its re-alignment (and refuses to resume with another of):
+        the budget, plus the mode and weight where it is not plain data re-alignment, so a
+        study or table made before modes existed reads as what it was, "data"."""
+        budget = {"steps": self.steps, "lr": self.lr, "batch_size": self.batch_size}
+        if self.mode == "data":
+            return budget
+        return {**budget, "mode": self.mode, "distill_weight": self.distill_weight}
 
 
 @dataclass(frozen=True)
@@ -226,6 +244,30 @@ def parse_space(data: dict, source: str) -> SearchSpace:
     lr = realign.get("lr", Realign.lr)
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < 1:
         raise _fail(source, "realign.lr", lr, "must be a number between 0 and 1")
+    mode = realign.get("mode", Realign.mode)
+    if mode not in REALIGN_MODES:
+        raise _fail(
+            source,
+            "realign.mode",
+            mode,
+            'is not a re-alignment mode; write "data" (the real futures) or "distill" (the '
+            "full model's forecasts as the target)",
+        )
+    weight = realign.get("distill_weight", Realign.distill_weight)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
+        raise _fail(
+            source,
+            "realign.distill_weight",
+            weight,
+            "must be a number between 0 and 1 (the teacher's share of the loss; 1 = teacher only)",
+        )
+    if mode == "data" and "distill_weight" in realign:
+        raise _fail(
+            source,
+            "realign.distill_weight",
+            weight,
+            'applies only with mode = "distill"; add that or remove distill_weight',
+        )
     forecast = _check_table(source, "forecast", data.get("forecast", {}), _FORECAST_KEYS)
     for key, value in forecast.items():
         _int(source, f"forecast.{key}", value, 1)
@@ -239,7 +281,9 @@ def parse_space(data: dict, source: str) -> SearchSpace:
         always_keep=tuple(sorted(set(always_keep))),
         min_kept=min_kept,
         max_kept=max_kept,
-        realign=Realign(steps=steps, lr=float(lr), batch_size=batch),
+        realign=Realign(
+            steps=steps, lr=float(lr), batch_size=batch, mode=mode, distill_weight=float(weight)
+        ),
         objectives=_check_objectives(source, data.get("objectives", list(DEFAULT_OBJECTIVES))),
         **forecast,
         **evaluation,

@@ -2,6 +2,13 @@
 
 AdamW with linear warm-up and cosine decay, gradient clipping, and a hard stop on a non-finite
 loss (a diverged re-alignment is a failed trial, never a silently bad one).
+
+The loss is the family's own (`Adapter.loss`) on the batch's real future, or, for distillation
+re-alignment (`distill_loss`), on a future sampled from a teacher (the full model) for the same
+past, mixed with the real one. Training on the teacher's samples with the family's own loss is
+a Monte Carlo estimate of the cross-entropy between the teacher's predictive distribution and
+the student's (for a likelihood head, KL(teacher || student) up to a constant), so it needs
+nothing from a family beyond `forecast` and `loss`.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from torch import nn
 from autoprune.models import Adapter
 
 BatchFn = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray, int]]
+# (model, past, future, patch_size, step) -> scalar loss
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int, int], torch.Tensor]
 
 
 class NonFiniteLoss(RuntimeError):
@@ -29,6 +38,45 @@ def cosine_lr(step: int, steps: int, warmup: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def teacher_futures(
+    adapter: Adapter,
+    teacher: nn.Module,
+    past: torch.Tensor,
+    horizon: int,
+    patch_size: int,
+    seed: int,
+) -> torch.Tensor:
+    """One future (B, horizon) per window drawn from the teacher's forecast of `past`: no
+    gradients, eval mode, and the teacher is left exactly as it was. The draw has its own seed
+    (`forecast` forks the random state), so the student's batches and initial state are the
+    same as with plain data re-alignment."""
+    if teacher.training:
+        raise RuntimeError("the teacher must be in eval mode; it is the loaded, unchanged model")
+    with torch.no_grad():
+        paths = adapter.forecast(teacher, past, horizon, patch_size, num_samples=1, seed=seed)
+    return paths[:, 0].to(past.dtype).detach()
+
+
+def distill_loss(adapter: Adapter, teacher: nn.Module, weight: float, seed: int) -> LossFn:
+    """(1 - weight) x the family's loss of the real future + weight x its loss of a future
+    sampled from `teacher`. Weight 0 is the data loss exactly (the teacher is never run),
+    weight 1 the teacher's alone."""
+
+    def loss(
+        model: nn.Module, past: torch.Tensor, future: torch.Tensor, patch_size: int, step: int
+    ) -> torch.Tensor:
+        if weight == 0:
+            return adapter.loss(model, past, future, patch_size)
+        draw = (seed * 1_000_003 + step) % 2**62
+        target = teacher_futures(adapter, teacher, past, future.shape[1], patch_size, draw)
+        taught = adapter.loss(model, past, target, patch_size)
+        if weight == 1:
+            return taught
+        return (1 - weight) * adapter.loss(model, past, future, patch_size) + weight * taught
+
+    return loss
+
+
 def fit(
     adapter: Adapter,
     model: nn.Module,
@@ -40,8 +88,10 @@ def fit(
     weight_decay: float = 0.01,
     clip: float = 1.0,
     on_step: Callable[[int, float], None] | None = None,
+    loss_fn: LossFn | None = None,
 ) -> list[float]:
-    """Train `model` in place for `steps` steps; returns the per-step losses."""
+    """Train `model` in place for `steps` steps; returns the per-step losses. `loss_fn`
+    replaces the family's own loss of the batch's future (distillation)."""
     if steps <= 0:
         return []
     device = next(model.parameters()).device
@@ -55,12 +105,12 @@ def fit(
     try:
         for step in range(steps):
             past, future, patch_size = batches(rng)
-            loss = adapter.loss(
-                model,
-                torch.as_tensor(past, device=device),
-                torch.as_tensor(future, device=device),
-                patch_size,
-            )
+            past_t = torch.as_tensor(past, device=device)
+            future_t = torch.as_tensor(future, device=device)
+            if loss_fn is None:
+                loss = adapter.loss(model, past_t, future_t, patch_size)
+            else:
+                loss = loss_fn(model, past_t, future_t, patch_size, step)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"re-alignment loss became {loss.item()} at step {step}")
             optimiser.zero_grad(set_to_none=True)

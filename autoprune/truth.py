@@ -19,7 +19,6 @@ Outputs, under `studies/bench/`: `truth-<model>-<dataset>.csv` (one row per keep
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import os
@@ -238,7 +237,7 @@ def verify(json_path: Path, rows: int, seed: int = 0, log=print) -> list[dict]:
     meta, table = load_truth(json_path)
     adapter = load_adapter(meta["model"])
     space = space_for_model(meta["model"], adapter.num_layers)
-    realign = dataclasses.asdict(space.realign)
+    realign = space.realign.settings()
     if realign != meta["realign"] or space.val_windows != meta["evaluation"]["val_windows"]:
         raise AutoPruneError(
             f"{json_path} was built with re-alignment {meta['realign']} and evaluation "
