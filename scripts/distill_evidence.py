@@ -46,13 +46,16 @@ def keep_sets(num_layers: int, sizes: list[int], seed: int) -> list[tuple[int, .
 
 
 def parse_mode(text: str) -> dict:
-    """`data`, or `distill:W` (W = the teacher's share of the loss)."""
+    """`data`, or `distill:W` (W = the teacher's share of the loss), each optionally `@STEPS`
+    for another step budget (`data@72`: plain re-alignment with the seconds distillation takes)."""
+    text, _, steps = text.partition("@")
+    budget = {"steps": int(steps)} if steps else {}
     if text == "data":
-        return {"mode": "data"}
+        return {"mode": "data", **budget}
     kind, _, weight = text.partition(":")
     if kind != "distill":
-        raise SystemExit(f"--modes {text!r}: write data or distill:WEIGHT")
-    return {"mode": "distill", "distill_weight": float(weight or 1.0)}
+        raise SystemExit(f"--modes {text!r}: write data or distill:WEIGHT, optionally @STEPS")
+    return {"mode": "distill", "distill_weight": float(weight or 1.0), **budget}
 
 
 def measure(ctx: TrialContext, keep: tuple[int, ...]) -> dict:

@@ -12,12 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from autoprune.objective import run_trial
 from autoprune.report import collect
-from autoprune.search import search
+from autoprune.search import ensure_reference, prepare, search
 from autoprune.study import GRACE_S, load_study, trained_trials
 from tests.conftest import TINY_SPACE, options, quiet, search_command
 
@@ -105,6 +107,35 @@ def test_a_multi_fidelity_study_continues_on_ray_with_the_same_records(
     assert not {t.number for t in stopped} & pareto_numbers(study)
     selected = study.user_attrs["selection"]["trial"]
     assert study.trials[selected].state == TrialState.COMPLETE
+
+
+def test_a_multi_dataset_study_continues_on_ray_with_per_dataset_records(
+    tiny_model_dir, tiny_csv, other_csv, tiny_space, studies
+):
+    """Workers re-align on the same mixture and aggregate against the same full model as the
+    driver: a keep set's records are those a local trial of it would store."""
+    both = f"{tiny_csv},{other_csv}"
+    search(options(tiny_model_dir, both, tiny_space, study="r", trials=3), log=quiet)
+    search(
+        options(tiny_model_dir, both, tiny_space, study="r", trials=6, backend="ray", workers=2),
+        log=quiet,
+    )
+    study = load_study("r")
+    trained = trained_trials(study)
+    assert len(trained) == 6 and keeps_are_unique(study)
+    full = study.user_attrs["reference"]["realigned"]["datasets"]
+    for trial in trained:
+        per = trial.user_attrs["datasets"]
+        assert set(per) == {"toy", "other"}
+        ratios = [per[n]["mase"] / full[n]["mase"] for n in per]
+        assert trial.values[0] == pytest.approx(float(np.exp(np.mean(np.log(ratios)))))
+    # a Ray trial's keep set trained again locally gives the same record
+    on_ray = next(t for t in trained if t.number >= 3)
+    prep = prepare(options(tiny_model_dir, both, tiny_space, study="r", trials=6))
+    ensure_reference(prep, quiet)
+    _, record = run_trial(prep.ctx, tuple(on_ray.user_attrs["keep"]))
+    # (equal up to float summation order: workers train on 1 thread)
+    assert record["mase"] == pytest.approx(on_ray.values[0], rel=1e-4)
 
 
 def free_port() -> int:
