@@ -73,6 +73,10 @@ def build(
 ) -> dict:
     """Build (or resume) the tables; `sample` re-aligns that many random keep sets instead of
     all of them. Every keep set gets the full budget (single fidelity) and records its rungs."""
+    if "," in dataset:
+        raise AutoPruneError(
+            f"bench truth builds one table per dataset; run it once for each of {dataset}"
+        )
     name = f"truth-{Path(model).name}-{Path(dataset).stem}"
     prep = prepare(
         SearchOptions(

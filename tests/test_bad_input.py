@@ -291,6 +291,26 @@ ROWS = [
         SEARCH + " --study n --rule within:mase<=2",
         "within takes the study's accuracy objective and a percentage",
     ),
+    (
+        "dataset-repeated",
+        SEARCH + " --study n --dataset {csv},{csv}",
+        "must name one or more different datasets",
+    ),
+    (
+        "aggregate-one-dataset",
+        SEARCH + " --study n --aggregate worst",
+        "--aggregate only applies to a study of several datasets",
+    ),
+    (
+        "holdout-own-dataset",
+        SEARCH + " --study n --holdout-dataset {csv}",
+        "is the study's own dataset",
+    ),
+    (
+        "truth-several-datasets",
+        "bench truth --model moirai-tiny-8 --dataset etth1,etth2 --out {bad}/truth",
+        "bench truth builds one table per dataset",
+    ),
     ("space-latin1", SEARCH + " --study n --space {bad}/latin1.toml", "not UTF-8 text (byte 0xe9"),
     ("space-directory", SEARCH + " --study n --space {bad}", "is a directory; give a TOML file"),
     (
