@@ -219,7 +219,9 @@ def plot(result: dict, path: Path) -> Path:
     ax.axvline(CLAIM_FRACTION, color="red", linestyle="--", linewidth=1, label="30% of layers")
     ax.set_xlabel("kept fraction of layers")
     ax.set_ylabel("val accuracy / re-aligned full model (lower is better)")
-    ax.set_title("Few-layer dominance (stars: smallest within x% on val and test)")
+    ax.set_title(
+        "Few-layer dominance (stars: fewest layers within x% of the re-aligned full model)"
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
