@@ -5,6 +5,8 @@ model, and how to load it with the family's own library."""
 
 from __future__ import annotations
 
+import shlex
+
 from autoprune.metrics import METRICS, SCALES
 from autoprune.models import FAMILIES
 
@@ -91,7 +93,7 @@ def _command(meta: dict) -> str:
         f"--model {meta['base_model']}",
         f"--dataset {meta['dataset']}",
         *([f"--aggregate {meta['aggregate']}"] if meta.get("aggregate") else []),
-        *(f"--{key} {value}" for key, value in options.items() if value),
+        *(f"--{key} {shlex.quote(value)}" for key, value in options.items() if value),
         *([f"--space {meta['space_file']}"] if meta.get("space_file") else []),
         f"--objective {meta['objectives'][0]}",
         f"--context-length {setting['context_length']}",

@@ -238,7 +238,10 @@ def prepare(opts: SearchOptions) -> Prepared:
         raise AutoPruneError(
             "--aggregate only applies to a study of several datasets (--dataset a,b,...)"
         )
-    series, *more = [load_series(name, **dataset_options) for name in names]
+    series, *more = [
+        load_series(name, **options)
+        for name, options in zip(names, per_dataset_options(dataset_options, names), strict=True)
+    ]
     adapter = load_adapter(model)
     space_file = opts.space or stored.get("space_file")
     space = space_for_model(_space_name(model), adapter.num_layers, space_file)
@@ -307,6 +310,24 @@ def dataset_names(dataset: str) -> list[str]:
             f"--dataset {dataset!r} must name one or more different datasets, e.g. etth1,etth2"
         )
     return names
+
+
+def per_dataset_options(options: dict, names: Sequence[str]) -> list[dict]:
+    """--target/--freq/--split of each dataset: one value for all, or one per dataset in
+    order, separated by ';' (an empty one keeps that dataset's default): --target 'OT;price'."""
+    per: list[dict] = [{} for _ in names]
+    for key, value in options.items():
+        parts = value.split(";") if value else [None]
+        if len(parts) == 1:
+            parts *= len(names)
+        elif len(parts) != len(names):
+            raise AutoPruneError(
+                f"--{key} {value!r} has {len(parts)} values for {len(names)} datasets; give one "
+                "for all, or one per dataset separated by ';'"
+            )
+        for options_of, part in zip(per, parts, strict=True):
+            options_of[key] = part.strip() or None if part else None
+    return per
 
 
 def holdout_series(

@@ -116,3 +116,23 @@ def test_worst_aggregate_takes_the_largest_ratio():
     assert ctx.combine([0.9, 1.2, 1.05]) == 1.2
     ctx.aggregate = "geomean"
     assert ctx.combine([0.5, 2.0]) == pytest.approx(1.0)
+
+
+def test_csv_options_can_differ_per_dataset(
+    tiny_model_dir, tiny_csv, other_csv, tiny_space, studies, tmp_path, capsys
+):
+    priced = tmp_path / "priced.csv"
+    priced.write_text(other_csv.read_text().replace("date,OT", "date,price", 1))
+    both = f"{tiny_csv},{priced}"
+    prep = prepare(
+        options(tiny_model_dir, both, tiny_space, target="OT;price", split=";0.6,0.2,0.2")
+    )
+    toy, other = prep.ctx.datasets
+    assert np.allclose(other.values, load_series(str(other_csv), split="0.6,0.2,0.2").values)
+    assert other.borders == load_series(str(other_csv), split="0.6,0.2,0.2").borders
+    assert toy.borders == load_series(str(tiny_csv)).borders  # an empty part keeps the default
+    command = ["search", "--study", "x", "--model", str(tiny_model_dir), "--dataset", both,
+               "--space", str(tiny_space), "--target", "OT;price;more"]  # fmt: skip
+    assert main(command) == 2
+    assert "has 3 values for 2 datasets" in capsys.readouterr().err
+    assert not (studies / "x").exists()
