@@ -392,6 +392,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         out.print(
             f"test {metric}: selected {selection['test'][metric]:.4f} | full re-aligned "
             f"{full['test'][metric]:.4f} | full zero-shot {zero['test'][metric]:.4f}"
+            + (
+                f" ({summary['aggregate']} of each dataset's ratio to the re-aligned full model)"
+                if summary["aggregate"]
+                else ""
+            )
         )
         for row in summary["per_dataset"]:
             out.print(

@@ -94,7 +94,7 @@ def study_dominance(prep, levels: Sequence[float], log: Callable[[str], None] = 
     realigned = reference["realigned"]
     return {
         "study": prep.name,
-        "dataset": prep.ctx.series.name,
+        "dataset": " + ".join(series.name for series in prep.ctx.datasets),
         "model": prep.settings["model"],
         "num_layers": layers,
         "accuracy": accuracy,

@@ -661,6 +661,13 @@ def _markdown(summary: dict) -> str:
         f"{distilled(summary['realign'])}; {summary['trials']['trained']} trials trained.",
         "",
     ]
+    if summary["aggregate"]:
+        lines += [
+            f"Accuracy metrics are the {summary['aggregate']} over {len(summary['datasets'])} "
+            "datasets of each one's ratio to the re-aligned full model (1 = as good as it); "
+            "each dataset's own under Per dataset.",
+            "",
+        ]
     if summary["findings"]:
         lines += ["## Findings", "", *(f"- {line}" for line in summary["findings"]), ""]
     selection = summary.get("selection")

@@ -69,11 +69,13 @@ def test_a_study_of_two_datasets_aggregates_ratios_to_the_realigned_full_model(
     assert main(["report", "s1"]) == 0
     markdown = (studies / "s1" / "report" / "report.md").read_text()
     assert "## Per dataset" in markdown and "other" in markdown
+    assert "Accuracy metrics are the geomean over 2 datasets" in markdown
     # resuming on the command line prints each dataset's test metrics
     capsys.readouterr()
     assert main(["search", "--study", "s1", "--device", "cpu", "--threads", "1"]) == 0
     printed = capsys.readouterr().out
     assert "  toy: selected" in printed and "  other: selected" in printed
+    assert "(geomean of each dataset's ratio to the re-aligned full model)" in printed
     # resuming with another aggregate is refused; so is --aggregate for one dataset
     opts = options(tiny_model_dir, both, tiny_space, trials=5, aggregate="worst")
     with pytest.raises(Exception, match="aggregate"):
