@@ -664,13 +664,8 @@ def cmd_dominance(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from autoprune.export import (
-        check_destination,
-        copy_checkpoint,
-        read_metadata,
-        write_checkpoint,
-    )
-    from autoprune.search import checkpoint_metadata, prepared_from_study
+    from autoprune.export import check_destination, copy_checkpoint, read_metadata
+    from autoprune.search import export_trial
     from autoprune.study import SELECTION_ATTR, load_study, selected_checkpoint
 
     check_destination(args.out)
@@ -686,31 +681,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         copy_checkpoint(checkpoint, args.out)
         out.print(f"exported trial {selection['trial']} (keep {selection['keep']}) to {args.out}")
         return 0
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    trial = trials.get(args.trial)
-    if trial is None or "keep" not in trial.user_attrs or trial.state.name != "COMPLETE":
-        raise AutoPruneError(
-            f"study {args.study!r} has no completed trial {args.trial}; see its trials.csv"
-        )
-    prep = prepared_from_study(args.study, args.storage, args.device)
-    from autoprune.objective import run_trial
-    from autoprune.search import ensure_reference
-
-    ensure_reference(prep, lambda m: err.print(m))
-    keep = tuple(trial.user_attrs["keep"])
-    err.print(f"re-training keep set {list(keep)} and evaluating it on the test split ...")
-    model, record = run_trial(prep.ctx, keep, test=True)
-    metadata = checkpoint_metadata(
-        prep,
-        {
-            "trial": args.trial,
-            "keep": list(keep),
-            "val": {m: record[m] for m in ("mase", "crps", "mse", "mae")},
-            "test": record["test"],
-        },
+    exported = export_trial(
+        args.study, args.storage, args.trial, args.out, args.device, lambda m: err.print(m)
     )
-    write_checkpoint(prep.ctx.adapter, model, args.out, metadata)
-    out.print(f"exported trial {args.trial} (keep {list(keep)}) to {args.out}")
+    out.print(f"exported trial {args.trial} (keep {exported['keep']}) to {args.out}")
     return 0
 
 

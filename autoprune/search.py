@@ -66,6 +66,7 @@ from autoprune.study import (
     SELECTION_ATTR,
     create_or_resume,
     keep_key,
+    load_study,
     selected_checkpoint,
     settings_of,
     storage_url,
@@ -671,7 +672,7 @@ def selection_is_current(study: optuna.Study, rule_text: str) -> bool:
 def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print) -> dict | None:
     """Select from the front by `rule`, evaluate the selection once on the test split, and keep
     its checkpoint under `studies/<name>/selected/`."""
-    study, ctx = prep.study, prep.ctx
+    study = prep.study
     remove_leftovers(study_dir(prep.name))  # of a checkpoint a killed run was writing
     if study.user_attrs.get(REFERENCE_ATTR):
         reference_test(prep, log)
@@ -683,33 +684,71 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
     chosen, rule = picked
     objectives = prep.settings["objectives"]
     checkpoint = study_dir(prep.name) / "selected"
-    keep = tuple(chosen.user_attrs["keep"])
-    log(f"re-training the selected keep set {list(keep)} and evaluating it on the test split ...")
-    model, record = run_trial(ctx, keep, test=True)
+    log(f"re-training the selected keep set {chosen.user_attrs['keep']} and evaluating it on "
+        "the test split ...")  # fmt: skip
     reference = full_values(study.user_attrs[REFERENCE_ATTR], objectives)
-    selection = {
-        "rule": str(rule),
-        "rule_met": rule_met(rule, objectives, chosen.values, reference),
-        "trial": chosen.number,
-        "keep": list(keep),
-        "values": {
-            o: objective_value(o, v) for o, v in zip(objectives, chosen.values, strict=True)
+    selection = write_trial(
+        prep,
+        chosen,
+        checkpoint,
+        {
+            "rule": str(rule),
+            "rule_met": rule_met(rule, objectives, chosen.values, reference),
+            "values": {
+                o: objective_value(o, v) for o, v in zip(objectives, chosen.values, strict=True)
+            },
+            "checkpoint": str(checkpoint.relative_to(study_dir(prep.name))),
         },
+    )
+    store_front_test(study, selection["keep"], selection["test"])
+    study.set_user_attr(SELECTION_ATTR, selection)
+    return selection
+
+
+def write_trial(
+    prep: Prepared, trial: optuna.trial.FrozenTrial, out: Path, about: dict | None = None
+) -> dict:
+    """Re-train a trial's keep set as its trial did (same seed and budget, so the same model),
+    measure it on the validation and test splits, and write its checkpoint to `out` with
+    `autoprune.json` and a model card. Returns what was measured, with `about` (the selection
+    rule, for a selection) merged in."""
+    keep = tuple(trial.user_attrs["keep"])
+    model, record = run_trial(prep.ctx, keep, test=True)
+    measured = {
+        **(about or {}),
+        "trial": trial.number,
+        "keep": list(keep),
         "val": {m: record[m] for m in METRICS}
         | ({"datasets": record["datasets"]} if "datasets" in record else {}),
-        "val_reproduced": record[objectives[0]] == chosen.values[0],
+        "val_reproduced": record[prep.settings["objectives"][0]] == trial.values[0],
         "test": record["test"],
         "latency_ms": record["latency_ms"],
         "latency_measured_ms": record["latency_measured_ms"],
         "latency_off_profile": record["latency_off_profile"],
-        "checkpoint": str(checkpoint.relative_to(study_dir(prep.name))),
     }
-    write_checkpoint(ctx.adapter, model, checkpoint, checkpoint_metadata(prep, selection))
+    write_checkpoint(prep.ctx.adapter, model, out, checkpoint_metadata(prep, measured))
     del model
     free_memory()
-    store_front_test(study, keep, record["test"])
-    study.set_user_attr(SELECTION_ATTR, selection)
-    return selection
+    return measured
+
+
+def export_trial(
+    name: str,
+    storage: str | None,
+    number: int,
+    out: Path,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+) -> dict:
+    """`autoprune export --trial N`: that trial's checkpoint, re-trained (`write_trial`)."""
+    study = load_study(name, storage)
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if trial is None or "keep" not in trial.user_attrs or trial.state.name != "COMPLETE":
+        raise AutoPruneError(f"study {name!r} has no completed trial {number}; see its trials.csv")
+    prep = prepared_from_study(name, storage, device)
+    ensure_reference(prep, log)
+    log(f"re-training keep set {trial.user_attrs['keep']} and evaluating it on the test split ...")
+    return write_trial(prep, trial, out)
 
 
 HOLDOUT_MODELS = ("selection", "full_zero_shot", "full_realigned")
