@@ -839,7 +839,7 @@ def _knobs(pairs: list[str]) -> dict[str, float | int | bool]:
 def cmd_bench(args: argparse.Namespace) -> int:
     folder = args.out or Path("studies/bench")
     if args.what == "truth":
-        from autoprune.truth import build, truth_paths
+        from autoprune.bench.truth import build, truth_paths
 
         meta = build(
             args.model, args.dataset, folder, args.sample, lambda m: err.print(m), args.threads
@@ -866,7 +866,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _startup(args: argparse.Namespace, folder: Path) -> int:
-    from autoprune.bench import startup
+    from autoprune.bench.overhead import startup
 
     datasets = [d.strip() for d in args.dataset.split(",") if d.strip()]
     result = startup(
@@ -891,8 +891,8 @@ def _startup(args: argparse.Namespace, folder: Path) -> int:
 
 
 def _replay(args: argparse.Namespace, folder: Path) -> int:
-    from autoprune.replay import Table, run, write
-    from autoprune.truth import load_truth
+    from autoprune.bench.replay import Table, run, write
+    from autoprune.bench.truth import load_truth
 
     if args.truth is None or not args.truth.is_file():
         raise AutoPruneError(
@@ -924,7 +924,7 @@ def _replay(args: argparse.Namespace, folder: Path) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from autoprune.truth import VERIFY_TOLERANCE, verify
+    from autoprune.bench.truth import VERIFY_TOLERANCE, verify
 
     if args.truth is None or not args.truth.is_file():
         raise AutoPruneError(f"--truth {args.truth} is not a file (studies/bench/truth-*.json)")
@@ -963,7 +963,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _ray(args: argparse.Namespace, folder: Path) -> int:
-    from autoprune.bench import ray_scaling
+    from autoprune.bench.overhead import ray_scaling
 
     trials = 12 if args.trials is None else args.trials
     workers = _int_list(args.workers, "--workers")
@@ -992,7 +992,7 @@ def _ray(args: argparse.Namespace, folder: Path) -> int:
 
 
 def _overhead(args: argparse.Namespace, folder: Path) -> int:
-    from autoprune.bench import PARTS, overhead
+    from autoprune.bench.overhead import PARTS, overhead
 
     trials = 50 if args.trials is None else args.trials
     if trials < 1:

@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 
-from autoprune.replay import Table, run
+from autoprune.bench.replay import Table, run
 
 LAYERS = 5
 
@@ -73,7 +73,7 @@ def test_compute_is_what_a_strategy_ran_and_multi_fidelity_stops_pay_their_rung(
     truth.rungs = {1: truth.values[:, 0] * (1.3 - 0.05 * kept)}  # a noisy, informative rung
     truth.costs = {"r1": 0.3 * kept, "full": kept, "full_mf": kept + 0.1}
     truth.screen_cost = 5.0
-    from autoprune.replay import replay_one, strategies
+    from autoprune.bench.replay import replay_one, strategies
 
     known = strategies(truth)
     assert "screened-mf" in known
