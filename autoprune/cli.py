@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _progress_callback(progress: Progress, task: int, objectives: list[str]):
-    from autoprune.search import current_hypervolume, front_of
+    from autoprune.study import current_hypervolume, front_of
 
     def on_trial(study, trial=None) -> None:
         trials, mask = front_of(study)

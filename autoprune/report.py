@@ -21,7 +21,7 @@ from autoprune import __version__
 from autoprune.export import atomic_write_bytes, atomic_write_text, check_out, remove_leftovers
 from autoprune.metrics import METRICS, SCALES
 from autoprune.objective import LATENCY_TOLERANCE, latency_off_profile, predict_latency
-from autoprune.pareto import hv_reference, hypervolume_curve, non_dominated, normalise
+from autoprune.pareto import hv_reference, hypervolume_curve, normalise
 from autoprune.space import objective_value
 from autoprune.study import (
     BASELINES_ATTR,
@@ -31,9 +31,9 @@ from autoprune.study import (
     PROFILE_ATTR,
     REFERENCE_ATTR,
     SELECTION_ATTR,
+    front_of,
     keep_key,
     settings_of,
-    trained_trials,
 )
 
 BASELINE_SYMBOLS = {
@@ -103,9 +103,8 @@ def collect(study: optuna.Study) -> dict:
     settings = settings_of(study)
     objectives = settings["objectives"]
     reference = study.user_attrs.get(REFERENCE_ATTR)
-    trained = trained_trials(study)
+    trained, mask = front_of(study)
     values = np.array([t.values for t in trained]) if trained else np.zeros((0, len(objectives)))
-    mask = non_dominated(values)
     front = [t for t, m in zip(trained, mask, strict=True) if m]
     front.sort(key=lambda t: tuple(t.values[1:]) + (t.values[0],))
     front_test = study.user_attrs.get(FRONT_TEST_ATTR, {})

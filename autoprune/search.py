@@ -46,9 +46,6 @@ from autoprune.pareto import (
     Rule,
     default_rule,
     hv_reference,
-    hypervolume,
-    non_dominated,
-    normalise,
     parse_rule,
     rule_met,
     select,
@@ -65,6 +62,8 @@ from autoprune.study import (
     RESUME_KEYS,
     SELECTION_ATTR,
     create_or_resume,
+    front_of,
+    full_values,
     keep_key,
     load_study,
     selected_checkpoint,
@@ -496,26 +495,6 @@ def store_front_test(study: optuna.Study, keep: Sequence[int], test: dict) -> No
     """One keep set's test metrics, stored at once: an interrupted run keeps what it computed."""
     stored = dict(study.user_attrs.get(FRONT_TEST_ATTR, {}))
     study.set_user_attr(FRONT_TEST_ATTR, {**stored, keep_key(keep): test})
-
-
-def full_values(reference: dict, objectives: list[str]) -> list[float]:
-    return [reference["realigned"][o] for o in objectives]
-
-
-def front_of(study: optuna.Study) -> tuple[list[optuna.trial.FrozenTrial], np.ndarray]:
-    trials = trained_trials(study)
-    if not trials:
-        return [], np.zeros(0, dtype=bool)
-    return trials, non_dominated(np.array([t.values for t in trials]))
-
-
-def current_hypervolume(study: optuna.Study, objectives: list[str]) -> float:
-    reference = study.user_attrs.get(REFERENCE_ATTR)
-    trials = trained_trials(study)
-    if not reference or not trials:
-        return 0.0
-    points = normalise(np.array([t.values for t in trials]), full_values(reference, objectives))
-    return hypervolume(points, hv_reference(objectives))
 
 
 def importance_order(ctx: TrialContext) -> list[int]:

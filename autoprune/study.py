@@ -25,11 +25,13 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from autoprune.errors import StudyError, UnknownNameError
+from autoprune.pareto import hv_reference, hypervolume, non_dominated, normalise
 
 STUDIES_ENV = "AUTOPRUNE_STUDIES_DIR"
 SETTINGS_ATTR = "autoprune"
@@ -353,10 +355,31 @@ def failed_trials(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
 
 
+def full_values(reference: dict, objectives: list[str]) -> list[float]:
+    return [reference["realigned"][o] for o in objectives]
+
+
+def front_of(study: optuna.Study) -> tuple[list[FrozenTrial], np.ndarray]:
+    """The trained trials and which of them are on the front: the one front of search, report,
+    list and export."""
+    trials = trained_trials(study)
+    if not trials:
+        return [], np.zeros(0, dtype=bool)
+    return trials, non_dominated(np.array([t.values for t in trials]))
+
+
+def current_hypervolume(study: optuna.Study, objectives: list[str]) -> float:
+    """The front's hypervolume, objectives divided by the re-aligned full model's."""
+    reference = study.user_attrs.get(REFERENCE_ATTR)
+    trials = trained_trials(study)
+    if not reference or not trials:
+        return 0.0
+    points = normalise(np.array([t.values for t in trials]), full_values(reference, objectives))
+    return hypervolume(points, hv_reference(objectives))
+
+
 def list_studies() -> list[dict]:
     """Every study under the studies folder, with its model, dataset and progress."""
-    from autoprune.pareto import non_dominated
-
     rows = []
     root = studies_root()
     for db in sorted(root.glob("*/study.db")) if root.is_dir() else []:
@@ -368,8 +391,7 @@ def list_studies() -> list[dict]:
             rows.append({"name": name, "model": "?", "dataset": "?", "trials": 0, "front": 0})
             continue
         settings = settings_of(study)
-        trained = trained_trials(study)
-        values = [t.values for t in trained]
+        trained, mask = front_of(study)
         rows.append(
             {
                 "name": name,
@@ -377,7 +399,7 @@ def list_studies() -> list[dict]:
                 "dataset": settings.get("dataset", "?"),
                 "trials": len(trained),
                 "failed": len(failed_trials(study)),
-                "front": int(non_dominated(values).sum()) if values else 0,
+                "front": int(mask.sum()),
             }
         )
     return rows

@@ -14,8 +14,15 @@ import json
 from pathlib import Path
 
 from autoprune.pareto import rule_met
-from autoprune.search import choose, full_values
-from autoprune.study import FRONT_TEST_ATTR, REFERENCE_ATTR, keep_key, load_study, settings_of
+from autoprune.search import choose
+from autoprune.study import (
+    FRONT_TEST_ATTR,
+    REFERENCE_ATTR,
+    full_values,
+    keep_key,
+    load_study,
+    settings_of,
+)
 
 RULES = (
     "knee",
