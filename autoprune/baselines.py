@@ -20,7 +20,7 @@ from autoprune.backends import local
 from autoprune.errors import AutoPruneError
 from autoprune.importance import METHODS, top_k
 from autoprune.models import KeepSet
-from autoprune.search import Prepared, importance_order, priors, screen_table
+from autoprune.search import Prepared, priors, screen_table
 from autoprune.study import BASELINES_ATTR, trained_trials
 
 KINDS = ("drop-last", "random", "screen", *METHODS, "ablation")
@@ -56,9 +56,7 @@ def baseline_sets(prep: Prepared, kinds: list[str], sizes: list[int]) -> list[tu
                 keep = min(same_size, key=lambda k: zero_shot[k]["mase"])
             else:
                 keep = top_k(scores[kind], size)
-            keep = space.keep_from_flags(
-                {i: i in keep for i in space.droppable}, importance_order(prep.ctx)
-            )
+            keep = space.keep_from_flags({i: i in keep for i in space.droppable})
             result.append((kind, keep))
     return result
 
@@ -89,7 +87,7 @@ def run(
     if queued:
         log(f"training {len(queued)} one-shot baseline keep sets ...")
         target = len(trained_trials(study)) + len(queued)
-        local.run(study, prep.ctx, target, importance_order(prep.ctx), on_trial)
+        local.run(study, prep.ctx, target, on_trial)
     trained = {tuple(t.user_attrs["keep"]): t for t in trained_trials(study)}
     table = [
         {

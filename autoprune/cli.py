@@ -1063,6 +1063,9 @@ def _write_failure(exc: BaseException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from autoprune.study import quiet_optuna
+
+    quiet_optuna()
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv or ["search"])

@@ -391,12 +391,12 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def suggest_keep(trial: optuna.Trial, space: SearchSpace, order: Sequence[int]) -> KeepSet:
-    """One boolean per droppable layer, repaired into [min_kept, max_kept] along `order`."""
+def suggest_keep(trial: optuna.Trial, space: SearchSpace) -> KeepSet:
+    """One boolean per droppable layer, repaired into [min_kept, max_kept] in layer order."""
     flags = {
         i: trial.suggest_categorical(space.param_name(i), (True, False)) for i in space.droppable
     }
-    keep = space.keep_from_flags(flags, order)
+    keep = space.keep_from_flags(flags)
     sampled = tuple(sorted(set(space.always_keep) | {i for i, kept in flags.items() if kept}))
     if sampled != keep:
         trial.set_user_attr("sampled_keep", list(sampled))
@@ -493,9 +493,7 @@ def stop_rule(ctx: TrialContext, trial: optuna.Trial, keep: KeepSet):
     return go_on
 
 
-def make_objective(
-    ctx: TrialContext, order: Sequence[int], target: int | None = None
-) -> Callable[[optuna.Trial], tuple]:
+def make_objective(ctx: TrialContext, target: int | None = None) -> Callable[[optuna.Trial], tuple]:
     """The Optuna objective: keep sets already evaluated are looked up, never trained again.
     With `target`, a trial trains only while the study holds fewer trained keep sets (counting
     those other processes are training), so a shared study stops at its total.
@@ -504,7 +502,7 @@ def make_objective(
     trained to the full budget if it is proposed or enqueued again."""
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
-        keep = suggest_keep(trial, ctx.space, order)
+        keep = suggest_keep(trial, ctx.space)
         trial.set_user_attr("keep", list(keep))
         earlier = same_keep(trial.study, keep, trial.number, claimed=False)
         if earlier is None:

@@ -497,12 +497,6 @@ def store_front_test(study: optuna.Study, keep: Sequence[int], test: dict) -> No
     study.set_user_attr(FRONT_TEST_ATTR, {**stored, keep_key(keep): test})
 
 
-def importance_order(ctx: TrialContext) -> list[int]:
-    """Which layers to add first when repairing a keep set: without a prior, the early layers
-    (in Moirai, dropping layer 0 or 1 hurts most; deeper layers are the redundant ones)."""
-    return list(range(ctx.adapter.num_layers))
-
-
 def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     """Zero-shot screen of the study's candidate pool and of the full model, computed once and
     cached in the study folder, so a resumed run or a second process reuses it."""
@@ -856,15 +850,14 @@ def search(
         queued = enqueue_stopped(prep.study, prep.ctx.space)
         log(f"continuing {queued} keep sets stopped at a rung to the full budget")
         target = max(target, len(trained_trials(prep.study)) + queued)
-    order = importance_order(prep.ctx)
     if opts.backend == "ray":
         from autoprune.backends import ray as ray_backend
 
         url = storage_url(prep.name, opts.storage)
         options = ray_options(opts)
-        stopped = ray_backend.run(prep.study, prep.ctx, target, order, url, options, on_trial)
+        stopped = ray_backend.run(prep.study, prep.ctx, target, url, options, on_trial)
     else:
-        stopped = local.run(prep.study, prep.ctx, target, order, on_trial)
+        stopped = local.run(prep.study, prep.ctx, target, on_trial)
     selection = finalize(prep, prep.rule, log)
     holdout_test(prep, log)
     return {

@@ -2,9 +2,10 @@
 
 A file is checked completely before any trial runs; every complaint names the file, the key and
 the value. The space is encoded for Optuna as one boolean per droppable layer (`layer_07`); a
-sampled set outside [min_kept, max_kept] is repaired deterministically by an importance order
-(most important first), so every trial is a valid keep set and the sampled booleans are kept
-next to it in the trial record.
+sampled set outside [min_kept, max_kept] is repaired deterministically in layer order (missing
+layers are added from layer 0 up - in Moirai the early layers matter most - and surplus ones
+removed from the last down), so every trial is a valid keep set and the sampled booleans are
+kept next to it in the trial record.
 """
 
 from __future__ import annotations
@@ -106,9 +107,10 @@ class SearchSpace:
         """The per-layer booleans that sample `keep`: what `enqueue_trial` is given."""
         return {self.param_name(i): i in keep for i in self.droppable}
 
-    def keep_from_flags(self, flags: dict[int, bool], order: Sequence[int]) -> tuple[int, ...]:
-        """Sampled per-layer booleans -> a valid keep set, repaired along `order`."""
+    def keep_from_flags(self, flags: dict[int, bool]) -> tuple[int, ...]:
+        """Sampled per-layer booleans -> a valid keep set, repaired in layer order."""
         keep = set(self.always_keep) | {i for i, kept in flags.items() if kept}
+        order = range(self.num_layers)
         for layer in order:
             if len(keep) >= self.min_kept:
                 break

@@ -60,8 +60,15 @@ RESUME_KEYS = (
     "space",
 )
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+def quiet_optuna() -> None:
+    """Keep Optuna's per-trial lines and its experimental-feature warnings out of the output of
+    an entry point: the command line, and a Ray worker process (which never runs it). Optuna
+    also warns that heartbeats are meant for Study.optimize; here the driver beats for its
+    trials."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 
 def studies_root() -> Path:

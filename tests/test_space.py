@@ -55,9 +55,8 @@ def test_layer_count_must_match_the_model(tmp_path):
 
 def test_repair_respects_bounds_and_always_keep():
     space = parse_space({**GOOD, "always_keep": [0], "min_kept": 3, "max_kept": 4}, "x")
-    order = list(range(12))
-    assert space.keep_from_flags({i: False for i in space.droppable}, order) == (0, 1, 2)
-    assert space.keep_from_flags({i: True for i in space.droppable}, order) == (0, 1, 2, 3)
+    assert space.keep_from_flags({i: False for i in space.droppable}) == (0, 1, 2)
+    assert space.keep_from_flags({i: True for i in space.droppable}) == (0, 1, 2, 3)
     for keep in [(0, 1, 2), (0, 5, 7, 9)]:
         assert space.contains(keep)
     assert not space.contains((1, 2, 3))

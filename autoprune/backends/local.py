@@ -8,7 +8,7 @@ the next one; the storage's retry callback re-queues their keep sets once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
@@ -61,11 +61,10 @@ def run(
     study: optuna.Study,
     ctx: TrialContext,
     target: int,
-    order: Sequence[int],
     on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial | None], None] = lambda s, t: None,
 ) -> str:
     """Run trials until the study holds `target` trained keep sets; returns why it stopped."""
-    objective = make_objective(ctx, order, target)
+    objective = make_objective(ctx, target)
     streaks = Streaks()
     while True:
         if reason := stop_reason(study, ctx.space, target):

@@ -40,8 +40,7 @@ import socket
 import tempfile
 import threading
 import uuid
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -58,12 +57,9 @@ from autoprune.errors import AutoPruneError, StudyError
 from autoprune.evaluate import resolve_device
 from autoprune.objective import TrialContext, failure_reason, make_objective, suggest_keep
 from autoprune.space import SearchSpace
-from autoprune.study import HEARTBEAT_S, open_storage
+from autoprune.study import HEARTBEAT_S, open_storage, quiet_optuna
 
 CONNECT_TIMEOUT_S = 5
-
-# Optuna warns that heartbeats are meant for Study.optimize; here the driver beats for its trials
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 
 @dataclass(frozen=True)
@@ -160,12 +156,11 @@ class StudySearch(OptunaSearch):
         study: optuna.Study,
         url: str,
         space: SearchSpace,
-        order: Sequence[int],
         target: int,
         on_trial: Callable[[optuna.Study, FrozenTrial | None], None],
     ) -> None:
         self.storage = open_storage(url)
-        self.keep_space, self.order = space, list(order)
+        self.keep_space = space
         self.target, self.on_trial = target, on_trial
         self.in_flight: dict[str, int] = {}  # Tune trial id -> Optuna trial id
         self.streaks = Streaks()
@@ -182,7 +177,7 @@ class StudySearch(OptunaSearch):
 
     def _define(self, trial: optuna.Trial) -> dict:
         self.storage.record_heartbeat(trial._trial_id)  # from now on a killed driver is noticed
-        keep = suggest_keep(trial, self.keep_space, self.order)
+        keep = suggest_keep(trial, self.keep_space)
         trial.set_user_attr("keep", list(keep))
         return {"trial_id": trial._trial_id, "number": trial.number}
 
@@ -280,11 +275,11 @@ def work(
     shipped: dict,
     url: str,
     study_name: str,
-    order: list[int],
     threads: int,
     device: str,
 ) -> None:
     """One Tune trial on a worker: the Optuna trial the driver asked, run and told here."""
+    quiet_optuna()
     torch.set_num_threads(threads)
     ctx = _context(shipped, device)
     if url not in _STORAGES:
@@ -296,7 +291,7 @@ def work(
     trial = optuna.trial.Trial(study, config["trial_id"])
     values, state = None, TrialState.COMPLETE
     try:
-        values = make_objective(ctx, order)(trial)
+        values = make_objective(ctx)(trial)
     except optuna.TrialPruned:
         state = TrialState.PRUNED
     except Exception as exc:  # noqa: BLE001 - recorded on the trial, as study.optimize does
@@ -315,7 +310,6 @@ def run(
     study: optuna.Study,
     ctx: TrialContext,
     target: int,
-    order: Sequence[int],
     url: str,
     options: RayOptions,
     on_trial: Callable[[optuna.Study, FrozenTrial | None], None] = lambda s, t: None,
@@ -328,14 +322,13 @@ def run(
     searcher: StudySearch | None = None
     try:
         cpus, gpus = trial_resources(options, url)
-        searcher = StudySearch(study, url, ctx.space, order, target, on_trial)
+        searcher = StudySearch(study, url, ctx.space, target, on_trial)
         trainable = tune.with_resources(
             tune.with_parameters(
                 work,
                 shipped={"key": uuid.uuid4().hex, "ref": ray.put(ctx)},
                 url=url,
                 study_name=study.study_name,
-                order=list(order),
                 threads=max(1, int(cpus)),
                 device=options.device,
             ),

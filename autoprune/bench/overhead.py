@@ -22,7 +22,7 @@ import optuna
 
 from autoprune.backends import local
 from autoprune.export import atomic_write_text
-from autoprune.search import SearchOptions, ensure_reference, importance_order, prepare
+from autoprune.search import SearchOptions, ensure_reference, prepare
 
 PARTS = ("prune_s", "realign_s", "rungs_s", "evaluate_s", "latency_s")
 
@@ -63,7 +63,7 @@ def overhead(
             if len(cycles) % 10 == 0:
                 log(f"{len(cycles)} trials, rss {memory[-1]:.0f} MB")
 
-        local.run(prep.study, prep.ctx, trials, importance_order(prep.ctx), on_trial)
+        local.run(prep.study, prep.ctx, trials, on_trial)
     rows = []
     for trial, cycle in cycles:
         trained = trial is not None and "timing" in trial.user_attrs
@@ -153,7 +153,6 @@ def ray_scaling(
                 if trial is not None and "wall_s" in trial.user_attrs:
                     finished.append(time.perf_counter())
 
-            order = importance_order(prep.ctx)
             log(f"{label}: {trials} trials ...")
             row = {"backend": label, "workers": count or 1, "load_before": os.getloadavg()[0]}
             if count:
@@ -163,13 +162,13 @@ def ray_scaling(
                 options = ray_backend.RayOptions(workers=count, device="cpu")
                 start = time.perf_counter()
                 try:
-                    ray_backend.run(prep.study, prep.ctx, trials, order, url, options, on_trial)
+                    ray_backend.run(prep.study, prep.ctx, trials, url, options, on_trial)
                 finally:
                     ray.shutdown()
                 row["cpus_per_trial"] = max(1, cpus // count)
             else:
                 start = time.perf_counter()
-                local.run(prep.study, prep.ctx, trials, order, on_trial)
+                local.run(prep.study, prep.ctx, trials, on_trial)
                 row["cpus_per_trial"] = cpus
             elapsed = time.perf_counter() - start
             done = trained_trials(prep.study)

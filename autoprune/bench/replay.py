@@ -198,7 +198,6 @@ def replay_one(
         },
         "<replay>",
     )
-    order = list(range(table.num_layers))
     study = optuna.create_study(directions=["minimize"] * table.values.shape[1], sampler=sampler)
     for keep in seeds:
         study.enqueue_trial(space.params_of(keep))
@@ -211,7 +210,7 @@ def replay_one(
     full = np.ones(table.values.shape[1])
     while len(seen) < budget and lookups < MAX_LOOKUPS_IN_A_ROW:
         trial = study.ask()
-        keep = suggest_keep(trial, space, order)
+        keep = suggest_keep(trial, space)
         trial.set_user_attr("keep", list(keep))
         values = lookup[keep]
         lookups = lookups + 1 if keep in seen else 0

@@ -41,7 +41,6 @@ from autoprune.screen import SCREEN_WINDOWS, all_keep_sets, screen, spearman
 from autoprune.search import (
     SearchOptions,
     ensure_reference,
-    importance_order,
     prepare,
     priors,
     screen_table,
@@ -99,7 +98,6 @@ def build(
         prep.study,
         ctx,
         target,
-        importance_order(ctx),
         lambda study, trial: _progress(study, target, log),
     )
     trials_s = time.perf_counter() - start
