@@ -418,77 +418,28 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from autoprune.data import load_series
-    from autoprune.evaluate import (
-        NUM_SAMPLES,
-        Setting,
-        evaluate,
-        evaluate_seasonal_naive,
-        resolve_device,
-    )
-    from autoprune.export import read_metadata
-    from autoprune.models import load_adapter
+    from autoprune.evaluate import evaluate_model
 
-    metadata = read_metadata(Path(args.model)) if Path(args.model).is_dir() else None
-    made = (metadata or {}).get("setting", {})
-    dataset = args.dataset or (metadata or {}).get("dataset") or "etth1"
-    if "," in dataset and not args.dataset:
-        raise AutoPruneError(
-            f"{args.model} was selected on several datasets ({dataset}); evaluate it on one at a "
-            f"time with --dataset, e.g. --dataset {dataset.split(',')[0]} (its autoprune.json "
-            "holds the test metrics of each under test.datasets)"
-        )
-    data_options = (metadata or {}).get("dataset_options", {}) if not args.dataset else {}
-    series = load_series(
-        dataset,
-        target=args.target or data_options.get("target"),
-        freq=args.freq or data_options.get("freq"),
-        split=args.split or data_options.get("split"),
-    )
-    device = resolve_device(args.device)
-    adapter = load_adapter(args.model)
-    adapter.model.to(device)
-    setting = Setting.for_series(
-        series,
-        adapter,
-        args.context_length or made.get("context_length"),
-        args.horizon or made.get("horizon"),
-        args.patch_size or made.get("patch_size"),
-    )
-    num_samples = args.num_samples or (metadata or {}).get("num_samples") or NUM_SAMPLES
-    if num_samples < 1:
-        raise AutoPruneError(f"--num-samples {num_samples} must be at least 1")
-    metrics = evaluate(
-        adapter,
-        adapter.model,
-        series,
-        args.eval_split,
-        setting,
+    result = evaluate_model(
+        args.model,
+        dataset=args.dataset,
+        options={"target": args.target, "freq": args.freq, "split": args.split},
+        split=args.eval_split,
+        context_length=args.context_length,
+        horizon=args.horizon,
+        patch_size=args.patch_size,
+        num_samples=args.num_samples,
         max_windows=args.max_windows,
-        num_samples=num_samples,
+        device=args.device,
     )
-    naive = evaluate_seasonal_naive(series, args.eval_split, setting, args.max_windows)
-    result = {
-        "model": args.model,
-        "dataset": series.name,
-        "split": args.eval_split,
-        "context_length": setting.context_length,
-        "horizon": setting.horizon,
-        "patch_size": setting.patch_size,
-        "num_samples": num_samples,
-        "layers": adapter.num_layers,
-        "params": adapter.params(),
-        "metrics": metrics,
-        "seasonal_naive": naive,
-        "seasonality": series.seasonality,
-    }
+    metrics, naive = result["metrics"], result["seasonal_naive"]
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     table = Table(
-        title=f"{args.model} on {series.name} ({args.eval_split}, "
-        f"{metrics['windows']} windows, context {setting.context_length}, "
-        f"horizon {setting.horizon}, patch {setting.patch_size})"
+        title=f"{args.model} on {result['dataset']} ({args.eval_split}, "
+        f"{metrics['windows']} windows, context {result['context_length']}, "
+        f"horizon {result['horizon']}, patch {result['patch_size']})"
     )
     table.add_column("metric")
     table.add_column("model", justify="right")
@@ -497,7 +448,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         table.add_row(name, f"{metrics[name]:.4f}", f"{naive[name]:.4f}")
     out.print(table)
     out.print(
-        f"{adapter.num_layers} layers, {adapter.params():,} parameters; {metrics['seconds']:.1f} s"
+        f"{result['layers']} layers, {result['params']:,} parameters; {metrics['seconds']:.1f} s"
     )
     return 0
 

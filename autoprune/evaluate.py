@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -124,3 +125,75 @@ def evaluate_seasonal_naive(
         windows.past, windows.future, point, series.seasonality, series.train_scale[1]
     )
     return {**metrics, "windows": len(windows)}
+
+
+def evaluate_model(
+    model: str,
+    dataset: str | None = None,
+    options: dict | None = None,
+    split: str = "test",
+    context_length: int | None = None,
+    horizon: int | None = None,
+    patch_size: int | None = None,
+    num_samples: int | None = None,
+    max_windows: int | None = None,
+    device: str = "auto",
+) -> dict:
+    """`autoprune evaluate`: a model (alias, hub id or folder) on a split, next to the seasonal
+    naive forecast. An autoprune export's `autoprune.json` supplies what is not given - its
+    dataset and CSV options, forecast setting and sample count - so its stored test metrics are
+    reproduced."""
+    from autoprune.data import load_series
+    from autoprune.export import read_metadata
+    from autoprune.models import load_adapter
+
+    metadata = (read_metadata(Path(model)) if Path(model).is_dir() else None) or {}
+    made = metadata.get("setting", {})
+    name = dataset or metadata.get("dataset") or "etth1"
+    if "," in name and not dataset:
+        raise AutoPruneError(
+            f"{model} was selected on several datasets ({name}); evaluate it on one at a "
+            f"time with --dataset, e.g. --dataset {name.split(',')[0]} (its autoprune.json "
+            "holds the test metrics of each under test.datasets)"
+        )
+    stored = metadata.get("dataset_options", {}) if not dataset else {}
+    given = options or {}
+    series = load_series(
+        name, **{k: given.get(k) or stored.get(k) for k in ("target", "freq", "split")}
+    )
+    resolved = resolve_device(device)
+    adapter = load_adapter(model)
+    adapter.model.to(resolved)
+    setting = Setting.for_series(
+        series,
+        adapter,
+        context_length or made.get("context_length"),
+        horizon or made.get("horizon"),
+        patch_size or made.get("patch_size"),
+    )
+    num_samples = num_samples or metadata.get("num_samples") or NUM_SAMPLES
+    if num_samples < 1:
+        raise AutoPruneError(f"--num-samples {num_samples} must be at least 1")
+    metrics = evaluate(
+        adapter,
+        adapter.model,
+        series,
+        split,
+        setting,
+        max_windows=max_windows,
+        num_samples=num_samples,
+    )
+    return {
+        "model": model,
+        "dataset": series.name,
+        "split": split,
+        "context_length": setting.context_length,
+        "horizon": setting.horizon,
+        "patch_size": setting.patch_size,
+        "num_samples": num_samples,
+        "layers": adapter.num_layers,
+        "params": adapter.params(),
+        "metrics": metrics,
+        "seasonal_naive": evaluate_seasonal_naive(series, split, setting, max_windows),
+        "seasonality": series.seasonality,
+    }
