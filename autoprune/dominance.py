@@ -20,9 +20,16 @@ import numpy as np
 import optuna
 
 from autoprune.errors import AutoPruneError
-from autoprune.export import atomic_write_text
+from autoprune.export import atomic_write_figure, atomic_write_text
 from autoprune.metrics import accuracy_index
 from autoprune.pareto import non_dominated
+from autoprune.search import (
+    Prepared,
+    ensure_reference,
+    keep_test,
+    prepared_from_study,
+    reference_test,
+)
 from autoprune.study import settings_of, trained_trials
 
 LEVELS = (1.0, 2.0, 5.0)  # percent
@@ -52,10 +59,10 @@ def candidates(study: optuna.Study, accuracy: str) -> list[optuna.trial.FrozenTr
     return sorted(front, key=lambda t: (len(t.user_attrs["keep"]), t.user_attrs[accuracy]))
 
 
-def study_dominance(prep, levels: Sequence[float], log: Callable[[str], None] = print) -> dict:
+def study_dominance(
+    prep: Prepared, levels: Sequence[float], log: Callable[[str], None] = print
+) -> dict:
     """One study's row of the table (see the module docstring)."""
-    from autoprune.search import ensure_reference, keep_test, reference_test
-
     study, adapter = prep.study, prep.ctx.adapter
     objectives = settings_of(study)["objectives"]
     accuracy = objectives[accuracy_index(objectives)]
@@ -123,8 +130,6 @@ def dominance(
     threads: int | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    from autoprune.search import prepared_from_study
-
     rows = []
     for name in names:
         log(f"{name}: ...")
@@ -224,10 +229,7 @@ def plot(result: dict, path: Path) -> Path:
     )
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return atomic_write_figure(path, fig, dpi=120)
 
 
 def write(result: dict, out: Path) -> dict[str, Path]:

@@ -104,6 +104,19 @@ def _swap_into_place(built: Path, directory: Path) -> None:
         built.rename(directory)
 
 
+def atomic_write_figure(path: Path, fig, dpi: int) -> Path:
+    """A matplotlib figure as a PNG, written atomically (`atomic_write_bytes`); closes it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
 def check_out(path: Path) -> None:
     """`--out` can be made a folder: neither it nor a folder above it is a file."""
     for place in (path, *path.parents):

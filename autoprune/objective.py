@@ -81,6 +81,10 @@ class StoppedAtRung(Exception):
 AGGREGATES = ("geomean", "worst")
 
 
+def geomean(values: Sequence[float]) -> float:
+    return float(np.exp(np.mean(np.log(values))))
+
+
 @dataclass
 class TrialContext:
     """Everything a trial needs, built once per process and reused by every trial.
@@ -121,9 +125,7 @@ class TrialContext:
 
     def combine(self, ratios: Sequence[float]) -> float:
         """One number from per-dataset ratios (lower is better), by the study's aggregate."""
-        if self.aggregate == "worst":
-            return float(max(ratios))
-        return float(np.exp(np.mean(np.log(ratios))))
+        return float(max(ratios)) if self.aggregate == "worst" else geomean(ratios)
 
 
 def _forward_ms(ctx: TrialContext, model: nn.Module) -> float:
@@ -210,7 +212,7 @@ def rung_fidelity(ctx: TrialContext, model: nn.Module) -> float:
     finally:
         model.train(training)
     # several datasets: the geometric mean, a fidelity calibrated against full-budget results
-    return values[0] if len(values) == 1 else float(np.exp(np.mean(np.log(values))))
+    return values[0] if len(values) == 1 else geomean(values)
 
 
 def realign(

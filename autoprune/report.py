@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autoprune import __version__
-from autoprune.export import atomic_write_bytes, atomic_write_text, check_out, remove_leftovers
+from autoprune.export import atomic_write_figure, atomic_write_text, check_out, remove_leftovers
 from autoprune.metrics import METRICS, SCALES
 from autoprune.objective import LATENCY_TOLERANCE, latency_off_profile, predict_latency
 from autoprune.pareto import hv_reference, hypervolume_curve, normalise
@@ -218,6 +218,14 @@ def front_test_estimate(study: optuna.Study, front: list[optuna.trial.FrozenTria
     return {"missing": [t.number for t in missing], "windows": test["windows"], "seconds": seconds}
 
 
+def _versus(metric: str, chosen: float, zero_shot: float, realigned: float) -> str:
+    """A model's test accuracy next to the full model's, zero-shot and re-aligned."""
+    return (
+        f"test {metric} {chosen:.4g} against {zero_shot:.4g} for the full model zero-shot "
+        f"({chosen / zero_shot - 1:+.1%}) and {realigned:.4g} re-aligned"
+    )
+
+
 def findings(summary: dict) -> list[str]:
     """Plain sentences on what the numbers mean, worst news first."""
     said = []
@@ -227,10 +235,7 @@ def findings(summary: dict) -> list[str]:
     realigned = reference.get("realigned", {}).get("test", {}).get(metric)
     if selection and zero_shot is not None:
         chosen = selection["test"][metric]
-        versus = (
-            f"test {metric} {chosen:.4g} against {zero_shot:.4g} for the full model zero-shot "
-            f"({chosen / zero_shot - 1:+.1%}) and {realigned:.4g} re-aligned"
-        )
+        versus = _versus(metric, chosen, zero_shot, realigned)
         if chosen > zero_shot:
             said.append(
                 f"WORSE THAN THE FULL MODEL: the selection ({selection['rule']}) is worse on "
@@ -253,10 +258,7 @@ def findings(summary: dict) -> list[str]:
         )
     for name, held in (summary.get("holdout") or {}).items():
         chosen, zero = held["selection"][metric], held["full_zero_shot"][metric]
-        versus = (
-            f"test {metric} {chosen:.4g} against {zero:.4g} for the full model zero-shot "
-            f"({chosen / zero - 1:+.1%}) and {held['full_realigned'][metric]:.4g} re-aligned"
-        )
+        versus = _versus(metric, chosen, zero, held["full_realigned"][metric])
         if chosen > zero:
             said.append(
                 f"ON HELD-OUT {name} THE SELECTION IS WORSE than the full model zero-shot: "
@@ -373,10 +375,7 @@ def _pareto_png(summary: dict, trials: list[dict], path: Path) -> None:
         f"({summary['trials']['trained']} trials)"
     )
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_figure(path, fig, dpi=110)
 
 
 def _figures(summary: dict, trials: list[dict]) -> list[tuple[str, str]]:
@@ -877,7 +876,4 @@ def _datasets_png(summary: dict, path: Path) -> None:
     ax.set_ylabel(f"test {rows[0]['metric']} / full model zero-shot (lower is better)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_figure(path, fig, dpi=120)

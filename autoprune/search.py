@@ -296,8 +296,9 @@ def prepare(opts: SearchOptions) -> Prepared:
         settings,
         make_sampler(sampler, seed, trials_so_far),
     )
-    ctx = TrialContext(adapter, series, setting, space, device, seed, more=tuple(more))
-    ctx.aggregate = aggregate
+    ctx = TrialContext(
+        adapter, series, setting, space, device, seed, more=tuple(more), aggregate=aggregate
+    )
     ctx.stop_early = fidelity == "multi"
     return Prepared(name, study, ctx, settings, sampler, rule, warm, holdout)
 

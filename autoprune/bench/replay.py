@@ -18,7 +18,6 @@ keep sets find alone.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ import optuna
 
 from autoprune.backends.local import MAX_LOOKUPS_IN_A_ROW
 from autoprune.errors import UnknownNameError
-from autoprune.export import atomic_write_bytes, atomic_write_text
+from autoprune.export import atomic_write_figure, atomic_write_text
 from autoprune.importance import top_k
 from autoprune.multifidelity import (
     STOPPED_ATTR,
@@ -406,9 +405,4 @@ def write(result: dict, out: Path) -> Path:
     )
     ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
-    png = out.with_suffix(".png")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(png, buffer.getvalue())
-    return png
+    return atomic_write_figure(out.with_suffix(".png"), fig, dpi=110)
