@@ -34,8 +34,7 @@ def _umask() -> int:
     return mask
 
 
-# `.<name>.<pid>.<random or old>.tmp`; earlier versions wrote `.<name>.<random>.tmp`,
-# `.<name>.tmp-<random>` and `.<name>.old-<pid>`
+# `.<name>.<pid>.<random or old>.tmp`
 _WRITER = re.compile(r"\.(\d+)\.[^.]+\.tmp$")
 
 
@@ -60,7 +59,7 @@ def remove_leftovers(folder: Path) -> None:
     versions that named them without a pid)."""
     if not folder.is_dir():
         return
-    for pattern in (".*.tmp", ".*.tmp-*", ".*.old-*"):
+    for pattern in (".*.tmp", ".*.tmp-*", ".*.old-*"):  # the last two: older releases' names
         for leftover in folder.glob(pattern):
             writer = _WRITER.search(leftover.name)
             if writer and _alive(int(writer.group(1))):

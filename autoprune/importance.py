@@ -1,28 +1,8 @@
 """Layer importance scores ("priors"): small functions registered by name, higher = more
-important. Every method but `ablation` reads one calibration forward pass, captured with forward
-hooks on the layers (and, for attention diversity, the attention probabilities of each layer);
-`ablation` honestly costs one evaluation per layer.
-
-Sources, and what is reconstructed rather than published:
-- `bi`: ShortGPT's block influence, 1 - mean cosine(input, output) of a block (Men et al. 2024).
-- `angular`: Gromov et al. 2024, angular distance arccos(cos)/pi between the input of block i
-  and of block i+n; averaged over all tokens, since encoders have no causal last token. A layer
-  scores the mean distance of the n-windows that contain it.
-- `cka`: 1 - linear CKA between a block's input and output (Wilinski et al. 2025): redundant
-  blocks score low; a block whose input is constant (a decoder's start token) scores 1.
-- `few-layer`: a RECONSTRUCTION of Qiu et al. (arXiv 2511.07237), whose exact formula is not
-  public: representation shift over the k following layers with decay alpha, plus lambda times
-  attention diversity (mean row entropy of the attention maps / log T, after keeping each row's
-  top-tau mass), both min-max normalised over layers; `exempt_ends` pins the first and last layer
-  to the top score. Knobs and defaults are ours.
-- `ablation`: increase in validation NLL when the layer alone is dropped (L+1 forward passes).
-
-Layer groups (`Adapter.layer_groups`): where a model's layers form more than one chain of hidden
-states (Chronos-Bolt's encoder blocks, then its decoder blocks, which read a start token and
-not the encoder's output), every comparison stays within a group: `bi` and `cka` compare each
-layer's own input and output, `angular` windows and `few-layer` shifts never reach past the
-group's last layer, and `exempt_ends` pins each group's ends. Scores are then put together in
-layer order (normalisation, where a method has one, is over all layers).
+important. Every method but `ablation` reads one shared calibration forward pass, captured with
+forward hooks on the layers (and, for `few-layer`, each layer's attention probabilities);
+`ablation` costs one evaluation per layer. Where a model's layers form several chains of hidden
+states (`Adapter.layer_groups`), every comparison stays within one.
 """
 
 from __future__ import annotations
@@ -79,7 +59,8 @@ class Capture:
 
 
 def _per_group(c: Capture, method: Callable[[list[torch.Tensor]], list[float]]) -> np.ndarray:
-    """A method's scores computed on each group's chain, in layer order."""
+    """A method's scores computed on each group's chain, in layer order: no comparison reaches
+    across groups (Chronos-Bolt's decoder reads a start token, not the encoder's output)."""
     return np.array([value for chain in c.chains() for value in method(chain)])
 
 
@@ -133,6 +114,7 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @register("bi")
 def block_influence(c: Capture) -> np.ndarray:
+    """ShortGPT's block influence (Men et al. 2024): 1 - mean cosine(input, output) of a block."""
     return _per_group(
         c, lambda h: [1 - _cos(h[i], h[i + 1]).mean().item() for i in range(len(h) - 1)]
     )
@@ -140,6 +122,10 @@ def block_influence(c: Capture) -> np.ndarray:
 
 @register("angular")
 def angular_distance(c: Capture, n: int = 1) -> np.ndarray:
+    """Gromov et al. 2024: angular distance arccos(cos)/pi between the input of block i and of
+    block i+n, averaged over all tokens, since encoders have no causal last token. A layer
+    scores the mean distance of the n-windows that contain it."""
+
     def group(hidden: list[torch.Tensor]) -> list[float]:
         layers = len(hidden) - 1
         width = max(1, min(n, layers))
@@ -171,6 +157,8 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
 
 @register("cka")
 def cka(c: Capture) -> np.ndarray:
+    """1 - linear CKA between a block's input and output (Wilinski et al. 2025): redundant
+    blocks score low; a block whose input is constant (a decoder's start token) scores 1."""
     return _per_group(c, lambda h: [1 - linear_cka(h[i], h[i + 1]) for i in range(len(h) - 1)])
 
 
@@ -204,6 +192,11 @@ def few_layer(
     tau: float = 0.9,
     exempt_ends: bool = False,
 ) -> np.ndarray:
+    """A RECONSTRUCTION of Qiu et al. (arXiv 2511.07237), whose exact formula is not public:
+    representation shift over the k following layers with decay alpha, plus lam times
+    `attention_diversity` (top-tau mass), both min-max normalised over all layers;
+    `exempt_ends` pins each group's first and last layer to the top score. Knobs and defaults
+    are ours."""
     layers = len(c.hidden) - 1
 
     def group(hidden: list[torch.Tensor]) -> list[float]:

@@ -1,18 +1,9 @@
-"""Forecast accuracy metrics, defined as GluonTS's Evaluator defines them.
+"""Forecast accuracy metrics, defined and aggregated as GluonTS's Evaluator does.
 
-Per window (one GluonTS item): the seasonal error is the mean absolute seasonal difference of the
-window's context (period from the frequency, falling back to 1 when the context is shorter);
-MASE is the mean absolute error of the median forecast over that seasonal error. Aggregated as
-the Evaluator does: `mase` is the mean of the per-window values, `crps` is GluonTS's
-`mean_wQuantileLoss` (weighted quantile loss summed over all windows, divided by the summed
-absolute target, averaged over the quantiles 0.1..0.9), a standard approximation of CRPS.
-
-`mse` (mean forecast) and `mae` (median forecast) are on the train-standardised scale, the
-convention of the LTSF literature, so they can be compared with published ETT tables.
-
-So no metric is in the series' units: `mase` and `crps` are scale-free by their definitions
-(computed on the raw series, as GluonTS does), `mse` and `mae` by standardisation. `SCALES` says
-which, for every report header.
+No metric is in the series' units: `mase` and `crps` are scale-free by definition (computed on
+the raw series, as GluonTS does; `crps` is the usual `mean_wQuantileLoss` approximation), `mse`
+(mean forecast) and `mae` (median forecast) are on the train-standardised scale of the LTSF
+literature, so they compare with published ETT tables. `SCALES` says which, for every report.
 """
 
 from __future__ import annotations
@@ -36,7 +27,8 @@ def accuracy_index(objectives) -> int:
 
 
 def seasonal_error(past: np.ndarray, seasonality: int) -> np.ndarray:
-    """Per-window mean |y[t] - y[t-m]| over the context; `past` is (N, context)."""
+    """Per-window mean |y[t] - y[t-m]| over the context, m = 1 when the context is not longer
+    than a season; `past` is (N, context)."""
     m = seasonality if seasonality < past.shape[-1] else 1
     return np.mean(np.abs(past[..., m:] - past[..., :-m]), axis=-1)
 
@@ -61,7 +53,10 @@ def forecast_metrics(
     train_std: float,
 ) -> dict[str, float]:
     """All metrics from sample paths: past (N, C), future (N, H), samples (N, S, H), raw scale;
-    `train_std` is the train split's standard deviation (MSE and MAE are divided by it)."""
+    `train_std` is the train split's standard deviation (MSE and MAE are divided by it). As
+    GluonTS's Evaluator aggregates: `mase` is the mean of the per-window values (one window is
+    one GluonTS item), `crps` the weighted quantile loss over all windows averaged over the
+    quantiles 0.1..0.9 (`mean_wQuantileLoss`)."""
     quantiles = dict(zip(QUANTILES, np.quantile(samples, QUANTILES, axis=1), strict=True))
     median = quantiles[0.5]
     mean = samples.mean(axis=1)

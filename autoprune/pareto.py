@@ -1,15 +1,9 @@
 """Pareto front, hypervolume and selection rules: pure functions on arrays, no I/O.
 
-All objectives are minimised. Objectives are normalised by the re-aligned full model (the
-reference every trial is compared with), so a value of 1.0 means "as good / as large / as slow
-as the full model". The hypervolume reference point is `hv_reference` per objective in that
-space: 1.1 times the full model's error, and its parameters and latency. So a pruned model adds
-volume only if it is cheaper than the full model and at most 10% less accurate - the region a
-practitioner would deploy from. (A looser accuracy bound lets the cheapest, much worse models
-dominate the volume: with 2x, a 1-layer model 9% worse than the full one held 93% of the true
-hypervolume of moirai-tiny-8 on ETTh1.)
-
-Non-dominated filtering and hypervolume come from `moocore` (exact WFG-style algorithms).
+All objectives are minimised and normalised by the re-aligned full model, the reference every
+trial is compared with (1.0 = as good / as large / as slow as it). The hypervolume reference
+point (`hv_reference`) is 1.1 times its error and its costs, so a pruned model adds volume only
+if it is cheaper and at most 10% less accurate. Filtering and hypervolume come from `moocore`.
 """
 
 from __future__ import annotations
@@ -25,6 +19,8 @@ import numpy as np
 from autoprune.errors import UnknownNameError
 from autoprune.metrics import METRICS, accuracy_index
 
+# not looser: the cheapest, much worse models would dominate the volume (README, "Front and
+# selection")
 ACCURACY_REFERENCE = 1.1
 COST_REFERENCE = 1.0
 

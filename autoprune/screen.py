@@ -1,14 +1,10 @@
 """Zero-shot screening: every keep set of a space scored without re-alignment, cheaply.
 
-Keep sets are walked in lexicographic order, so sets that share a prefix of layers share that
-part of the forward pass (a trie walk): screening all 4095 keep sets of a 12-layer model applies
-a layer 4095 times in total - as many as ~340 full forward passes - instead of ~24,000 times.
-Each set gets the validation NLL and the MASE of its mean forecast (no sampling), on a fixed
-set of evenly spaced validation windows. The head runs for several keep sets in one batch: its
-per-call cost, not its arithmetic, dominates on small models (Moirai's mixture head on 64
-windows: 13.8 ms alone, 5.9 ms per set in batches of 8). This is a cheap, biased fidelity:
-pruned models are far worse before re-alignment, so the screen is for ranking, and how far its
-ranking can be trusted is measured (Spearman against re-aligned trials) by `autoprune bench`.
+Keep sets are walked in lexicographic order, so sets sharing a prefix of layers share that part
+of the forward pass, and the head runs for several keep sets per call. Each set gets the
+validation NLL and the MASE of its mean forecast (no sampling) on fixed, evenly spaced windows.
+A cheap, biased fidelity: pruned models are far worse before re-alignment, so it is for ranking,
+and how far that ranking can be trusted is measured by `autoprune bench`.
 """
 
 from __future__ import annotations
@@ -29,7 +25,9 @@ from autoprune.space import SearchSpace
 
 EXHAUSTIVE_LIMIT = 1 << 16  # keep sets; a 16-layer space holds 65,535
 SCREEN_WINDOWS = 64
-SCREEN_BATCH = 8  # keep sets per head call
+# keep sets per head call: on small models the head's per-call cost dominates, not its arithmetic
+# (README, "Priors, screening and one-shot baselines")
+SCREEN_BATCH = 8
 
 
 def all_keep_sets(space: SearchSpace) -> list[KeepSet]:

@@ -1,11 +1,8 @@
 """Search spaces: `search_spaces/<model>.toml` -> a frozen, validated `SearchSpace`.
 
 A file is checked completely before any trial runs; every complaint names the file, the key and
-the value. The space is encoded for Optuna as one boolean per droppable layer (`layer_07`); a
-sampled set outside [min_kept, max_kept] is repaired deterministically in layer order (missing
-layers are added from layer 0 up - in Moirai the early layers matter most - and surplus ones
-removed from the last down), so every trial is a valid keep set and the sampled booleans are
-kept next to it in the trial record.
+the value. Optuna sees one boolean per droppable layer (`layer_07`), and a sampled set outside
+[min_kept, max_kept] is repaired deterministically (`keep_from_flags`), so every trial is valid.
 """
 
 from __future__ import annotations
@@ -108,7 +105,9 @@ class SearchSpace:
         return {self.param_name(i): i in keep for i in self.droppable}
 
     def keep_from_flags(self, flags: dict[int, bool]) -> tuple[int, ...]:
-        """Sampled per-layer booleans -> a valid keep set, repaired in layer order."""
+        """Sampled per-layer booleans -> a valid keep set, repaired in layer order: missing
+        layers are added from layer 0 up (in Moirai the early layers matter most), surplus ones
+        removed from the last down. The trial record stores the sampled booleans beside it."""
         keep = set(self.always_keep) | {i for i, kept in flags.items() if kept}
         order = range(self.num_layers)
         for layer in order:

@@ -1,14 +1,9 @@
 """The one training loop: pretraining `moirai-tiny` and every trial's re-alignment use it.
 
 AdamW with linear warm-up and cosine decay, gradient clipping, and a hard stop on a non-finite
-loss (a diverged re-alignment is a failed trial, never a silently bad one).
-
-The loss is the family's own (`Adapter.loss`) on the batch's real future, or, for distillation
-re-alignment (`distill_loss`), on a future sampled from a teacher (the full model) for the same
-past, mixed with the real one. Training on the teacher's samples with the family's own loss is
-a Monte Carlo estimate of the cross-entropy between the teacher's predictive distribution and
-the student's (for a likelihood head, KL(teacher || student) up to a constant), so it needs
-nothing from a family beyond `forecast` and `loss`.
+loss (a diverged re-alignment is a failed trial, never a silently bad one). The loss is the
+family's own (`Adapter.loss`) on the real future or, for distillation (`distill_loss`), also on
+futures sampled from the full model as teacher.
 """
 
 from __future__ import annotations
@@ -60,7 +55,10 @@ def teacher_futures(
 def distill_loss(adapter: Adapter, teacher: nn.Module, weight: float, seed: int) -> LossFn:
     """(1 - weight) x the family's loss of the real future + weight x its loss of a future
     sampled from `teacher`. Weight 0 is the data loss exactly (the teacher is never run),
-    weight 1 the teacher's alone."""
+    weight 1 the teacher's alone. The family's own loss on the teacher's samples is a Monte
+    Carlo estimate of the cross-entropy between the teacher's predictive distribution and the
+    student's (for a likelihood head, KL(teacher || student) up to a constant), so it needs
+    nothing from a family beyond `forecast` and `loss`."""
 
     def loss(
         model: nn.Module, past: torch.Tensor, future: torch.Tensor, patch_size: int, step: int

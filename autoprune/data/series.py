@@ -166,7 +166,7 @@ def _read_target(path: Path, target: str) -> tuple[np.ndarray, pd.DataFrame]:
         )
     values = numeric.to_numpy(dtype=np.float64)
     # models forecast in float32: a larger value becomes inf there, and squares of values near
-    # float64's limit overflow the train scale, which turned MSE and MAE into 0.0
+    # float64's limit overflow the train scale, which makes MSE and MAE 0.0
     too_large = ~(np.abs(values) <= np.finfo(np.float32).max)
     if too_large.any():
         row = int(np.flatnonzero(too_large)[0])

@@ -141,7 +141,8 @@ def _check_safetensors(path: Path) -> None:
 # How each family's library gets installed, where a plain extra is not enough: one place for
 # the error messages and `autoprune list models`.
 INSTALL = {
-    # momentfm 0.1.4 pins transformers==4.33 and numpy 1.25; its code runs on current ones
+    # momentfm 0.1.4 pins transformers==4.33, huggingface-hub 0.24 and numpy 1.25; its code
+    # runs on current ones
     "moment": "pip install 'autoprune[moment]' && pip install --no-deps momentfm==0.1.4",
     # uni2ts 2.0 (Moirai-MoE, Moirai-2) pins torch<2.5; it runs on current torch
     "uni2ts2": "pip install --no-deps uni2ts==2.0.0",

@@ -1,45 +1,10 @@
-"""Chronos-Bolt and Chronos-2 (Amazon's `chronos-forecasting`): the blocks are the layers.
+"""Chronos-Bolt and Chronos-2 (Amazon's `chronos-forecasting`): the T5 blocks are the layers.
 
-Both run through the library's own classes: `ChronosBoltModelForForecasting` /
-`Chronos2Model` `from_pretrained` / `save_pretrained` for checkpoints, the models' own
-submodules for the forward pass, and their `forward(..., target)` for the training loss. Both
-heads predict quantiles; forecasts are those quantiles as paths (`quantiles_to_paths`).
-
-Chronos-Bolt is a T5 encoder-decoder over patches, and its layers are both stacks' blocks, in
-one keep-set index space: 0..E-1 are the ENCODER blocks (`model.encoder.block`), E..E+D-1 the
-DECODER blocks (`model.decoder.block`), which read one token (the start token) with
-cross-attention to the final encoder states. They are two layer groups (`layer_groups`): the
-first decoder block reads the start token, not the last encoder block's output, so importance
-scores compare hidden states within a group only. A staged state is a `BoltState` pair
-(encoder hidden, decoder hidden or None); the first decoder block applied finalises the encoder
-(its final norm) and starts the decoder, and the head finalises whatever is pending.
-`config.num_layers` is the encoder depth and `config.num_decoder_layers` the decoder depth;
-prune sets both, and each stack's own copy of its depth. A stack may keep no block at all: it
-is then its final layer norm only, and the model still forwards, saves and reloads (without
-decoder blocks the forecast sees the series through its loc and scale only; screening ranks
-such keep sets like any other, it does not forbid them). T5 keeps each stack's
-relative-attention bias in its block 0 only (the decoder's in its self-attention), and every
-later block reuses the bias block 0 computes: a keep set without a stack's block 0 hands that
-embedding to the stack's first kept block (so the pruned model computes what "the kept blocks
-with the model's bias" compute, and saves and reloads), and the staged pass computes each bias
-once from its stack's owner block. The bias is counted with the stack, not with block 0, so
-`params` is exact: it goes only with the stack's last kept block.
-
-The latency profile (`predict_latency`) is one fixed plus one per-layer cost fitted on the
-prefixes range(k): for Bolt the smaller prefixes are encoder-only, and a decoder block, which
-runs on one token, costs a small fraction of an encoder block on T tokens (on a CPU, 4 decoder
-blocks alone took ~7% of the time of 4 encoder blocks alone), so the one fitted per-layer cost
-overstates what dropping a decoder block saves and understates an encoder block's, and the fit
-is poor (its r2 is in the profile); every trial also measures its own latency.
-
-Horizons. Chronos-Bolt predicts `prediction_length` (64 published) steps per pass; longer
-horizons are forecast autoregressively exactly as `ChronosBoltPipeline.predict` does (each
-quantile path is appended to the context, and the Q x Q forecasts are reduced to Q quantiles),
-through the same kept blocks, so screening, latency and evaluation all see the pipeline's
-forecast. Re-alignment trains on the first `prediction_length` steps, the only ones the model's
-own loss accepts. Chronos-2 forecasts `max_output_patches * output_patch_size` (1024 published)
-steps in one pass; a longer horizon is refused with an AutoPruneError, because the pipeline's
-long-horizon unrolling is a heuristic outside the model that autoprune does not reproduce.
+Checkpoints, submodules and the training loss are the library's own; both heads predict
+quantiles, read as paths (`quantiles_to_paths`). Chronos-Bolt's layers are its encoder blocks
+(0..E-1) then its decoder blocks (E..E+D-1), two layer groups in one keep-set index space;
+horizons past its `prediction_length` (64 published) are forecast as
+`ChronosBoltPipeline.predict` does. Chronos-2 forecasts in one pass only.
 """
 
 from __future__ import annotations
@@ -333,7 +298,8 @@ class ChronosBoltAdapter(_ChronosAdapter):
         """Keeps the `keep` blocks of each stack. A stack may keep no block at all: it is then
         its final layer norm only, which forwards, saves and reloads (a decoder without blocks
         forecasts from the series' scale alone; screening ranks such sets, it does not forbid
-        them)."""
+        them). T5 keeps a stack's relative-position bias in block 0 only, so when block 0 goes
+        the stack's first kept block takes it over, and the pruned model saves and reloads."""
         keep = self.check_keep(keep)
         pruned, kept = self._copy_keeping(keep)
         encoder, decoder = self.groups
@@ -361,6 +327,7 @@ class ChronosBoltAdapter(_ChronosAdapter):
     def loss(
         self, model: nn.Module, past: torch.Tensor, future: torch.Tensor, patch_size: int
     ) -> torch.Tensor:
+        """The model's own loss on the first `prediction_length` steps, the only ones it takes."""
         steps = model.chronos_config.prediction_length
         return model(context=past, target=future[:, :steps]).loss
 
@@ -429,7 +396,8 @@ class BoltState(tuple):
 
 class BoltStaged(_QuantileStaged):
     """`ChronosBoltModelForForecasting.forward` cut at block boundaries, encoder blocks then
-    decoder blocks, with the pipeline's autoregressive continuation past `prediction_length`.
+    decoder blocks, with the pipeline's autoregressive continuation past `prediction_length`
+    (through the same kept blocks, so screening, latency and evaluation see its forecast).
 
     States are `BoltState` pairs. The first decoder block finalises the encoder (its final
     norm and dropout, as `T5Stack` does) and starts the decoder from its start token; the head
@@ -594,6 +562,8 @@ class Chronos2Adapter(_ChronosAdapter):
         self.output_patches(self.model, horizon)
 
     def output_patches(self, model: nn.Module, horizon: int) -> int:
+        """Output patches for `horizon`; past one pass it is refused, because the pipeline's
+        long-horizon unrolling is a heuristic outside the model that autoprune does not copy."""
         config = model.chronos_config
         patches = math.ceil(horizon / config.output_patch_size)
         if patches > config.max_output_patches:

@@ -1,23 +1,10 @@
 """GPT4TS (Zhou et al., "One Fits All", NeurIPS 2023): the GPT-2 blocks are the layers.
 
-GPT4TS is not a published package, so the forecaster is written here, small, around
-transformers' own `GPT2Model`: instance normalisation of each window (RevIN-style, no affine
-parameters), patches of 16 steps with stride 8 (the series is padded with its last value by one
-stride, as GPT4TS does), a linear patch embedding, GPT-2's position embeddings, blocks and final
-layer norm, and one linear head from all the flattened patch states to the horizon. It is a point
-forecaster trained with the mean squared error of the normalised series.
-
-A checkpoint is one directory that GPT-2's own library reads: `config.json` is a GPT-2 config
-(`model_type` "gpt2") with two keys added, `autoprune_family` and `gpt4ts` (the window sizes the
-head is built for), and `model.safetensors` holds the backbone under `GPT2Model`'s own tensor
-names plus the patch embedding and head under `gpt4ts.`. So `GPT2Model.from_pretrained(DIR)`
-loads the (pruned) backbone as it is, and `GPT4TSAdapter.load(DIR)` loads the whole forecaster.
-
-A plain GPT-2 checkpoint (e.g. `openai-community/gpt2`) loads too: its pretrained backbone with a
-NEW patch embedding and head, initialised from a fixed seed, for the requested window sizes. Such
-a head forecasts nothing useful until the re-alignment trains it; the full-model reference gets
-the same re-alignment budget as every trial, so the comparison stays fair, but its zero-shot
-numbers are those of an untrained head.
+GPT4TS is not a published package, so its small point forecaster is written here around
+transformers' own `GPT2Model`. A saved checkpoint's (pruned) backbone loads with
+`GPT2Model.from_pretrained(DIR)`, the whole forecaster with `GPT4TSAdapter.load(DIR)`. A plain
+GPT-2 checkpoint loads too, with a new seeded patch embedding and head that only the re-alignment
+trains, so its zero-shot numbers are an untrained head's.
 """
 
 from __future__ import annotations
@@ -89,7 +76,11 @@ def num_patches(context_length: int, patch_len: int, stride: int) -> int:
 
 
 class GPT4TS(nn.Module):
-    """The forecaster: normalise -> patch -> embed -> GPT-2 -> flattened linear head."""
+    """The forecaster: instance normalisation of each window (RevIN-style, no affine
+    parameters), patches of 16 steps with stride 8 (the series padded with its last value by
+    one stride, as GPT4TS does), a linear patch embedding, GPT-2's position embeddings, blocks
+    and final layer norm, and one linear head from all the flattened patch states to the
+    horizon. Trained with the mean squared error of the normalised series."""
 
     def __init__(
         self,
@@ -287,6 +278,10 @@ class GPT4TSAdapter(Adapter):
         return pruned
 
     def save(self, model: nn.Module, directory: str | Path) -> None:
+        """config.json is a GPT-2 config (`model_type` "gpt2") plus `autoprune_family` and
+        `gpt4ts` (the window sizes the head is built for); model.safetensors holds the backbone
+        under `GPT2Model`'s own tensor names and the patch embedding and head under `gpt4ts.`,
+        so GPT-2's own library reads the directory."""
         from safetensors.torch import save_file
 
         backbone = model.backbone

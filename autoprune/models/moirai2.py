@@ -1,43 +1,8 @@
-"""Moirai-MoE and Moirai 2.0 (uni2ts >= 2.0.0): the decoder-only Moirais. As for Moirai, the
-blocks of `module.encoder.layers` are the layers, and everything else is uni2ts's own:
-`MoiraiMoEModule` / `Moirai2Module` load and save checkpoints, `MoiraiMoEForecast` /
-`Moirai2Forecast` pack windows into tokens (`_convert`) and forecast, and `uni2ts.loss.packed`
-scores. Both attend causally (`packed_causal_attention_mask`): token t sees tokens <= t, and its
-output forecasts the next patch (Moirai-MoE: one patch, as a mixture distribution; Moirai 2.0:
-`num_predict_token` patches, as quantiles).
-
-uni2ts 1.1.1, which autoprune's own install brings, lacks both; they need
-`pip install --no-deps uni2ts==2.0.0` afterwards (--no-deps: uni2ts 2.0.0 pins torch < 2.5 but
-runs on autoprune's torch, and the Moirai family keeps working with it).
-
-How each piece of the adapter contract reads for a decoder that forecasts autoregressively:
-
-- `forecast`: the library's Forecast forward, so forecasts are the family's own - Moirai-MoE's
-  sampled rollout (seeded), Moirai 2.0's recursive multi-quantile rollout (deterministic) read
-  as paths with `quantiles_to_paths`.
-- `staged` (zero-shot screening, importance scores, latency): a whole rollout cannot be cut at
-  layer boundaries, so it is ONE causal forward pass over the context tokens, whose last token
-  forecasts what the module forecasts in one step - the first horizon patch (Moirai-MoE) or the
-  first `num_predict_token` patches (Moirai 2.0). Causality makes it the library's first step,
-  up to rounding: the horizon tokens the library appends cannot change the context's outputs.
-  `mean_and_nll` is that step's point forecast and the family's own loss on the part of the
-  horizon it covers (NLL / quantile loss), so the screen ranks keep sets by one-step-ahead loss
-  (the screen scores the point forecast on the steps it covers).
-- `forward` (latency, importance hooks) is that one pass, as for every family. A forecast that
-  needs several steps costs that many passes (Moirai-MoE's later ones at num_samples times the
-  batch), so `latency_ms` understates it by a factor that depends on the horizon but not on the
-  keep set; latency stays increasing in the number of kept layers, so the front is the same. A
-  rollout here would break the importance scores, which read one pass's hooks and one attention
-  map per layer.
-- `loss` (re-alignment): next-token training on the window with the horizon as the prediction
-  region and the true future as input (teacher forcing): the output of token t is scored against
-  token t + k, for k = 1 (Moirai-MoE, `PackedNLLLoss`) or k = 1..num_predict_token (Moirai 2.0,
-  `PackedQuantileMAELoss` on the normalised series, as `Moirai2Module`'s training mode returns
-  it), wherever token t + k lies in the horizon. The scaler sees the context only, as at the
-  first forecast step, so no statistic of the future enters its own normalisation. uni2ts 2.0.0
-  publishes no training code for either model; this is the objective their papers describe
-  (next-token prediction; for Moirai 2.0 with quantile loss and multi-token prediction), on the
-  horizon tokens.
+"""Moirai-MoE and Moirai 2.0 (uni2ts >= 2.0.0), the decoder-only Moirais: the blocks of
+`module.encoder.layers` are the layers, and loading, saving, packing windows into tokens and
+forecasting are uni2ts's own. Both attend causally, so a token's output forecasts the next
+patch(es): `staged` (screen, importance, latency) is one causal pass over the context that covers
+only the first horizon patch(es), while `forecast` is the library's full autoregressive rollout.
 """
 
 from __future__ import annotations
@@ -92,9 +57,9 @@ def _moirai2() -> SimpleNamespace:
 # base d_model 768, d_ff 1024, 12 layers; both patch_sizes [16], max_seq_len 512, the
 # 4-component mixture head, 32 experts a layer (hard-coded by uni2ts). Moirai 2.0-R small:
 # d_model 384, d_ff 1024, 6 layers, patch_size 16, num_predict_token 4, quantile levels
-# 0.1..0.9, max_seq_len 512, as code that pins the hub config.json lists it (the hub page itself
-# was not in the index searched). Counts: each module built from these with random weights
-# (tests rebuild them); they match the papers' 117M / 935M total and 11.4M.
+# 0.1..0.9, max_seq_len 512, as code that pins its hub config.json lists it. Counts: each module
+# built from these with random weights (tests rebuild them); they match the papers' 117M / 935M
+# total and 11.4M.
 ALIASES = (
     ModelEntry(
         "moirai-moe-1.0-small",
@@ -200,6 +165,10 @@ class MoiraiMoEAdapter(MoiraiAdapter):
     def loss(
         self, model: nn.Module, past: torch.Tensor, future: torch.Tensor, patch_size: int
     ) -> torch.Tensor:
+        """Teacher-forced next-token training: the true future is input, the horizon is the
+        prediction region, and token t's distribution is scored against token t + 1 wherever
+        that lies in the horizon. The scaler sees the context only, as at the first forecast
+        step. uni2ts 2.0.0 publishes no training code; this is the paper's objective."""
         packed, patch, _ = self._pack(model, past, future.shape[1], patch_size, future)
         target, observed, sample_id, time_id, variate_id, pred_mask = packed
         distr = model(target, observed, sample_id, time_id, variate_id, pred_mask, patch)
@@ -236,7 +205,13 @@ class MoiraiMoEAdapter(MoiraiAdapter):
 
 class _ContextPass(Staged):
     """The context tokens of a window packed by the family's own converter, with the causal
-    mask and the scaler's loc/scale of the library's forward."""
+    mask and the scaler's loc/scale of the library's forward.
+
+    One pass, not a rollout: a rollout cannot be cut at layer boundaries, and importance scores
+    read one pass's hooks and one attention map per layer. Causality makes it the library's
+    first forecast step, up to rounding (the horizon tokens the library appends cannot change
+    the context's outputs). `latency_ms` therefore understates a multi-step forecast by a
+    factor that depends on the horizon but not on the keep set, so the front is the same."""
 
     def __init__(
         self,
@@ -342,6 +317,9 @@ class Moirai2Adapter(MoiraiAdapter):
     def loss(
         self, model: nn.Module, past: torch.Tensor, future: torch.Tensor, patch_size: int
     ) -> torch.Tensor:
+        """As Moirai-MoE's, with multi-token prediction: output k of token t is scored against
+        token t + k for k = 1..num_predict_token, by `PackedQuantileMAELoss` on the series
+        normalised as `Moirai2Module`'s training mode returns it (the paper's objective)."""
         packed, _, _ = self._pack(model, past, future.shape[1], model.patch_size, future)
         target, observed, sample_id, time_id, variate_id, pred_mask = packed
         preds, scaled = model(

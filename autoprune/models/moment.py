@@ -1,52 +1,10 @@
-"""MOMENT (AutonLab, `momentfm`): the T5 encoder blocks of `MOMENTPipeline` are the layers.
+"""MOMENT (AutonLab, `momentfm` 0.1.4): the T5 encoder blocks of `MOMENTPipeline` are the layers.
 
-Everything runs through momentfm's own classes: `MOMENTPipeline.from_pretrained` /
-`save_pretrained` (huggingface_hub's PyTorchModelHubMixin: config.json + model.safetensors) for
-checkpoints, `MOMENTPipeline.init()` for the forecasting head, `MOMENT.forecast` (the model's own
-forward) for the re-alignment loss, and its RevIN, patching, patch embedding and T5 stack for the
-staged forward pass.
-
-momentfm 0.1.4 on transformers 5: its metadata pins transformers 4.33.3, huggingface-hub 0.24.0
-and numpy 1.25.2, so it is installed with `--no-deps` next to autoprune's versions; every piece
-autoprune uses works unchanged on transformers 5.24 and huggingface-hub 2.4 (the tests build,
-run, prune, save and reload it; transformers only warns that `gradient_checkpointing_enable`,
-which momentfm calls by default, is deprecated). The T5 backbone is built
-from the `t5_config` that config.json carries inline (`T5Config.from_dict`), so loading never
-reaches the hub - the published MOMENT-1 configs carry it, and a checkpoint without it is refused.
-Two runtime settings differ from momentfm's defaults, and neither changes a forward pass:
-gradient checkpointing is off (recomputation only trades speed for memory, and a 64-token
-encoder needs little), and every parameter is trainable (momentfm freezes the embedder and the
-encoder for linear probing; re-aligning a pruned model has to train the encoder it cut).
-
-Input: MOMENT reads exactly `seq_len` (512) steps with an input mask. A shorter context is
-left-padded with zeros and masked, as momentfm's own datasets pad; a longer one is truncated to
-its last 512 steps. Each series is RevIN-normalised over its observed steps.
-
-Forecasting head: the published MOMENT-1 checkpoints are pretrained for masked reconstruction
-only; their forecasting head (a linear map from all patch embeddings to `forecast_horizon`
-values) does not exist until it is trained. autoprune replaces the reconstruction head, which it
-never uses, by a fresh forecasting head made by momentfm's own `init()` from a fixed seed
-(`HEAD_SEED`): at load for `DEFAULT_HORIZON` (96, the horizon of the ETT datasets), and again
-for another horizon by `set_windows`. Every pruned model and the full reference copy the same
-head, and the re-alignment trains it together with the kept layers (the full reference gets the
-same budget). Consequences: the zero-shot numbers of the reference and the zero-shot screen read
-an untrained head (of little use for ranking keep sets), and `params` counts the head, whose size
-depends on the horizon. The head must exist before a model is pruned for re-alignment, or the
-optimiser would not hold its parameters: the engine calls `set_windows` as soon as it knows the
-window (`Setting.for_series`), forecasting with any model installs the head for its horizon on
-the loaded model too, and `loss` refuses a model pruned before its head existed. A checkpoint
-saved by autoprune is a forecasting checkpoint (task_name "forecasting", its horizon and depth in
-config.json) that reloads with `MOMENTPipeline.from_pretrained(DIR)`; its trained head is kept,
-and serves only its horizon.
-
-Point forecaster: `forecast` returns (B, 1, horizon). The loss is the mean squared error of the
-forecast (MOMENT's forecasting fine-tune loss), measured on the RevIN-normalised scale of each
-window so that every window weighs the same, and `mean_and_nll` returns the forecast and that
-error per window.
-
-T5 keeps its relative-position bias in block 0 only and shares it with every later block: when
-block 0 is dropped, the first kept block takes a copy of it, so a pruned model sees the positions
-as the full model did and its checkpoint has the bias where a fresh T5 stack of that depth has it.
+Checkpoints, the forecasting head (`init()`), the loss's forward pass and the staged pass's
+pieces are momentfm's own. MOMENT reads exactly `seq_len` (512) steps: shorter contexts are
+left-padded and masked, longer ones truncated. The published checkpoints have no forecasting
+head, so autoprune builds one per horizon from a fixed seed and the re-alignment trains it
+(`MomentAdapter`); zero-shot numbers read that untrained head. It is a point forecaster.
 """
 
 from __future__ import annotations
@@ -186,6 +144,18 @@ def _horizon_of(model: nn.Module) -> int | None:
 
 
 class MomentAdapter(Adapter):
+    """The published MOMENT-1 checkpoints are pretrained for masked reconstruction only. Their
+    reconstruction head, never used, is replaced by a forecasting head made by momentfm's
+    `init()` from `HEAD_SEED`: at load for `DEFAULT_HORIZON`, and for another horizon by
+    `set_windows`. Every pruned model and the full reference copy the same head, the
+    re-alignment trains it with the kept layers, and `params` counts it (so it depends on the
+    horizon). The head must exist before a model is pruned for re-alignment, or the optimiser
+    would not hold its parameters: the engine calls `set_windows` as soon as it knows the window
+    (`Setting.for_series`), forecasting installs the head for its horizon on the loaded model
+    too, and `loss` refuses a model pruned before its head existed. A saved checkpoint is a
+    forecasting checkpoint (task_name, horizon and depth in config.json) that reloads with
+    `MOMENTPipeline.from_pretrained(DIR)` and serves only its horizon."""
+
     family = "moment"
 
     @classmethod
@@ -214,6 +184,8 @@ class MomentAdapter(Adapter):
             config = json.loads((directory / "config.json").read_text())
         except json.JSONDecodeError as exc:
             raise ModelLoadError(f"{directory / 'config.json'} is not valid JSON ({exc})") from None
+        # momentfm builds the T5 backbone from the inline t5_config, so loading never reaches
+        # the hub
         if not isinstance(config, dict) or not isinstance(config.get("t5_config"), dict):
             raise ModelLoadError(
                 f"{directory / 'config.json'} has no inline t5_config; momentfm 0.1.4 builds the "
@@ -225,6 +197,7 @@ class MomentAdapter(Adapter):
                 model = MOMENTPipeline.from_pretrained(
                     str(directory),
                     strict=True,
+                    # recomputation only trades speed for memory; a 64-token encoder needs little
                     model_kwargs={"enable_gradient_checkpointing": False},
                 )
         except (
@@ -241,7 +214,8 @@ class MomentAdapter(Adapter):
                 f"model directory {str(directory)!r} does not load as a MOMENTPipeline: "
                 f"{first_line[:300]} (config.json and {WEIGHTS} must come from the same model)"
             ) from None
-        model.requires_grad_(True)  # momentfm freezes embedder and encoder (linear probing)
+        # momentfm freezes embedder and encoder (linear probing); re-alignment trains them
+        model.requires_grad_(True)
         return cls(model, str(source), config)
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
@@ -323,6 +297,8 @@ class MomentAdapter(Adapter):
         memo = {id(block): None for i, block in enumerate(blocks) if i not in keep}
         pruned = copy.deepcopy(self.model, memo)
         kept = [pruned.encoder.block[i] for i in keep]
+        # T5 keeps its relative-position bias in block 0 only: without block 0 the first kept
+        # block takes a copy, where a fresh T5 stack of that depth has it
         if keep[0] != 0:
             owner = kept[0].layer[0].SelfAttention
             owner.relative_attention_bias = copy.deepcopy(
@@ -375,6 +351,8 @@ class MomentAdapter(Adapter):
     def loss(
         self, model: nn.Module, past: torch.Tensor, future: torch.Tensor, patch_size: int
     ) -> torch.Tensor:
+        """MOMENT's forecasting fine-tune loss, the mean squared error of the forecast, on each
+        window's RevIN scale so that every window weighs the same."""
         horizon = future.shape[1]
         if _horizon_of(model) != horizon:
             raise AutoPruneError(

@@ -1,42 +1,10 @@
 """TimesFM 2.5 (Google), through its `transformers` port: the decoder stack's layers are the layers.
 
-Why the port (`transformers.TimesFm2_5ModelForPrediction`) and not the `timesfm` package:
-- Depth lives in a config: the port loads and saves with `from_pretrained` / `save_pretrained`
-  (config.json + model.safetensors) and its depth is `config.num_hidden_layers`, so a pruned model
-  is saved with a config that says its depth and reloads in the port alone. The `timesfm`
-  package fixes the architecture in a frozen dataclass (`TimesFM_2p5_200M_Definition`,
-  `num_layers=20`), so it cannot describe, let alone reload, a pruned model.
-- It loads the published checkpoint: google/timesfm-2.5-200m-transformers (the model id of
-  transformers' own TimesFM 2.5 integration test and of google-research/timesfm's fine-tuning
-  example) stores the MLP weights as `ff0`/`ff1`, which transformers >= 5 renames to the port's
-  `fc1`/`fc2` on load (and back on save, so our checkpoints keep the published layout).
-- It trains: the port is a differentiable module with a loss (google-research/timesfm's own
-  LoRA fine-tuning example trains it); the `timesfm` package's API compiles a forecast-only
-  decode on numpy arrays.
-- One library: transformers is what the other non-Moirai families use.
-
-What the port lacks: autoregressive decoding. It forecasts one output patch
-(`config.horizon_length`, 128 steps for the published model) and nothing longer, whereas the
-`timesfm` package decodes further patches; a longer horizon is refused with an AutoPruneError.
-
-The forward pass is the port's own: its `_preprocess` pads the context to whole input patches,
-the series is normalised by its mean and standard deviation, `TimesFm2_5Model.forward` embeds the
-patches (run with a stand-in for the layer stack, see `_Entrance`), each kept layer runs with the
-rotary embeddings and causal mask the port made, and the output projections of the last patch
-give the point channel and the quantile channels. With `force_flip_invariance` the negated series
-runs in the same batch and the two forecasts are averaged, as the port does.
-
-Forecasts are the quantile channels (levels `config.quantiles`) turned into paths by
-`quantiles_to_paths`; the point forecast is the port's `mean_predictions` (the `decode_index`
-channel, the median).
-
-Loss: the port computes one when given `future_values` - MSE of the point channel plus the
-quantile loss, on its normalised scale - but it pairs the quantile levels with the wrong channels:
-it drops `decode_index` from the output channels [mean, q0.1, ..., q0.9] and zips the nine that
-remain with the nine levels, so the mean channel is trained as q0.1 and q0.1..q0.4 as q0.2..q0.5
-(a test checks this against the port). Re-alignment with it would drag the lower quantiles up, so
-`loss` is the same loss with each quantile channel paired with its own level: MSE of the point
-channel plus the mean pinball loss of the other quantile channels, on the normalised scale.
+The port, not the `timesfm` package, because its depth is `config.num_hidden_layers`, so a pruned
+model saves and reloads with `save_pretrained` / `from_pretrained` (README, "Model families").
+The port forecasts one output patch (`config.horizon_length`, 128 steps published) and has no
+autoregressive decoding, so a longer horizon is refused. Forecasts are its quantile channels read
+as paths; re-alignment uses its loss with each quantile channel on its own level (`loss`).
 """
 
 from __future__ import annotations
@@ -86,6 +54,8 @@ PUBLISHED_CONFIG = dict(
     max_position_embeddings=16384,
 )
 
+# The hub checkpoint names its MLP weights ff0/ff1; transformers >= 5 maps them to the port's
+# fc1/fc2 on load and back on save, so autoprune's checkpoints keep the published layout.
 ALIASES = (
     ModelEntry(
         "timesfm-2.5-200m",
@@ -125,7 +95,7 @@ def _first_line(exc: Exception) -> str:
 class QuantileForecast:
     """What the port predicts for the horizon."""
 
-    point: torch.Tensor  # (B, horizon): the port's mean_predictions, raw scale
+    point: torch.Tensor  # (B, horizon), raw scale: the port's mean_predictions (the median)
     quantiles: torch.Tensor  # (B, len(levels), horizon), raw scale
     levels: tuple[float, ...]
     normalised: torch.Tensor  # (B, horizon, 1 + len(levels)): every channel, normalised scale
@@ -230,7 +200,12 @@ class TimesFMAdapter(Adapter):
     def loss(
         self, model: nn.Module, past: torch.Tensor, future: torch.Tensor, patch_size: int
     ) -> torch.Tensor:
-        """The port's loss with each quantile level on its own channel (module docstring)."""
+        """The port's loss (MSE of the point channel plus the quantile loss, on its normalised
+        scale) with each quantile channel paired with its own level. The port's own pairs them
+        wrongly: it drops `decode_index` from the channels [mean, q0.1, ..., q0.9] and zips the
+        nine left with the nine levels, so the mean is trained as q0.1 and q0.1..q0.4 as
+        q0.2..q0.5 (a test checks this against the port); re-aligning with it would drag the
+        lower quantiles up."""
         staged, hidden = self.through(model, past, future.shape[1], patch_size)
         return staged.mean_and_nll(hidden, future)[1].mean()
 
@@ -292,8 +267,12 @@ def pinball_per_window(
 
 
 class TimesFMStaged(Staged):
-    """TimesFm2_5ModelForPrediction.forward cut at layer boundaries; the output projections are
-    applied to the last patch only, the one the port reads its forecast from."""
+    """TimesFm2_5ModelForPrediction.forward cut at layer boundaries, through the port's own code:
+    `_preprocess` pads the context to whole patches, the series is normalised by its mean and
+    standard deviation, the port embeds it (`_Entrance`), each kept layer runs with the rotary
+    embeddings and causal mask the port made, and the output projections are applied to the last
+    patch only, the one the port reads its forecast from. With `force_flip_invariance` the
+    negated series runs in the same batch and the two forecasts are averaged, as the port does."""
 
     def __init__(
         self,
