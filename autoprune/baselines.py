@@ -20,7 +20,9 @@ from autoprune.backends import local
 from autoprune.errors import AutoPruneError
 from autoprune.importance import METHODS, top_k
 from autoprune.models import KeepSet
-from autoprune.search import Prepared, priors, screen_table
+from autoprune.record import TrialRecord
+from autoprune.search.cached import priors, screen_table
+from autoprune.search.prepared import Prepared
 from autoprune.study import BASELINES_ATTR, trained_trials
 
 KINDS = ("drop-last", "random", "screen", *METHODS, "ablation")
@@ -78,17 +80,17 @@ def run(
             "kept layers"
         )
     sets = baseline_sets(prep, check_kinds(kinds), sizes)
-    done = {tuple(t.user_attrs["keep"]): t.number for t in trained_trials(study)}
+    done = {TrialRecord.of(t).keep_set: t.number for t in trained_trials(study)}
     queued = set()
     for kind, keep in sets:
         if keep not in done and keep not in queued:
-            study.enqueue_trial(space.params_of(keep), user_attrs={"baseline": kind})
+            study.enqueue_trial(space.params_of(keep), TrialRecord(baseline=kind).attrs())
             queued.add(keep)
     if queued:
         log(f"training {len(queued)} one-shot baseline keep sets ...")
         target = len(trained_trials(study)) + len(queued)
         local.run(study, prep.ctx, target, on_trial)
-    trained = {tuple(t.user_attrs["keep"]): t for t in trained_trials(study)}
+    trained = {TrialRecord.of(t).keep_set: t for t in trained_trials(study)}
     table = [
         {
             "baseline": kind,
@@ -117,6 +119,6 @@ def enqueue_seeds(prep: Prepared, kinds: list[str]) -> int:
     seen = set()
     for kind, keep in sets:
         if keep not in seen:
-            prep.study.enqueue_trial(space.params_of(keep), user_attrs={"baseline": kind})
+            prep.study.enqueue_trial(space.params_of(keep), TrialRecord(baseline=kind).attrs())
             seen.add(keep)
     return len(seen)

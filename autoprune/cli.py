@@ -333,7 +333,9 @@ def _front_table(summary: dict) -> Table:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from autoprune.report import collect, write_report
-    from autoprune.search import SearchOptions, prepare, search
+    from autoprune.search.cached import ensure_reference
+    from autoprune.search.options import DEFAULT_TRIALS, SearchOptions, prepare
+    from autoprune.search.run import search
     from autoprune.study import selected_checkpoint, study_dir
 
     opts = SearchOptions(**{f.name: getattr(args, f.name) for f in fields(SearchOptions)})
@@ -346,8 +348,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         f"sampler {prep.sampler}, device {prep.ctx.device}"
         + (f", on Ray with {opts.workers or 1} workers" if opts.backend == "ray" else "")
     )
-    from autoprune.search import DEFAULT_TRIALS, ensure_reference
-
     ensure_reference(prep, lambda m: err.print(m))
     target = opts.trials or DEFAULT_TRIALS
     with Progress(
@@ -499,8 +499,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         from autoprune.samplers import DEFAULT_SAMPLER, SAMPLERS
 
         rows = [
-            {"name": n, "default": n == DEFAULT_SAMPLER, "description": d}
-            for n, (d, _) in SAMPLERS.items()
+            {"name": n, "default": n == DEFAULT_SAMPLER, "description": entry.description}
+            for n, entry in SAMPLERS.items()
         ]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -558,13 +558,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from autoprune.export import check_out
     from autoprune.pareto import default_rule
     from autoprune.report import collect, write_report
-    from autoprune.search import (
-        ensure_reference,
-        finalize,
-        front_test,
-        prepared_from_study,
-        selection_is_current,
-    )
+    from autoprune.search.cached import ensure_reference, front_test
+    from autoprune.search.finalize import finalize
+    from autoprune.search.front import selection_is_current
+    from autoprune.search.options import prepared_from_study
     from autoprune.study import SELECTION_ATTR, load_study, settings_of, study_dir
 
     if args.out:
@@ -616,7 +613,7 @@ def cmd_dominance(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from autoprune.export import check_destination, copy_checkpoint, read_metadata
-    from autoprune.search import export_trial
+    from autoprune.search.finalize import export_trial
     from autoprune.study import SELECTION_ATTR, load_study, selected_checkpoint
 
     check_destination(args.out)
@@ -652,7 +649,9 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     from autoprune import baselines
     from autoprune.pareto import default_rule
     from autoprune.report import write_report
-    from autoprune.search import ensure_reference, finalize, prepared_from_study
+    from autoprune.search.cached import ensure_reference
+    from autoprune.search.finalize import finalize
+    from autoprune.search.options import prepared_from_study
     from autoprune.study import SELECTION_ATTR, load_study, study_dir
 
     kinds = baselines.check_kinds(k.strip() for k in args.kinds.split(",") if k.strip())

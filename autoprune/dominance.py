@@ -23,13 +23,10 @@ from autoprune.errors import AutoPruneError
 from autoprune.export import atomic_write_figure, atomic_write_text
 from autoprune.metrics import accuracy_index
 from autoprune.pareto import non_dominated
-from autoprune.search import (
-    Prepared,
-    ensure_reference,
-    keep_test,
-    prepared_from_study,
-    reference_test,
-)
+from autoprune.record import TrialRecord
+from autoprune.search.cached import ensure_reference, keep_test, reference_test
+from autoprune.search.options import prepared_from_study
+from autoprune.search.prepared import Prepared
 from autoprune.study import settings_of, trained_trials
 
 LEVELS = (1.0, 2.0, 5.0)  # percent
@@ -49,14 +46,15 @@ def parse_levels(text: str) -> tuple[float, ...]:
     return levels
 
 
-def candidates(study: optuna.Study, accuracy: str) -> list[optuna.trial.FrozenTrial]:
-    """Trained keep sets on the (accuracy, kept layers) front, fewest layers first."""
-    trials = trained_trials(study)
+def candidates(study: optuna.Study, accuracy: str) -> list[tuple[int, TrialRecord]]:
+    """Trained keep sets (trial number, record) on the (accuracy, kept layers) front, fewest
+    layers first."""
+    trials = [(t.number, TrialRecord.of(t)) for t in trained_trials(study)]
     if not trials:
         return []
-    points = np.array([[t.user_attrs[accuracy], len(t.user_attrs["keep"])] for t in trials])
+    points = np.array([[r.metric(accuracy), len(r.keep)] for _, r in trials])
     front = [t for t, on in zip(trials, non_dominated(points), strict=True) if on]
-    return sorted(front, key=lambda t: (len(t.user_attrs["keep"]), t.user_attrs[accuracy]))
+    return sorted(front, key=lambda t: (len(t[1].keep), t[1].metric(accuracy)))
 
 
 def study_dominance(
@@ -76,25 +74,24 @@ def study_dominance(
         for level in levels:
             bound = 1 + level / 100
             found = None
-            for trial in front:
-                if trial.user_attrs[accuracy] > bound * full_val:
+            for number, record in front:
+                if record.metric(accuracy) > bound * full_val:
                     continue
-                keep = trial.user_attrs["keep"]
-                test = keep_test(prep, keep, f"trial {trial.number}", log)[accuracy]
+                test = keep_test(prep, record.keep, f"trial {number}", log)[accuracy]
                 if test <= bound * full_test:
-                    found = (trial, test)
+                    found = (number, record, test)
                     break
             answer = {"reference": kind, "level": level, "found": found is not None}
             if found:
-                trial, test = found
-                keep = trial.user_attrs["keep"]
+                number, record, test = found
+                keep = record.keep
                 answer |= {
-                    "trial": trial.number,
+                    "trial": number,
                     "keep": keep,
                     "kept_layers": len(keep),
                     "kept_fraction": len(keep) / layers,
                     "params_fraction": adapter.params(keep) / adapter.params(),
-                    "val_ratio": trial.user_attrs[accuracy] / full_val,
+                    "val_ratio": record.metric(accuracy) / full_val,
                     "test_ratio": test / full_test,
                 }
             answers.append(answer)
@@ -112,11 +109,11 @@ def study_dominance(
         },
         "front": [
             {
-                "trial": t.number,
-                "kept_fraction": len(t.user_attrs["keep"]) / layers,
-                "val_ratio": t.user_attrs[accuracy] / realigned[accuracy],
+                "trial": number,
+                "kept_fraction": len(record.keep) / layers,
+                "val_ratio": record.metric(accuracy) / realigned[accuracy],
             }
-            for t in front
+            for number, record in front
         ],
         "answers": answers,
     }

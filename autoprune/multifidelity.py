@@ -37,9 +37,9 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autoprune.pareto import hypervolume, non_dominated
+from autoprune.record import TrialRecord
+from autoprune.study import is_trained
 
-STOPPED_ATTR = "stopped_at"  # a PRUNED trial stopped at a rung: the re-alignment steps it got
-FULL_BUDGET_ATTR = "full_budget"  # an enqueued trial that goes to the full budget, never stopped
 MIN_PAIRS = 4  # keep sets seen at a rung and at the full budget before any is stopped there
 OPTIMISM = 1.0  # a keep set goes on if its prediction, this many sigmas better, could add volume
 
@@ -142,13 +142,12 @@ def stop_rung(rungs: Sequence[int]) -> int:
 def stopped_before(trials: Sequence[FrozenTrial], keep: tuple[int, ...]) -> bool:
     """Whether `keep` was stopped at a rung once already: proposed again, it goes to the full
     budget, so every keep set stops at most once and a study always reaches its target."""
-    return any(
-        STOPPED_ATTR in t.user_attrs and tuple(t.user_attrs.get("keep", ())) == keep for t in trials
-    )
+    records = map(TrialRecord.of, trials)
+    return any(r.stopped_at is not None and r.keep_set == keep for r in records)
 
 
 def rung_value(trial: FrozenTrial, steps: int) -> float | None:
-    rung = trial.user_attrs.get("rungs", {}).get(str(steps))
+    rung = (TrialRecord.of(trial).rungs or {}).get(str(steps))
     return None if rung is None else rung["mase"]
 
 
@@ -158,9 +157,9 @@ def calibrations(
     """Per rung (steps), the calibration learned from the completed trials that recorded it."""
     pairs: dict[int, list[tuple[float, float]]] = {}
     for t in trials:
-        if t.state != TrialState.COMPLETE or "lookup_of" in t.user_attrs:
+        if not is_trained(t):
             continue
-        for steps, rung in t.user_attrs.get("rungs", {}).items():
+        for steps, rung in (TrialRecord.of(t).rungs or {}).items():
             pairs.setdefault(int(steps), []).append(
                 (rung["mase"], t.values[accuracy] / full[accuracy])
             )
@@ -187,7 +186,7 @@ def still_promising(
     calibration = calibrations(trials, full, accuracy).get(steps)
     if calibration is None:
         return True
-    done = [t for t in trials if t.state == TrialState.COMPLETE and "lookup_of" not in t.user_attrs]
+    done = [t for t in trials if is_trained(t)]
     candidate = np.array(point, dtype=float)
     candidate[accuracy] = calibration.predict(value, OPTIMISM)
     if not np.all(candidate < reference):
@@ -332,15 +331,15 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
         )
         calibrated = calibrations(trials, self.full, self.accuracy)
         for other in trials:
-            keep = tuple(other.user_attrs.get("keep", ()))
-            i = self.index.get(keep)
+            record = TrialRecord.of(other)
+            i = self.index.get(record.keep_set)
             if i is None or other.number == trial.number:
                 continue
             if other.state == TrialState.COMPLETE:
                 observed[i] = other.values[self.accuracy] / self.full[self.accuracy]
             elif other.state == TrialState.RUNNING:
                 busy.add(i)
-            elif (steps := other.user_attrs.get(STOPPED_ATTR)) in calibrated:
+            elif (steps := record.stopped_at) in calibrated:
                 mean = calibrated[steps].predict(rung_value(other, steps))
                 predicted[i] = (mean, (mean * calibrated[steps].sigma) ** 2)
         self._next = choose(self.pool, observed, busy, self.reference, predicted, self.prior)

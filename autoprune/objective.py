@@ -44,13 +44,12 @@ from autoprune.evaluate import Setting, evaluate
 from autoprune.metrics import METRICS, accuracy_index
 from autoprune.models import Adapter, KeepSet
 from autoprune.multifidelity import (
-    FULL_BUDGET_ATTR,
-    STOPPED_ATTR,
     still_promising,
     stop_rung,
     stopped_before,
 )
 from autoprune.pareto import hv_reference
+from autoprune.record import TrialRecord, mark
 from autoprune.screen import SCREEN_WINDOWS, screen
 from autoprune.space import SearchSpace
 from autoprune.study import REFERENCE_ATTR, is_trained
@@ -401,12 +400,8 @@ def suggest_keep(trial: optuna.Trial, space: SearchSpace) -> KeepSet:
     keep = space.keep_from_flags(flags)
     sampled = tuple(sorted(set(space.always_keep) | {i for i, kept in flags.items() if kept}))
     if sampled != keep:
-        trial.set_user_attr("sampled_keep", list(sampled))
+        mark(trial, sampled_keep=list(sampled))
     return keep
-
-
-CLAIMED = "claimed"  # user attr: this trial passed its first check and trains its keep set
-OVER_TOTAL_ATTR = "over_total"  # user attr: not trained, the study reached this total meanwhile
 
 
 def same_keep(study: optuna.Study, keep: KeepSet, number: int, claimed: bool) -> FrozenTrial | None:
@@ -420,11 +415,12 @@ def same_keep(study: optuna.Study, keep: KeepSet, number: int, claimed: bool) ->
     after claiming, to any running trial of the keep set with a lower number. Two trials of one
     keep set can then never both train it; at worst both yield and it is proposed again."""
     for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-        if other.number == number or tuple(other.user_attrs.get("keep", ())) != keep:
+        record = TrialRecord.of(other)
+        if other.number == number or record.keep_set != keep:
             continue
         if other.state == TrialState.COMPLETE:
             return other
-        if other.number < number if claimed else CLAIMED in other.user_attrs:
+        if other.number < number if claimed else record.claimed:
             return other
     return None
 
@@ -448,7 +444,7 @@ def within_total(study: optuna.Study, number: int, target: int) -> bool:
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
         trained = sum(map(is_trained, trials))
         ahead = sum(
-            t.state == TrialState.RUNNING and t.number < number and CLAIMED in t.user_attrs
+            t.state == TrialState.RUNNING and t.number < number and TrialRecord.of(t).claimed
             for t in trials
         )
         if trained >= target:
@@ -471,7 +467,7 @@ def stop_rule(ctx: TrialContext, trial: optuna.Trial, keep: KeepSet):
     keep sets are all hopeless still reaches its target."""
     reference = trial.study.user_attrs.get(REFERENCE_ATTR)
     objectives = ctx.space.objectives
-    if not ctx.stop_early or trial.user_attrs.get(FULL_BUDGET_ATTR) or not reference:
+    if not ctx.stop_early or TrialRecord.of(trial).full_budget or not reference:
         return None
     if stopped_before(trial.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)), keep):
         return None
@@ -505,31 +501,30 @@ def make_objective(ctx: TrialContext, target: int | None = None) -> Callable[[op
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
         keep = suggest_keep(trial, ctx.space)
-        trial.set_user_attr("keep", list(keep))
+        mark(trial, keep=list(keep))
         earlier = same_keep(trial.study, keep, trial.number, claimed=False)
         if earlier is None:
-            trial.set_user_attr(CLAIMED, True)
+            mark(trial, claimed=True)
             earlier = same_keep(trial.study, keep, trial.number, claimed=True)
         if earlier is not None and earlier.state == TrialState.COMPLETE:
-            trial.set_user_attr("lookup_of", earlier.user_attrs.get("lookup_of", earlier.number))
+            lookup_of = TrialRecord.of(earlier).lookup_of
+            mark(trial, lookup_of=earlier.number if lookup_of is None else lookup_of)
             return tuple(earlier.values)
         if earlier is not None:
-            trial.set_user_attr("duplicate_of", earlier.number)
+            mark(trial, duplicate_of=earlier.number)
             raise optuna.TrialPruned(f"keep set is being trained by trial {earlier.number}")
         if target is not None and not within_total(trial.study, trial.number, target):
-            trial.set_user_attr(OVER_TOTAL_ATTR, target)
+            mark(trial, over_total=target)
             raise optuna.TrialPruned(f"the study holds its {target} trained keep sets")
         start = time.perf_counter()
         try:
             _, record = run_trial(ctx, keep, go_on=stop_rule(ctx, trial, keep))
         except StoppedAtRung as stop:
-            for key, value in stop.record.items():
-                trial.set_user_attr(key, value)
-            trial.set_user_attr(STOPPED_ATTR, stop.steps)
-            trial.set_user_attr("wall_s", round(time.perf_counter() - start, 3))
+            wall_s = round(time.perf_counter() - start, 3)
+            mark(trial, **stop.record, stopped_at=stop.steps, wall_s=wall_s)
             raise optuna.TrialPruned(str(stop)) from None
         except Exception as exc:
-            trial.set_user_attr("fail_reason", failure_reason(exc))
+            mark(trial, fail_reason=failure_reason(exc))
             raise
         finally:
             free_memory()
@@ -543,8 +538,7 @@ def make_objective(ctx: TrialContext, target: int | None = None) -> Callable[[op
             wall_s=round(time.perf_counter() - start, 3),
             worker=f"{socket.gethostname()}:{os.getpid()}",  # which machine and process trained it
         )
-        for key, value in record.items():
-            trial.set_user_attr(key, value)
+        mark(trial, **record)
         return tuple(record[o] for o in ctx.space.objectives)
 
     return objective

@@ -22,6 +22,7 @@ from autoprune.export import atomic_write_figure, atomic_write_text, check_out, 
 from autoprune.metrics import METRICS, SCALES
 from autoprune.objective import LATENCY_TOLERANCE, latency_off_profile, predict_latency
 from autoprune.pareto import hv_reference, hypervolume_curve, normalise
+from autoprune.record import TrialRecord
 from autoprune.space import objective_value
 from autoprune.study import (
     BASELINES_ATTR,
@@ -66,8 +67,8 @@ def distilled(realign: dict) -> str:
 def _trial_row(
     trial: optuna.trial.FrozenTrial, objectives: list[str], datasets: list[str] = ()
 ) -> dict:
-    attrs = trial.user_attrs
-    keep = attrs.get("keep", [])
+    record = TrialRecord.of(trial)
+    keep = record.keep or []
     row = {
         "trial": trial.number,
         "state": trial.state.name,
@@ -77,20 +78,20 @@ def _trial_row(
     for i, name in enumerate(objectives):
         row[name] = objective_value(name, trial.values[i]) if trial.values else None
     for metric in METRICS:
-        row.setdefault(metric, attrs.get(metric))
+        row.setdefault(metric, record.metric(metric))
     for name in datasets:  # a multi-dataset study: each dataset's own metrics
-        per = attrs.get("datasets", {}).get(name, {})
+        per = (record.datasets or {}).get(name, {})
         row.update({f"{name}_{metric}": per.get(metric) for metric in METRICS})
-    measured, predicted = attrs.get("latency_measured_ms"), attrs.get("latency_ms")
+    measured, predicted = record.latency_measured_ms, record.latency_ms
     row.update(
         latency_measured_ms=measured,
         latency_off_profile=latency_off_profile(predicted, measured)
         if measured is not None and predicted is not None
         else None,
-        wall_s=attrs.get("wall_s"),
-        lookup_of=attrs.get("lookup_of"),
-        baseline=attrs.get("baseline"),
-        fail_reason=attrs.get("fail_reason"),
+        wall_s=record.wall_s,
+        lookup_of=record.lookup_of,
+        baseline=record.baseline,
+        fail_reason=record.fail_reason,
         started=trial.datetime_start.isoformat(timespec="seconds")
         if trial.datetime_start
         else None,
@@ -126,7 +127,7 @@ def collect(study: optuna.Study) -> dict:
             "lookups": sum(
                 1
                 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if "lookup_of" in t.user_attrs
+                if TrialRecord.of(t).lookup_of is not None
             ),
             "running": states.count(TrialState.RUNNING),
         },
@@ -135,15 +136,13 @@ def collect(study: optuna.Study) -> dict:
         "front": [
             {
                 "trial": t.number,
-                "keep": t.user_attrs["keep"],
+                "keep": r.keep,
                 **{o: objective_value(o, v) for o, v in zip(objectives, t.values, strict=True)},
-                "latency_measured_ms": t.user_attrs.get("latency_measured_ms"),
-                "latency_off_profile": latency_off_profile(
-                    t.user_attrs["latency_ms"], t.user_attrs["latency_measured_ms"]
-                ),
-                "test": front_test.get(keep_key(t.user_attrs["keep"])),
+                "latency_measured_ms": r.latency_measured_ms,
+                "latency_off_profile": latency_off_profile(r.latency_ms, r.latency_measured_ms),
+                "test": front_test.get(keep_key(r.keep)),
             }
-            for t in front
+            for t, r in zip(front, map(TrialRecord.of, front), strict=True)
         ],
         "front_test_estimate": front_test_estimate(study, front),
         "metric_scales": {m: SCALES[m] for m in METRICS},
@@ -201,21 +200,22 @@ def front_test_estimate(study: optuna.Study, front: list[optuna.trial.FrozenTria
     validation) plus a pass over the test windows, timed on the full model's test evaluation and
     scaled by the latency profile to the point's depth."""
     stored = study.user_attrs.get(FRONT_TEST_ATTR, {})
-    missing = [t for t in front if keep_key(t.user_attrs["keep"]) not in stored]
+    missing = [TrialRecord.of(t) for t in front]
+    missing = [
+        (t, r) for t, r in zip(front, missing, strict=True) if keep_key(r.keep) not in stored
+    ]
     test = ((study.user_attrs.get(REFERENCE_ATTR) or {}).get("realigned") or {}).get("test")
     profile = study.user_attrs.get(PROFILE_ATTR)
     if not missing or not test:
-        return {"missing": [t.number for t in missing], "windows": None, "seconds": None}
+        return {"missing": [t.number for t, _ in missing], "windows": None, "seconds": None}
     layers = len(study.user_attrs[REFERENCE_ATTR]["realigned"]["keep"])
 
     def depth_share(kept: int) -> float:
         return predict_latency(profile, kept) / predict_latency(profile, layers) if profile else 1
 
-    seconds = sum(
-        t.user_attrs.get("wall_s", 0) + test["seconds"] * depth_share(len(t.user_attrs["keep"]))
-        for t in missing
-    )
-    return {"missing": [t.number for t in missing], "windows": test["windows"], "seconds": seconds}
+    seconds = sum((r.wall_s or 0) + test["seconds"] * depth_share(len(r.keep)) for _, r in missing)
+    numbers = [t.number for t, _ in missing]
+    return {"missing": numbers, "windows": test["windows"], "seconds": seconds}
 
 
 def _versus(metric: str, chosen: float, zero_shot: float, realigned: float) -> str:

@@ -32,6 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autoprune.errors import StudyError, UnknownNameError
 from autoprune.pareto import hv_reference, hypervolume, non_dominated, normalise
+from autoprune.record import TrialRecord
 
 STUDIES_ENV = "AUTOPRUNE_STUDIES_DIR"
 SETTINGS_ATTR = "autoprune"
@@ -318,9 +319,13 @@ def settings_of(study: optuna.Study) -> dict:
 
 
 def create_or_resume(
-    name: str, storage: str | None, settings: dict, sampler: optuna.samplers.BaseSampler
+    name: str,
+    storage: str | None,
+    settings: dict,
+    sampler: optuna.samplers.BaseSampler | None = None,
 ) -> optuna.Study:
-    """Create the study, or resume it after checking it was created with the same settings."""
+    """Create the study, or resume it after checking it was created with the same settings.
+    Its sampler is set where trials start (`search.run.study_sampler`)."""
     url = storage_url(name, storage)
     rdb = open_storage(url)
     if study_exists(rdb, name):
@@ -345,7 +350,7 @@ def create_or_resume(
 
 def is_trained(trial: FrozenTrial) -> bool:
     """A completed trial that trained its own keep set (not a lookup of an earlier one)."""
-    return trial.state == TrialState.COMPLETE and "lookup_of" not in trial.user_attrs
+    return trial.state == TrialState.COMPLETE and TrialRecord.of(trial).lookup_of is None
 
 
 def keep_key(keep) -> str:

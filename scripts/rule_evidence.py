@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from autoprune.pareto import rule_met
-from autoprune.search import choose
+from autoprune.search.front import choose
 from autoprune.study import (
     FRONT_TEST_ATTR,
     REFERENCE_ATTR,

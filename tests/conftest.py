@@ -118,7 +118,7 @@ def studies(tmp_path, monkeypatch) -> Path:
 
 def options(tiny_model_dir, tiny_csv, tiny_space, **kw):
     """SearchOptions for a tiny study (study s1, 3 trials, CPU); keywords override."""
-    from autoprune.search import SearchOptions
+    from autoprune.search.options import SearchOptions
 
     base = dict(
         study="s1",
@@ -189,7 +189,7 @@ def assert_screen_batches(study: str) -> None:
     """The study's zero-shot screen ran its heads for several keep sets at once: one keep set at
     a time, with the family's own staged pass, gives the same numbers."""
     from autoprune.screen import SCREEN_WINDOWS, screen
-    from autoprune.search import prepared_from_study
+    from autoprune.search.options import prepared_from_study
     from autoprune.study import study_dir
 
     stored = json.loads((study_dir(study) / "screen.json").read_text())["sets"]

@@ -16,7 +16,7 @@ from autoprune.errors import SpaceError, StudyError
 from autoprune.evaluate import Setting
 from autoprune.models import load_adapter
 from autoprune.objective import TrialContext, realign, run_trial
-from autoprune.search import search
+from autoprune.search.run import search
 from autoprune.space import Realign, load_space, parse_space
 from tests.conftest import TINY_SPACE, options, quiet
 

@@ -4,7 +4,7 @@ accuracy are both within x% of the full model's (re-aligned and zero-shot)."""
 import json
 
 from autoprune.cli import main
-from autoprune.search import search
+from autoprune.search.run import search
 from autoprune.study import FRONT_TEST_ATTR, keep_key, load_study
 from tests.conftest import options, quiet
 

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from autoprune.multifidelity import STOPPED_ATTR
+from autoprune.record import TrialRecord
 from tests.conftest import TINY_SPACE, search_command
 
 SLOW_SPACE = TINY_SPACE.replace("steps = 2", "steps = 60")
@@ -36,9 +36,10 @@ def completed(db: Path) -> dict[int, tuple]:
         if "lookup_of" not in t.user_attrs
     }
     for t in study.get_trials(states=(TrialState.PRUNED,)):
-        if STOPPED_ATTR in t.user_attrs:
-            rungs = sorted((int(k), v["mase"]) for k, v in t.user_attrs["rungs"].items())
-            done[t.number] = ("stopped", t.user_attrs[STOPPED_ATTR], *rungs)
+        record = TrialRecord.of(t)
+        if record.stopped_at is not None:
+            rungs = sorted((int(k), v["mase"]) for k, v in record.rungs.items())
+            done[t.number] = ("stopped", record.stopped_at, *rungs)
     return done
 
 

@@ -8,7 +8,7 @@ import pytest
 from autoprune.cli import main
 from autoprune.metrics import METRICS
 from autoprune.report import collect
-from autoprune.search import search
+from autoprune.search.run import search
 from autoprune.study import load_study, selected_checkpoint
 from tests.conftest import options, quiet
 

@@ -13,7 +13,8 @@ from autoprune.cli import main
 from autoprune.data import load_series
 from autoprune.export import read_metadata
 from autoprune.metrics import METRICS
-from autoprune.search import prepare, search
+from autoprune.search.options import prepare
+from autoprune.search.run import search
 from autoprune.study import load_study, selected_checkpoint, trained_trials
 from tests.conftest import options, quiet
 

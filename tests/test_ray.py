@@ -19,7 +19,9 @@ from optuna.trial import TrialState
 
 from autoprune.objective import run_trial
 from autoprune.report import collect
-from autoprune.search import ensure_reference, prepare, search
+from autoprune.search.cached import ensure_reference
+from autoprune.search.options import prepare
+from autoprune.search.run import search
 from autoprune.study import GRACE_S, load_study, trained_trials
 from tests.conftest import TINY_SPACE, options, quiet, search_command
 

@@ -12,7 +12,9 @@ from autoprune.cli import main
 from autoprune.metrics import METRICS
 from autoprune.objective import latency_off_profile
 from autoprune.report import collect, findings, write_report
-from autoprune.search import front_test, prepared_from_study, search
+from autoprune.search.cached import front_test
+from autoprune.search.options import prepared_from_study
+from autoprune.search.run import search
 from autoprune.study import FRONT_TEST_ATTR, keep_key, load_study
 from tests.conftest import options, quiet
 

@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 import autoprune.study as study_module
 from autoprune.errors import StudyError
 from autoprune.pareto import non_dominated
-from autoprune.search import SearchOptions, prepare, search
+from autoprune.search.options import SearchOptions, prepare
+from autoprune.search.run import search
 from autoprune.study import load_study, trained_trials
 from tests.conftest import options, quiet
 
@@ -243,7 +244,8 @@ def test_baselines_are_trained_tagged_and_reported(
 ):
     from autoprune import baselines
     from autoprune.report import write_report
-    from autoprune.search import ensure_reference, prepared_from_study
+    from autoprune.search.cached import ensure_reference
+    from autoprune.search.options import prepared_from_study
 
     search(options(tiny_model_dir, tiny_csv, tiny_space, trials=2), log=quiet)
     prep = prepared_from_study("s1", None, "cpu")
@@ -267,7 +269,8 @@ def test_baselines_are_trained_tagged_and_reported(
 def test_trials_that_pick_one_keep_set_at_once_never_both_train():
     """Two processes on one storage: trial x (lower number) and y of the same keep set, in the
     interleavings that a single check-after-write lost (y checked before x wrote its keep set)."""
-    from autoprune.objective import CLAIMED, same_keep
+    from autoprune.objective import same_keep
+    from autoprune.record import mark
 
     keep = (0, 2)
 
@@ -281,27 +284,27 @@ def test_trials_that_pick_one_keep_set_at_once_never_both_train():
 
     # y checks and claims before x writes its keep set: x yields to the claimed y
     study, x, y = trials()
-    y.set_user_attr("keep", list(keep))
+    mark(y, keep=list(keep))
     assert check(study, y, claimed=False) is None
-    y.set_user_attr(CLAIMED, True)
+    mark(y, claimed=True)
     assert check(study, y, claimed=True) is None  # y trains
-    x.set_user_attr("keep", list(keep))
+    mark(x, keep=list(keep))
     assert check(study, x, claimed=False) == y.number
     # y's first check before x writes, x's before y claims: y yields to the lower number
     study, x, y = trials()
-    y.set_user_attr("keep", list(keep))
+    mark(y, keep=list(keep))
     assert check(study, y, claimed=False) is None
-    x.set_user_attr("keep", list(keep))
+    mark(x, keep=list(keep))
     assert check(study, x, claimed=False) is None
-    y.set_user_attr(CLAIMED, True)
-    x.set_user_attr(CLAIMED, True)
+    mark(y, claimed=True)
+    mark(x, claimed=True)
     assert check(study, y, claimed=True) == x.number
     assert check(study, x, claimed=True) is None  # x trains
     # a completed trial of the keep set is looked up, at either check
     study, x, y = trials()
-    x.set_user_attr("keep", list(keep))
+    mark(x, keep=list(keep))
     study.tell(x, [1.0])
-    y.set_user_attr("keep", list(keep))
+    mark(y, keep=list(keep))
     assert check(study, y, claimed=False) == check(study, y, claimed=True) == x.number
 
 
@@ -356,7 +359,7 @@ def test_a_multi_fidelity_study_stops_hopeless_keep_sets_and_can_continue_them(
 
 
 def test_the_reference_test_metrics_wait_for_the_end(tiny_model_dir, tiny_csv, tiny_space, studies):
-    from autoprune.search import ensure_reference
+    from autoprune.search.cached import ensure_reference
 
     prep = prepare(options(tiny_model_dir, tiny_csv, tiny_space))
     reference = ensure_reference(prep, quiet)

@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autoprune.errors import StudyError
 from autoprune.objective import TrialContext, make_objective
+from autoprune.record import TrialRecord
 from autoprune.space import SearchSpace
 from autoprune.study import trained_trials
 
@@ -34,9 +35,10 @@ class Streaks:
     def update(self, trial: FrozenTrial) -> str | None:
         """'stalled' after too many look-ups in a row; raises after too many failures."""
         self.failures = self.failures + 1 if trial.state == TrialState.FAIL else 0
-        self.lookups = self.lookups + 1 if "lookup_of" in trial.user_attrs else 0
+        record = TrialRecord.of(trial)
+        self.lookups = self.lookups + 1 if record.lookup_of is not None else 0
         if self.failures >= MAX_FAILURES_IN_A_ROW:
-            reason = trial.user_attrs.get("fail_reason", "unknown")
+            reason = record.fail_reason or "unknown"
             raise StudyError(
                 f"{self.failures} trials in a row failed, last with {reason}; the study keeps its "
                 "finished trials - fix the cause and run the same command again"

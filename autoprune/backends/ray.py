@@ -56,6 +56,7 @@ from autoprune.backends.local import Streaks, stop_reason
 from autoprune.errors import AutoPruneError, StudyError
 from autoprune.evaluate import resolve_device
 from autoprune.objective import TrialContext, failure_reason, make_objective, suggest_keep
+from autoprune.record import TrialRecord, mark
 from autoprune.space import SearchSpace
 from autoprune.study import HEARTBEAT_S, open_storage, quiet_optuna
 
@@ -178,7 +179,7 @@ class StudySearch(OptunaSearch):
     def _define(self, trial: optuna.Trial) -> dict:
         self.storage.record_heartbeat(trial._trial_id)  # from now on a killed driver is noticed
         keep = suggest_keep(trial, self.keep_space)
-        trial.set_user_attr("keep", list(keep))
+        mark(trial, keep=list(keep))
         return {"trial_id": trial._trial_id, "number": trial.number}
 
     def suggest(self, trial_id: str) -> dict | str | None:
@@ -295,8 +296,8 @@ def work(
     except optuna.TrialPruned:
         state = TrialState.PRUNED
     except Exception as exc:  # noqa: BLE001 - recorded on the trial, as study.optimize does
-        if "fail_reason" not in trial.user_attrs:
-            trial.set_user_attr("fail_reason", failure_reason(exc))
+        if TrialRecord.of(trial).fail_reason is None:
+            mark(trial, fail_reason=failure_reason(exc))
         state = TrialState.FAIL
     study.tell(trial, values, state=state)
     objectives = ctx.space.objectives

@@ -22,7 +22,10 @@ import optuna
 
 from autoprune.backends import local
 from autoprune.export import atomic_write_text
-from autoprune.search import SearchOptions, ensure_reference, prepare
+from autoprune.record import TrialRecord
+from autoprune.search.cached import ensure_reference
+from autoprune.search.options import SearchOptions, prepare
+from autoprune.search.run import study_sampler
 
 PARTS = ("prune_s", "realign_s", "rungs_s", "evaluate_s", "latency_s")
 
@@ -45,12 +48,14 @@ def overhead(
                 dataset=dataset,
                 trials=trials,
                 fidelity="single",  # every trial the same full pipeline
+                sampler="random",
                 seed=0,
                 threads=threads,
                 storage=f"sqlite:///{tmp}/bench.db",
             )
         )
         ensure_reference(prep, log)
+        prep.study.sampler = study_sampler(prep, log)
         memory = [rss_mb()]
         cycles: list[tuple[optuna.trial.FrozenTrial | None, float]] = []
         last = [time.perf_counter()]
@@ -66,13 +71,14 @@ def overhead(
         local.run(prep.study, prep.ctx, trials, on_trial)
     rows = []
     for trial, cycle in cycles:
-        trained = trial is not None and "timing" in trial.user_attrs
-        parts = {p: trial.user_attrs["timing"].get(p, 0.0) if trained else 0.0 for p in PARTS}
+        record = TrialRecord.of(trial) if trial else TrialRecord()
+        trained = record.timing is not None
+        parts = {p: record.timing.get(p, 0.0) if trained else 0.0 for p in PARTS}
         rows.append(
             {
                 "trial": trial.number if trial else None,
                 "kind": "trained" if trained else "look-up or other",
-                "kept": len(trial.user_attrs.get("keep", [])) if trial else None,
+                "kept": len(record.keep_set) if trial else None,
                 "cycle_s": cycle,
                 **parts,
                 "engine_s": cycle - sum(parts.values()),
@@ -147,10 +153,11 @@ def ray_scaling(
                     workers=count or None,
                 )
             )
+            prep.study.sampler = study_sampler(prep, log)
             finished: list[float] = []  # when each trained trial came back
 
             def on_trial(study, trial, finished=finished) -> None:
-                if trial is not None and "wall_s" in trial.user_attrs:
+                if trial is not None and TrialRecord.of(trial).wall_s is not None:
                     finished.append(time.perf_counter())
 
             log(f"{label}: {trials} trials ...")
@@ -173,7 +180,7 @@ def ray_scaling(
             elapsed = time.perf_counter() - start
             done = trained_trials(prep.study)
             first = min(done, key=lambda t: t.datetime_complete)
-            walls = [t.user_attrs["wall_s"] for t in done]
+            walls = [TrialRecord.of(t).wall_s for t in done]
             row.update(
                 trials=len(done),
                 seconds=elapsed,
@@ -183,9 +190,9 @@ def ray_scaling(
                 if len(finished) > 1
                 else None,
                 first_result_s=finished[0] - start,
-                first_trial_wall_s=first.user_attrs["wall_s"],
+                first_trial_wall_s=TrialRecord.of(first).wall_s,
                 mean_trial_wall_s=sum(walls) / len(walls),
-                keep_sets=[t.user_attrs["keep"] for t in done],
+                keep_sets=[TrialRecord.of(t).keep for t in done],
                 load_after=os.getloadavg()[0],
             )
             runs.append(row)
@@ -234,7 +241,7 @@ def startup(model: str, datasets: list[str], threads: int | None, out: Path, log
     full model zero-shot, once re-aligned, once for the selection)."""
     from autoprune.evaluate import evaluate
     from autoprune.importance import METHODS
-    from autoprune.search import priors, screened_sampler
+    from autoprune.search.cached import priors
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -262,7 +269,7 @@ def startup(model: str, datasets: list[str], threads: int | None, out: Path, log
             priors(prep, list(METHODS), log)
             steps["importance_s"] = time.perf_counter() - lap
             lap = time.perf_counter()
-            screened_sampler(prep, log)
+            prep.study.sampler = study_sampler(prep, log)
             steps["screen_s"] = time.perf_counter() - lap
             to_trial_1 = time.perf_counter() - start
             ctx = prep.ctx

@@ -32,16 +32,15 @@ from autoprune.errors import UnknownNameError
 from autoprune.export import atomic_write_figure, atomic_write_text
 from autoprune.importance import top_k
 from autoprune.multifidelity import (
-    STOPPED_ATTR,
     Pool,
-    ScreenedSampler,
     still_promising,
     stop_rung,
     stopped_before,
 )
 from autoprune.objective import suggest_keep
 from autoprune.pareto import hv_reference, hypervolume, non_dominated
-from autoprune.samplers import SAMPLERS
+from autoprune.record import mark
+from autoprune.samplers import SamplerContext, Screen, build_sampler
 from autoprune.space import parse_space
 
 CHECKPOINTS = (10, 20, 50, 100, 200)
@@ -135,20 +134,26 @@ class Plan:
 Strategy = Callable[[Table, int], Plan]
 
 
-def _optuna(name: str) -> Strategy:
-    return lambda table, seed: Plan(SAMPLERS[name][1](seed))
+def _strategy(
+    name: str,
+    seeds: Callable[[Table], list] | None = None,
+    warm: dict | None = None,
+    stop_early: bool = False,
+) -> Strategy:
+    """A registered sampler (`samplers.SAMPLERS`) on a table; it pays for the screen only if it
+    asks for it."""
 
-
-def _seeded(seeds: Callable[[Table], list], sampler: str = "tpe") -> Strategy:
-    return lambda table, seed: Plan(SAMPLERS[sampler][1](seed), seeds(table))
-
-
-def _screened(stop_early: bool, warm: dict | None = None) -> Strategy:
     def plan(table: Table, seed: int) -> Plan:
-        pool = Pool.build(table.keeps, table.values[:, 1:], table.screen, table.num_layers)
-        full = np.ones(table.values.shape[1])
-        sampler = ScreenedSampler(pool, full, table.reference, 0, warm=warm)
-        return Plan(sampler, screens=True, stop_early=stop_early)
+        asked = []
+
+        def screen() -> Screen:
+            asked.append(True)
+            pool = Pool.build(table.keeps, table.values[:, 1:], table.screen, table.num_layers)
+            return Screen(pool, np.ones(table.values.shape[1]), table.reference, 0, warm or {})
+
+        sampler = build_sampler(name, SamplerContext(seed, screen))
+        first = seeds(table) if seeds else []
+        return Plan(sampler, first, screens=bool(asked), stop_early=stop_early)
 
     return plan
 
@@ -157,23 +162,24 @@ def warm_knowledge(source: Table) -> dict[tuple[int, ...], float]:
     """What a finished study on `source` knows: the keep sets the default strategy trained
     there in WARM_TRIALS full-budget trials, with their normalised accuracy."""
     stop_early = bool(source.rungs)
-    trained = replay_one(source, _screened(stop_early), 0, WARM_TRIALS)[3]
+    trained = replay_one(source, _strategy("screened", stop_early=stop_early), 0, WARM_TRIALS)[3]
     return {keep: float(source.values[source.keeps.index(keep), 0]) for keep in trained}
 
 
 def strategies(table: Table, warm_from: Table | None = None) -> dict[str, Strategy]:
-    result = {name: _optuna(name) for name in ("random", "tpe-independent", "tpe", "nsga2", "gp")}
+    names = ("random", "tpe-independent", "tpe", "nsga2", "gp")
+    result = {name: _strategy(name) for name in names}
     for method, scores in table.meta["priors"].items():
-        result[f"tpe+{method}"] = _seeded(lambda t, s=scores: t.one_shot(s))
-    result["tpe+screen"] = _seeded(lambda t: t.top_screen())
-    result["screened"] = _screened(False)
+        result[f"tpe+{method}"] = _strategy("tpe", lambda t, s=scores: t.one_shot(s))
+    result["tpe+screen"] = _strategy("tpe", lambda t: t.top_screen())
+    result["screened"] = _strategy("screened")
     if table.rungs:
-        result["screened-mf"] = _screened(True)
+        result["screened-mf"] = _strategy("screened", stop_early=True)
     if warm_from is not None:
         warm = warm_knowledge(warm_from)
-        result["screened+warm"] = _screened(False, warm)
+        result["screened+warm"] = _strategy("screened", warm=warm)
         if table.rungs:
-            result["screened-mf+warm"] = _screened(True, warm)
+            result["screened-mf+warm"] = _strategy("screened", warm=warm, stop_early=True)
     return result
 
 
@@ -210,7 +216,7 @@ def replay_one(
     while len(seen) < budget and lookups < MAX_LOOKUPS_IN_A_ROW:
         trial = study.ask()
         keep = suggest_keep(trial, space)
-        trial.set_user_attr("keep", list(keep))
+        mark(trial, keep=list(keep))
         values = lookup[keep]
         lookups = lookups + 1 if keep in seen else 0
         if keep in seen:
@@ -218,12 +224,12 @@ def replay_one(
             continue
         i = row[keep]
         rungs = {str(s): {"mase": float(v[i])} for s, v in table.rungs.items()}
-        trial.set_user_attr("rungs", rungs)
+        mark(trial, rungs=rungs)
         pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
         go_on = not plan.stop_early or stopped_before(pruned, keep)
         if not go_on and (stopped := _stopped_at(table, study, i, values, full)):
             spent[0] += table.costs[f"r{stopped}"][i]
-            trial.set_user_attr(STOPPED_ATTR, stopped)
+            mark(trial, stopped_at=stopped)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
         spent[0] += table.costs["full_mf" if plan.stop_early else "full"][i]

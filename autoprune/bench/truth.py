@@ -37,14 +37,11 @@ from autoprune.importance import METHODS
 from autoprune.metrics import METRICS
 from autoprune.models import load_adapter
 from autoprune.objective import TrialContext, predict_latency, run_trial, rung_steps
+from autoprune.record import TrialRecord
 from autoprune.screen import SCREEN_WINDOWS, all_keep_sets, screen, spearman
-from autoprune.search import (
-    SearchOptions,
-    ensure_reference,
-    prepare,
-    priors,
-    screen_table,
-)
+from autoprune.search.cached import ensure_reference, priors, screen_table
+from autoprune.search.options import SearchOptions, prepare
+from autoprune.search.run import study_sampler
 from autoprune.space import space_for_model
 from autoprune.study import trained_trials
 
@@ -92,6 +89,7 @@ def build(
     sets = all_keep_sets(space)
     target = min(sample or space.size, space.size)
     reference = ensure_reference(prep, log)
+    prep.study.sampler = study_sampler(prep, log)
     log(f"re-aligning {target} of {space.size} keep sets (resumable study {name!r}) ...")
     start = time.perf_counter()
     local.run(
@@ -108,7 +106,7 @@ def build(
     everything = tuple(range(ctx.adapter.num_layers))
     scores = priors(prep, PRIORS, log)
 
-    realigned = {tuple(t.user_attrs["keep"]): t for t in trained_trials(prep.study)}
+    realigned = {TrialRecord.of(t).keep_set: t for t in trained_trials(prep.study)}
     rungs = rung_steps(space.realign.steps)
     rows = []
     for keep in sets:
@@ -123,7 +121,7 @@ def build(
             "trial": trial.number if trial else None,
         }
         for metric in METRICS:
-            row[metric] = trial.user_attrs[metric] if trial else None
+            row[metric] = TrialRecord.of(trial).metric(metric) if trial else None
         row |= fidelity_costs(trial, rungs)
         rows.append(row)
     meta = {
@@ -150,7 +148,7 @@ def build(
         "seconds": {
             "trials_this_run": round(trials_s, 1),
             "screen_all": round(screen_s, 1),
-            "mean_trial": float(np.mean([t.user_attrs["wall_s"] for t in realigned.values()])),
+            "mean_trial": float(np.mean([TrialRecord.of(t).wall_s for t in realigned.values()])),
         },
         "rank_correlation": correlations(rows),
     }
@@ -169,9 +167,10 @@ def fidelity_costs(trial, rungs: tuple[int, ...]) -> dict:
     row: dict = {f"r{steps}_mase": None for steps in rungs}
     row |= {f"cost_r{steps}": None for steps in rungs}
     row |= {"cost_full": None, "rungs_s": None}
-    if trial is None or not all(str(s) in trial.user_attrs.get("rungs", {}) for s in rungs):
+    record = TrialRecord.of(trial) if trial else TrialRecord()
+    recorded, timing = record.rungs or {}, record.timing
+    if not all(str(s) in recorded for s in rungs):
         return row
-    recorded, timing = trial.user_attrs["rungs"], trial.user_attrs["timing"]
     evaluated = 0.0
     for steps in rungs:
         rung = recorded[str(steps)]

@@ -1,0 +1,230 @@
+"""Results a study computes once and keeps (in its user attrs, or `screen.json` beside it), so
+a resumed run, a second process or a report reuses them: the full model's reference and its
+test metrics, the latency profile, importance priors, the zero-shot screen, and test metrics of
+keep sets asked for after the search.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+
+import optuna
+
+from autoprune.export import atomic_write_text
+from autoprune.importance import scores
+from autoprune.objective import (
+    TrialContext,
+    fit_latency_profile,
+    free_memory,
+    realign,
+    relative,
+    run_trial,
+    test_metrics,
+)
+from autoprune.record import TrialRecord
+from autoprune.screen import SCREEN_WINDOWS, candidate_pool, screen
+from autoprune.search.prepared import Prepared
+from autoprune.study import (
+    FRONT_TEST_ATTR,
+    PRIORS_ATTR,
+    PROFILE_ATTR,
+    REFERENCE_ATTR,
+    RESUME_KEYS,
+    front_of,
+    keep_key,
+    study_dir,
+)
+
+
+def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict:
+    """Latency profile and the full model, zero-shot and re-aligned, on the validation split,
+    computed once per study. Their test metrics wait for the end (`reference_test`): nothing
+    only the final report needs runs before the first trial."""
+    study, ctx = prep.study, prep.ctx
+    attrs = study.user_attrs
+    if PROFILE_ATTR in attrs:
+        ctx.profile = attrs[PROFILE_ATTR]
+        if ctx.profile["device"] != str(ctx.device):
+            log(
+                f"note: latency_ms follows the profile measured on {ctx.profile['device']} when "
+                f"this study was created, not {ctx.device}"
+            )
+    else:
+        log("measuring the latency profile ...")
+        ctx.profile = fit_latency_profile(ctx)
+        # processes sharing a storage may start together: the first profile stored is the one
+        # every trial of the study predicts latency from
+        ctx.profile = study.user_attrs.get(PROFILE_ATTR) or ctx.profile
+        study.set_user_attr(PROFILE_ATTR, ctx.profile)
+        if ctx.profile["r2"] < 0.9:
+            log(
+                f"warning: the latency profile fits poorly (R² {ctx.profile['r2']:.2f}); is the "
+                "machine busy? latency_ms of this study will be noisy"
+            )
+    if REFERENCE_ATTR in attrs:
+        return know_full(ctx, attrs[REFERENCE_ATTR])
+    everything = tuple(range(ctx.adapter.num_layers))
+    log("evaluating the full model zero-shot ...")
+    model, zero_shot = run_trial(ctx, everything, realign_model=False)
+    del model
+    log(f"re-aligning the full model ({ctx.space.realign.steps} steps, as every trial) ...")
+    model, realigned = run_trial(ctx, everything)
+    del model
+    free_memory()
+    if ctx.more:  # the zero-shot model's ratios are to the re-aligned one, known only now
+        ctx.full["val"] = realigned["datasets"]
+        zero_shot |= relative(ctx, zero_shot["datasets"], "val")
+    reference = study.user_attrs.get(REFERENCE_ATTR) or {
+        "zero_shot": zero_shot,
+        "realigned": realigned,
+    }
+    study.set_user_attr(REFERENCE_ATTR, reference)
+    return know_full(ctx, reference)
+
+
+def know_full(ctx: TrialContext, reference: dict) -> dict:
+    """Tell a multi-dataset context the re-aligned full model's per-dataset metrics (what every
+    trial's ratios are to); returns `reference`."""
+    if ctx.more:
+        realigned = reference["realigned"]
+        ctx.full["val"] = realigned["datasets"]
+        if "test" in realigned:
+            ctx.full["test"] = realigned["test"]["datasets"]
+    return reference
+
+
+def reference_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
+    """The full model's test metrics, zero-shot and re-aligned (same budget and seed, so the
+    same model as the reference), computed once, when the search is over."""
+    study, ctx = prep.study, prep.ctx
+    reference = dict(study.user_attrs[REFERENCE_ATTR])
+    everything = tuple(range(ctx.adapter.num_layers))
+    # re-aligned first: with several datasets the zero-shot model's ratios are to its metrics
+    for kind, realign_model in (("realigned", True), ("zero_shot", False)):
+        if "test" in reference[kind]:
+            continue
+        log(f"evaluating the full model ({kind.replace('_', '-')}) on the test split ...")
+        model = ctx.adapter.prune(everything).to(ctx.device)
+        if realign_model:
+            realign(ctx, model)
+        reference[kind] = {**reference[kind], "test": test_metrics(ctx, model)}
+        del model
+        free_memory()
+        study.set_user_attr(REFERENCE_ATTR, reference)
+        know_full(ctx, reference)
+    return reference
+
+
+def front_test(prep: Prepared, log: Callable[[str], None] = print) -> dict[str, dict]:
+    """Test metrics of every front keep set, stored in the study by keep set and computed once
+    (`keep_test`): costly (`report.front_test_estimate`), so only on request. Never used to
+    select: the rule reads validation metrics only."""
+    trials, mask = front_of(prep.study)
+    for trial in (t for t, on_front in zip(trials, mask, strict=True) if on_front):
+        keep_test(prep, TrialRecord.of(trial).keep_set, f"trial {trial.number}", log)
+    return prep.study.user_attrs.get(FRONT_TEST_ATTR, {})
+
+
+def keep_test(
+    prep: Prepared, keep: Sequence[int], what: str, log: Callable[[str], None] = print
+) -> dict:
+    """Test metrics of a trained keep set, from the study or computed once and stored: it is
+    re-trained as its trial was (same seed and budget, so the same model), then forecast on
+    every test window."""
+    study, ctx = prep.study, prep.ctx
+    stored = study.user_attrs.get(FRONT_TEST_ATTR, {})
+    if keep_key(keep) in stored:
+        return stored[keep_key(keep)]
+    log(f"re-training keep set {list(keep)} ({what}) for its test metrics ...")
+    model = ctx.adapter.prune(keep).to(ctx.device)
+    realign(ctx, model)
+    test = test_metrics(ctx, model)
+    del model
+    free_memory()
+    store_front_test(study, keep, test)
+    return test
+
+
+def store_front_test(study: optuna.Study, keep: Sequence[int], test: dict) -> None:
+    """One keep set's test metrics, stored at once: an interrupted run keeps what it computed."""
+    stored = dict(study.user_attrs.get(FRONT_TEST_ATTR, {}))
+    study.set_user_attr(FRONT_TEST_ATTR, {**stored, keep_key(keep): test})
+
+
+def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
+    """Zero-shot screen of the study's candidate pool and of the full model, computed once and
+    cached in the study folder, so a resumed run or a second process reuses it."""
+    ctx = prep.ctx
+    pool_sets = candidate_pool(ctx.space, prep.settings["seed"])
+    everything = tuple(range(ctx.adapter.num_layers))
+    cache = study_dir(prep.name) / "screen.json"
+    key = {k: prep.settings[k] for k in RESUME_KEYS if k in prep.settings}
+    key |= {"windows": SCREEN_WINDOWS}
+    try:
+        cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        cached = {}  # damaged (a copy cut short, a full disk): the cache is rebuilt
+    if cached.get("key") == key:
+        return {tuple(map(int, k.split())): v for k, v in cached["sets"].items()}
+    log(
+        f"screening {len(pool_sets):,} keep sets zero-shot (once per study"
+        + (f", on each of {len(ctx.datasets)} datasets" if ctx.more else "")
+        + ") ..."
+    )
+    tables = [
+        screen(
+            ctx.adapter,
+            ctx.adapter.model,
+            series.eval_windows(
+                "val", ctx.setting.context_length, ctx.setting.horizon, SCREEN_WINDOWS
+            ),
+            ctx.setting.horizon,
+            ctx.setting.patch_size,
+            series.seasonality,
+            [*pool_sets, everything],
+        )
+        for series in ctx.datasets
+    ]
+    # several datasets: each keep set's screen is the aggregate of its ratios to the full model's
+    table = (
+        tables[0]
+        if not ctx.more
+        else {
+            keep: {"mase": ctx.combine([t[keep]["mase"] / t[everything]["mase"] for t in tables])}
+            for keep in tables[0]
+        }
+    )
+    payload = {"key": key, "sets": {" ".join(map(str, k)): v for k, v in table.items()}}
+    atomic_write_text(cache, json.dumps(payload))
+    return table
+
+
+def priors(
+    prep: Prepared, methods: Sequence[str], log: Callable[[str], None] = print
+) -> dict[str, list[float]]:
+    """Importance scores of the study's model, computed once and kept in the study: every method
+    but `ablation` from one shared calibration pass over train windows."""
+    stored = dict(prep.study.user_attrs.get(PRIORS_ATTR, {}))
+    missing = [m for m in methods if m not in stored]
+    if missing:
+        ctx, setting = prep.ctx, prep.ctx.setting
+        log(f"scoring layer importance ({', '.join(missing)}) ...")
+        calibration = ctx.series.eval_windows(
+            "train", setting.context_length, setting.horizon, SCREEN_WINDOWS
+        )
+        validation = ctx.series.eval_windows(
+            "val", setting.context_length, setting.horizon, ctx.space.val_windows
+        )
+        computed = scores(
+            missing,
+            ctx.adapter,
+            ctx.adapter.model,
+            calibration,
+            validation,
+            setting.horizon,
+            setting.patch_size,
+        )
+        stored |= {method: values.tolist() for method, values in computed.items()}
+        prep.study.set_user_attr(PRIORS_ATTR, stored)
+    return stored

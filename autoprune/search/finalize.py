@@ -1,0 +1,227 @@
+"""The end of a search: the selected keep set re-trained (same seed and budget, so the same
+model as its trial), tested and written as a checkpoint with its card; the same path exports
+any other trial; held-out datasets forecast by the selection and the full model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+
+from autoprune import __version__
+from autoprune.errors import AutoPruneError
+from autoprune.evaluate import evaluate
+from autoprune.export import remove_leftovers, write_checkpoint
+from autoprune.metrics import METRICS
+from autoprune.models import MODELS
+from autoprune.objective import (
+    free_memory,
+    realign,
+    run_trial,
+)
+from autoprune.pareto import (
+    rule_met,
+)
+from autoprune.record import TrialRecord
+from autoprune.search.cached import ensure_reference, reference_test, store_front_test
+from autoprune.search.front import choose, selection_is_current
+from autoprune.search.options import prepared_from_study
+from autoprune.search.prepared import Prepared
+from autoprune.space import objective_value
+from autoprune.study import (
+    HOLDOUT_ATTR,
+    REFERENCE_ATTR,
+    SELECTION_ATTR,
+    full_values,
+    load_study,
+    study_dir,
+    trained_trials,
+)
+
+
+def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print) -> dict | None:
+    """Select from the front by `rule`, evaluate the selection once on the test split, and keep
+    its checkpoint under `studies/<name>/selected/`."""
+    study = prep.study
+    remove_leftovers(study_dir(prep.name))  # of a checkpoint a killed run was writing
+    if study.user_attrs.get(REFERENCE_ATTR):
+        reference_test(prep, log)
+    if selection_is_current(study, rule_text):
+        return study.user_attrs[SELECTION_ATTR]
+    picked = choose(study, rule_text)
+    if picked is None:
+        return None
+    chosen, rule = picked
+    objectives = prep.settings["objectives"]
+    checkpoint = study_dir(prep.name) / "selected"
+    log(f"re-training the selected keep set {TrialRecord.of(chosen).keep} and evaluating it on "
+        "the test split ...")  # fmt: skip
+    reference = full_values(study.user_attrs[REFERENCE_ATTR], objectives)
+    selection = write_trial(
+        prep,
+        chosen,
+        checkpoint,
+        {
+            "rule": str(rule),
+            "rule_met": rule_met(rule, objectives, chosen.values, reference),
+            "values": {
+                o: objective_value(o, v) for o, v in zip(objectives, chosen.values, strict=True)
+            },
+            "checkpoint": str(checkpoint.relative_to(study_dir(prep.name))),
+        },
+    )
+    store_front_test(study, selection["keep"], selection["test"])
+    study.set_user_attr(SELECTION_ATTR, selection)
+    return selection
+
+
+def write_trial(
+    prep: Prepared, trial: optuna.trial.FrozenTrial, out: Path, about: dict | None = None
+) -> dict:
+    """Re-train a trial's keep set as its trial did (same seed and budget, so the same model),
+    measure it on the validation and test splits, and write its checkpoint to `out` with
+    `autoprune.json` and a model card. Returns what was measured, with `about` (the selection
+    rule, for a selection) merged in."""
+    keep = TrialRecord.of(trial).keep_set
+    model, record = run_trial(prep.ctx, keep, test=True)
+    measured = {
+        **(about or {}),
+        "trial": trial.number,
+        "keep": list(keep),
+        "val": {m: record[m] for m in METRICS}
+        | ({"datasets": record["datasets"]} if "datasets" in record else {}),
+        "val_reproduced": record[prep.settings["objectives"][0]] == trial.values[0],
+        "test": record["test"],
+        "latency_ms": record["latency_ms"],
+        "latency_measured_ms": record["latency_measured_ms"],
+        "latency_off_profile": record["latency_off_profile"],
+    }
+    write_checkpoint(prep.ctx.adapter, model, out, checkpoint_metadata(prep, measured))
+    del model
+    free_memory()
+    return measured
+
+
+def export_trial(
+    name: str,
+    storage: str | None,
+    number: int,
+    out: Path,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+) -> dict:
+    """`autoprune export --trial N`: that trial's checkpoint, re-trained (`write_trial`)."""
+    study = load_study(name, storage)
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if trial is None or TrialRecord.of(trial).keep is None or trial.state.name != "COMPLETE":
+        raise AutoPruneError(f"study {name!r} has no completed trial {number}; see its trials.csv")
+    prep = prepared_from_study(name, storage, device)
+    ensure_reference(prep, log)
+    log(
+        f"re-training keep set {TrialRecord.of(trial).keep} and evaluating it on the test split ..."
+    )
+    return write_trial(prep, trial, out)
+
+
+HOLDOUT_MODELS = ("selection", "full_zero_shot", "full_realigned")
+
+
+def holdout_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
+    """The selection and the full model, zero-shot and re-aligned (on this study's data, as
+    the reference), forecast on the test split of each held-out dataset, which no
+    re-alignment or selection has seen: is the pruned model still a foundation model? Same
+    setting (context, horizon, patch) as the study; computed once per selection and stored."""
+    study, ctx = prep.study, prep.ctx
+    selection = study.user_attrs.get(SELECTION_ATTR)
+    stored = dict(study.user_attrs.get(HOLDOUT_ATTR, {}))
+    todo = {
+        name: series
+        for name, series in prep.holdout.items()
+        if selection and stored.get(name, {}).get("keep") != selection["keep"]
+    }
+    if not todo:
+        return stored
+    everything = tuple(range(ctx.adapter.num_layers))
+    fresh = {name: {"dataset": s.name, "keep": selection["keep"]} for name, s in todo.items()}
+    for label in HOLDOUT_MODELS:
+        model = ctx.adapter.prune(tuple(selection["keep"]) if label == "selection" else everything)
+        model = model.to(ctx.device)
+        if label != "full_zero_shot":
+            log(f"re-training the {label.replace('_', ' ')} for the held-out datasets ...")
+            realign(ctx, model)
+        for name, series in todo.items():
+            log(f"evaluating the {label.replace('_', ' ')} on held-out {name} (test split) ...")
+            fresh[name][label] = evaluate(
+                ctx.adapter,
+                model,
+                series,
+                "test",
+                ctx.setting,
+                max_windows=None,
+                num_samples=ctx.space.num_samples,
+            )
+        del model
+        free_memory()
+    study.set_user_attr(HOLDOUT_ATTR, stored | fresh)
+    return stored | fresh
+
+
+def checkpoint_metadata(prep: Prepared, selection: dict) -> dict:
+    """`autoprune.json` of a checkpoint: enough to evaluate it again and to write its model card
+    (`card.py`). `rule` is None for a trial exported by hand."""
+    settings, adapter = prep.settings, prep.ctx.adapter
+    model, dataset = settings["model"], settings["dataset"]
+    entry = MODELS.get(model)
+    reference = prep.study.user_attrs.get(REFERENCE_ATTR, {})
+    return {
+        "autoprune_version": __version__,
+        "study": prep.name,
+        "trial": selection["trial"],
+        "rule": selection.get("rule"),
+        "rule_met": selection.get("rule_met"),
+        "trials": len(trained_trials(prep.study)),
+        "base_model": model,
+        "base_model_name": model if entry else Path(model).name,
+        "hub_id": hub_id(model),
+        "family": adapter.family,
+        "license": entry.license if entry else None,
+        "keep": selection["keep"],
+        "num_layers_before": adapter.num_layers,
+        "dataset": dataset,
+        "dataset_name": " + ".join(series.name for series in prep.ctx.datasets),
+        "datasets": [series.name for series in prep.ctx.datasets],
+        "aggregate": settings.get("aggregate"),
+        "dataset_options": settings["dataset_options"],
+        "splits": {
+            f"{series.name} {split}" if prep.ctx.more else split: list(rows)
+            for series in prep.ctx.datasets
+            for split, rows in series.borders.items()
+        },
+        "setting": settings["setting"],
+        "objectives": settings["objectives"],
+        "sampler": settings["sampler"],
+        "fidelity": settings["fidelity"],
+        "space_file": settings["space_file"],
+        "val_windows": settings["evaluation"]["val_windows"],
+        "num_samples": settings["evaluation"]["num_samples"],
+        "realign": settings["realign"],
+        "seed": settings["seed"],
+        "params": adapter.params(selection["keep"]),
+        "params_before": adapter.params(),
+        "val": selection["val"],
+        "test": selection["test"],
+        "reference": {
+            kind: {"val": {m: full[m] for m in METRICS}, "test": full.get("test")}
+            for kind, full in reference.items()
+        },
+    }
+
+
+def hub_id(model: str) -> str | None:
+    """The Hugging Face id a model came from: an alias's, or the one given; None for a folder."""
+    entry = MODELS.get(model)
+    source = entry.source if entry else model
+    is_id = source.count("/") == 1 and not source.startswith((".", "/", "~"))
+    return source if is_id and not Path(source).exists() else None

@@ -1,0 +1,120 @@
+"""`autoprune search`: options -> reference and priors -> the study's sampler -> backend ->
+selection and test. Trial code lives in `objective`; this module only orders the steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import optuna
+from optuna.samplers import BaseSampler
+
+from autoprune.backends import local
+from autoprune.baselines import enqueue_seeds
+from autoprune.importance import METHODS
+from autoprune.metrics import METRICS, accuracy_index
+from autoprune.multifidelity import Pool
+from autoprune.objective import (
+    predict_latency,
+)
+from autoprune.pareto import (
+    hv_reference,
+)
+from autoprune.record import TrialRecord
+from autoprune.samplers import SamplerContext, Screen, build_sampler
+from autoprune.search.cached import ensure_reference, priors, screen_table
+from autoprune.search.finalize import finalize, holdout_test
+from autoprune.search.options import DEFAULT_TRIALS, SearchOptions, prepare, ray_options
+from autoprune.search.prepared import Prepared
+from autoprune.study import (
+    REFERENCE_ATTR,
+    full_values,
+    storage_url,
+    trained_trials,
+)
+
+
+def study_sampler(prep: Prepared, log: Callable[[str], None] = print) -> BaseSampler:
+    """The study's sampler, built by name once the full-model reference exists (the screened
+    sampler's pool is normalised by it). Seeded with the study seed plus the trials stored."""
+    seed = prep.settings["seed"] + len(prep.study.get_trials(deepcopy=False))
+    return build_sampler(prep.sampler, SamplerContext(seed, lambda: screen_knowledge(prep, log)))
+
+
+def screen_knowledge(prep: Prepared, log: Callable[[str], None] = print) -> Screen:
+    """The zero-shot screen of the study's candidate pool, each keep set's costs and screen as
+    ratios to the re-aligned full model's: what the screened sampler starts from."""
+    ctx, objectives = prep.ctx, prep.settings["objectives"]
+    table = screen_table(prep, log)
+    everything = tuple(range(ctx.adapter.num_layers))
+    pool_sets = [k for k in table if k != everything]
+    reference = prep.study.user_attrs[REFERENCE_ATTR]["realigned"]
+    full = np.array(full_values(prep.study.user_attrs[REFERENCE_ATTR], objectives))
+    accuracy = accuracy_index(objectives)
+    costs = [o for o in objectives if o not in METRICS]
+    cost_values = np.array(
+        [
+            [
+                (ctx.adapter.params(k) if o == "params" else predict_latency(ctx.profile, len(k)))
+                / reference[o]
+                for o in costs
+            ]
+            for k in pool_sets
+        ]
+    )
+    screen_values = np.array([table[k]["mase"] for k in pool_sets]) / table[everything]["mase"]
+    pool = Pool.build(pool_sets, cost_values, screen_values, ctx.adapter.num_layers)
+    hv_ref = hv_reference(objectives)
+    ordered_ref = np.r_[hv_ref[accuracy], [hv_ref[objectives.index(o)] for o in costs]]
+    return Screen(pool, full, ordered_ref, accuracy, prep.warm)
+
+
+def search(
+    opts: SearchOptions,
+    log: Callable[[str], None] = print,
+    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial | None], None] = lambda s, t: None,
+    prepared: Prepared | None = None,
+) -> dict:
+    """Run or resume a study to `opts.trials` trained keep sets, then select and test."""
+    prep = prepared or prepare(opts)
+    start = time.perf_counter()
+    ensure_reference(prep, log)
+    priors(prep, list(METHODS), log)  # one calibration pass: the report's importance chart
+    prep.study.sampler = study_sampler(prep, log)
+    if opts.enqueue:
+        kinds = [k.strip() for k in opts.enqueue.split(",") if k.strip()]
+        if queued := enqueue_seeds(prep, kinds):
+            log(f"queued {queued} one-shot keep sets ({', '.join(kinds)}) as the first trials")
+    target = opts.trials or DEFAULT_TRIALS
+    if opts.continue_stopped:
+        queued = enqueue_stopped(prep.study, prep.ctx.space)
+        log(f"continuing {queued} keep sets stopped at a rung to the full budget")
+        target = max(target, len(trained_trials(prep.study)) + queued)
+    if opts.backend == "ray":
+        from autoprune.backends import ray as ray_backend
+
+        url = storage_url(prep.name, opts.storage)
+        options = ray_options(opts)
+        stopped = ray_backend.run(prep.study, prep.ctx, target, url, options, on_trial)
+    else:
+        stopped = local.run(prep.study, prep.ctx, target, on_trial)
+    selection = finalize(prep, prep.rule, log)
+    holdout_test(prep, log)
+    return {
+        "study": prep.name,
+        "stopped": stopped,
+        "selection": selection,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def enqueue_stopped(study: optuna.Study, space) -> int:
+    """Queue every keep set stopped at a rung, and not trained since, for the full budget."""
+    trained = {TrialRecord.of(t).keep_set for t in trained_trials(study)}
+    pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
+    stopped = {r.keep_set for r in map(TrialRecord.of, pruned) if r.stopped_at is not None}
+    for keep in sorted(stopped - trained):
+        study.enqueue_trial(space.params_of(keep), TrialRecord(full_budget=True).attrs())
+    return len(stopped - trained)
