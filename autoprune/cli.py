@@ -556,39 +556,24 @@ def _cell(value) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from autoprune.export import check_out
-    from autoprune.pareto import default_rule
-    from autoprune.report import collect, write_report
-    from autoprune.search.cached import ensure_reference, front_test
-    from autoprune.search.finalize import finalize
-    from autoprune.search.front import selection_is_current
-    from autoprune.search.options import prepared_from_study
-    from autoprune.study import SELECTION_ATTR, load_study, settings_of, study_dir
+    from autoprune.search.run import report
 
     if args.out:
         check_out(args.out)
-    study = load_study(args.study, args.storage)
-    rule = (
-        args.rule
-        or (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule")
-        or default_rule(settings_of(study)["objectives"])
+    log = lambda m: err.print(m)  # noqa: E731
+    written = report(
+        args.study,
+        args.storage,
+        args.out,
+        args.rule,
+        args.test_front,
+        args.device,
+        args.threads,
+        log,
     )
-    if args.test_front or not selection_is_current(study, rule):
-        prep = prepared_from_study(args.study, args.storage, args.device, args.threads)
-        ensure_reference(prep, lambda m: err.print(m))
-        finalize(prep, rule, lambda m: err.print(m))
-        if args.test_front:
-            estimate = collect(prep.study)["front_test_estimate"]
-            if estimate["missing"]:
-                err.print(
-                    f"test metrics of {len(estimate['missing'])} front points: about "
-                    f"{estimate['seconds']:.0f} s ({estimate['windows']:,} test windows each)"
-                )
-            front_test(prep, lambda m: err.print(m))
-        study = prep.study
-    out_dir = args.out or study_dir(args.study) / "report"
-    for path in write_report(study, out_dir).values():
+    for path in written["paths"]:
         out.print(str(path))
-    for line in collect(study)["findings"]:
+    for line in written["findings"]:
         out.print(line)
     return 0
 
@@ -612,27 +597,11 @@ def cmd_dominance(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from autoprune.export import check_destination, copy_checkpoint, read_metadata
-    from autoprune.search.finalize import export_trial
-    from autoprune.study import SELECTION_ATTR, load_study, selected_checkpoint
+    from autoprune.search.finalize import export
 
-    check_destination(args.out)
-    study = load_study(args.study, args.storage)
-    selection = study.user_attrs.get(SELECTION_ATTR)
-    checkpoint = selected_checkpoint(study)
-    if args.trial is None:
-        if not checkpoint or not read_metadata(checkpoint):
-            raise AutoPruneError(
-                f"study {args.study!r} has no selected checkpoint yet; run `autoprune report "
-                f"{args.study}` first or pass --trial N"
-            )
-        copy_checkpoint(checkpoint, args.out)
-        out.print(f"exported trial {selection['trial']} (keep {selection['keep']}) to {args.out}")
-        return 0
-    exported = export_trial(
-        args.study, args.storage, args.trial, args.out, args.device, lambda m: err.print(m)
-    )
-    out.print(f"exported trial {args.trial} (keep {exported['keep']}) to {args.out}")
+    log = lambda m: err.print(m)  # noqa: E731
+    exported = export(args.study, args.storage, args.out, args.trial, args.device, log)
+    out.print(f"exported trial {exported['trial']} (keep {exported['keep']}) to {args.out}")
     return 0
 
 
@@ -646,24 +615,14 @@ def _int_list(text: str, option: str) -> list[int]:
 
 
 def cmd_baselines(args: argparse.Namespace) -> int:
-    from autoprune import baselines
-    from autoprune.pareto import default_rule
-    from autoprune.report import write_report
-    from autoprune.search.cached import ensure_reference
-    from autoprune.search.finalize import finalize
-    from autoprune.search.options import prepared_from_study
-    from autoprune.study import SELECTION_ATTR, load_study, study_dir
+    from autoprune.baselines import check_kinds
+    from autoprune.search.run import run_baselines
 
-    kinds = baselines.check_kinds(k.strip() for k in args.kinds.split(",") if k.strip())
+    kinds = check_kinds(k.strip() for k in args.kinds.split(",") if k.strip())
     sizes = _int_list(args.sizes, "--sizes") if args.sizes else None
-    load_study(args.study, args.storage)
-    prep = prepared_from_study(args.study, args.storage, args.device)
-    ensure_reference(prep, lambda m: err.print(m))
-    table = baselines.run(prep, kinds, sizes, lambda m: err.print(m))
-    stored_rule = (prep.study.user_attrs.get(SELECTION_ATTR) or {}).get("rule")
-    rule = stored_rule or default_rule(prep.settings["objectives"])
-    finalize(prep, rule, lambda m: err.print(m))
-    objectives = prep.settings["objectives"]
+    log = lambda m: err.print(m)  # noqa: E731
+    result = run_baselines(args.study, args.storage, kinds, sizes, args.device, log)
+    table, objectives = result["table"], result["objectives"]
     view = Table(title=f"one-shot baselines of {args.study}")
     for column in ("baseline", "kept", "keep set", "trial", *objectives):
         view.add_column(column, justify="right")
@@ -677,88 +636,44 @@ def cmd_baselines(args: argparse.Namespace) -> int:
             *(f"{v:.4g}" for v in values),
         )
     out.print(view)
-    report_dir = study_dir(args.study) / "report"
-    write_report(prep.study, report_dir)
-    out.print(f"report: {report_dir / 'report.html'}")
+    out.print(f"report: {result['report'] / 'report.html'}")
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from autoprune.data import load_series
-    from autoprune.evaluate import Setting, resolve_device
-    from autoprune.importance import METHODS, check_method, scores
-    from autoprune.models import load_adapter
+    from autoprune.importance import score_model
 
-    methods = [check_method(args.method)] if args.method else [*METHODS, "ablation"]
-    series = load_series(
-        args.dataset or "etth1", target=args.target, freq=args.freq, split=args.split
+    result = score_model(
+        args.model,
+        args.dataset or "etth1",
+        {"target": args.target, "freq": args.freq, "split": args.split},
+        (args.context_length, args.horizon, args.patch_size),
+        args.method,
+        args.calib_windows,
+        _knobs(args.knob or []),
+        args.device,
     )
-    adapter = load_adapter(args.model)
-    adapter.model.to(resolve_device(args.device))
-    setting = Setting.for_series(
-        series, adapter, args.context_length, args.horizon, args.patch_size
-    )
-    calibration = series.eval_windows(
-        "train", setting.context_length, setting.horizon, args.calib_windows
-    )
-    validation = series.eval_windows("val", setting.context_length, setting.horizon, 256)
-    knobs = _knobs(args.knob or [])
-    one_pass = [m for m in methods if m != "ablation"]
-    # timed apart: every method but ablation shares one calibration pass, ablation costs L + 1;
-    # knobs go with the shared pass, or to ablation alone, which refuses them
-    groups = {
-        f"one calibration pass ({', '.join(one_pass)})": (one_pass, knobs),
-        f"ablation ({adapter.num_layers + 1} validation passes)": (
-            [m for m in methods if m == "ablation"],
-            {} if one_pass else knobs,
-        ),
-    }
-    values, seconds = {}, {}
-    for label, (group, group_knobs) in groups.items():
-        if group:
-            start = time.perf_counter()
-            values |= scores(
-                group,
-                adapter,
-                adapter.model,
-                calibration,
-                validation,
-                setting.horizon,
-                setting.patch_size,
-                group_knobs,
-            )
-            seconds[label] = round(time.perf_counter() - start, 3)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "model": args.model,
-                    "dataset": series.name,
-                    "calibration_windows": len(calibration),
-                    "knobs": knobs,
-                    "methods": {m: [float(v) for v in values[m]] for m in methods},
-                    "seconds": seconds,
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps(result, indent=2))
         return 0
+    methods, values = list(result["methods"]), result["methods"]
+    layers = len(values[methods[0]])
     table = Table(
-        title=f"layer importance of {args.model} on {series.name} "
-        f"(higher = more important; {len(calibration)} calibration windows)"
+        title=f"layer importance of {args.model} on {result['dataset']} "
+        f"(higher = more important; {result['calibration_windows']} calibration windows)"
     )
     table.add_column("layer", justify="right", min_width=5)
     for method in methods:
         table.add_column(method, justify="right")
-    for layer in range(adapter.num_layers):
+    for layer in range(layers):
         table.add_row(str(layer), *(f"{values[m][layer]:.4g}" for m in methods))
     out.print(table)
     for method in methods:
-        ranked = np.argsort(-values[method], kind="stable")
+        ranked = np.argsort(-np.asarray(values[method]), kind="stable")
         out.print(f"{method:>10} ranks layers: {' '.join(map(str, ranked))}")
-    out.print("; ".join(f"{label}: {s:.2f} s" for label, s in seconds.items()))
+    out.print("; ".join(f"{label}: {s:.2f} s" for label, s in result["seconds"].items()))
     return 0
 
 
@@ -841,40 +756,18 @@ def _startup(args: argparse.Namespace, folder: Path) -> int:
 
 
 def _replay(args: argparse.Namespace, folder: Path) -> int:
-    from autoprune.bench.replay import Table, run, write
-    from autoprune.bench.truth import load_truth
+    from autoprune.bench.replay import replay_truth
 
-    if args.truth is None or not args.truth.is_file():
-        raise AutoPruneError(
-            f"--truth {args.truth} is not a file; build one with `autoprune bench truth`"
-        )
-    if args.seeds < 1 or args.budget < 1:
-        raise AutoPruneError("--seeds and --budget must be at least 1")
-    table = Table.load(*load_truth(args.truth))
-    warm_from = None
-    if args.warm_start is not None:
-        if not args.warm_start.is_file():
-            raise AutoPruneError(f"--warm-start {args.warm_start} is not a truth table file")
-        warm_from = Table.load(*load_truth(args.warm_start))
-        if warm_from.meta["model"] != table.meta["model"]:
-            raise AutoPruneError(
-                f"--warm-start {args.warm_start} is a table of {warm_from.meta['model']}, not "
-                f"{table.meta['model']}; a warm start needs the same model"
-            )
     log = lambda m: err.print(m)  # noqa: E731
-    result = run(table, args.seeds, args.budget, args.strategy, log, warm_from)
-    result["truth"] = str(args.truth)
-    stem = args.truth.stem.replace("truth-", "replay-")
-    if warm_from is not None:
-        stem += f"-warm-{Path(warm_from.meta['dataset']).stem}"
-    target = folder / f"{stem}.json"
-    png = write(result, target)
+    target, png = replay_truth(
+        args.truth, args.seeds, args.budget, args.strategy, folder, args.warm_start, log
+    )
     out.print(f"written to {target} and {png}")
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from autoprune.bench.truth import VERIFY_TOLERANCE, verify
+    from autoprune.bench.truth import verdicts, verify
 
     if args.truth is None or not args.truth.is_file():
         raise AutoPruneError(f"--truth {args.truth} is not a file (studies/bench/truth-*.json)")
@@ -892,24 +785,21 @@ def _verify(args: argparse.Namespace) -> int:
         "rel. diff",
     ):
         table.add_column(column, justify="right")
-    worst = {"mase": 0.0, "zs_mase": 0.0}
     for row in rows:
         cells = [" ".join(map(str, row["keep"]))]
-        for metric in worst:
-            diff = abs(row[f"{metric}_now"] / row[metric] - 1)
-            worst[metric] = max(worst[metric], diff)
-            cells += [f"{row[metric]:.6f}", f"{row[f'{metric}_now']:.6f}", f"{diff:.1e}"]
+        for metric in ("mase", "zs_mase"):
+            now, diff = row[f"{metric}_now"], row[f"{metric}_diff"]
+            cells += [f"{row[metric]:.6f}", f"{now:.6f}", f"{diff:.1e}"]
         table.add_row(*cells)
     out.print(table)
-    reproduced = True
+    found = verdicts(rows)
     for metric, label in (("mase", "re-aligned"), ("zs_mase", "zero-shot")):
-        ok = worst[metric] <= VERIFY_TOLERANCE[metric]
-        reproduced &= ok
+        v = found[metric]
         out.print(
-            f"{label}: {'reproduced' if ok else 'NOT reproduced'}, largest relative difference "
-            f"{worst[metric]:.1e} (tolerance {VERIFY_TOLERANCE[metric]:g})"
+            f"{label}: {'reproduced' if v['reproduced'] else 'NOT reproduced'}, largest relative "
+            f"difference {v['worst']:.1e} (tolerance {v['tolerance']:g})"
         )
-    return 0 if reproduced else 1
+    return 0 if all(v["reproduced"] for v in found.values()) else 1
 
 
 def _ray(args: argparse.Namespace, folder: Path) -> int:

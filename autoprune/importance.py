@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -17,9 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from autoprune.data import Windows
+from autoprune.data import Windows, load_series
 from autoprune.errors import UnknownNameError
-from autoprune.models import Adapter
+from autoprune.evaluate import Setting, resolve_device
+from autoprune.models import Adapter, load_adapter
 
 METHODS: dict[str, Callable[..., np.ndarray]] = {}
 NEEDS_ATTENTION = {"few-layer"}
@@ -299,3 +301,61 @@ def scores(
     if "ablation" in methods:
         result["ablation"] = ablation(adapter, model, validation, horizon, patch_size)
     return {method: result[method] for method in methods}
+
+
+def score_model(
+    model: str,
+    dataset: str,
+    data_options: Mapping[str, str | None],
+    setting: tuple[int | None, int | None, int | None],
+    method: str | None = None,
+    calib_windows: int | None = None,
+    knobs: Mapping[str, float] | None = None,
+    device: str = "auto",
+) -> dict:
+    """`autoprune score`: one method's (or every method's) layer scores of a model on a dataset's
+    train windows, as plain data, with the seconds each pass took. `setting`: context length,
+    horizon and patch size (None = the model's defaults for the dataset)."""
+    methods = [check_method(method)] if method else [*METHODS, "ablation"]
+    series = load_series(dataset, **data_options)
+    adapter = load_adapter(model)
+    adapter.model.to(resolve_device(device))
+    resolved = Setting.for_series(series, adapter, *setting)
+    calibration = series.eval_windows(
+        "train", resolved.context_length, resolved.horizon, calib_windows
+    )
+    validation = series.eval_windows("val", resolved.context_length, resolved.horizon, 256)
+    knobs = dict(knobs or {})
+    one_pass = [m for m in methods if m != "ablation"]
+    # timed apart: every method but ablation shares one calibration pass, ablation costs L + 1;
+    # knobs go with the shared pass, or to ablation alone, which refuses them
+    groups = {
+        f"one calibration pass ({', '.join(one_pass)})": (one_pass, knobs),
+        f"ablation ({adapter.num_layers + 1} validation passes)": (
+            [m for m in methods if m == "ablation"],
+            {} if one_pass else knobs,
+        ),
+    }
+    values, seconds = {}, {}
+    for label, (group, group_knobs) in groups.items():
+        if group:
+            start = time.perf_counter()
+            values |= scores(
+                group,
+                adapter,
+                adapter.model,
+                calibration,
+                validation,
+                resolved.horizon,
+                resolved.patch_size,
+                group_knobs,
+            )
+            seconds[label] = round(time.perf_counter() - start, 3)
+    return {
+        "model": model,
+        "dataset": series.name,
+        "calibration_windows": len(calibration),
+        "knobs": knobs,
+        "methods": {m: [float(v) for v in values[m]] for m in methods},
+        "seconds": seconds,
+    }

@@ -28,7 +28,8 @@ import numpy as np
 import optuna
 
 from autoprune.backends.local import MAX_LOOKUPS_IN_A_ROW
-from autoprune.errors import UnknownNameError
+from autoprune.bench.truth import load_truth
+from autoprune.errors import AutoPruneError, UnknownNameError
 from autoprune.export import atomic_write_figure, atomic_write_text
 from autoprune.importance import top_k
 from autoprune.multifidelity import (
@@ -412,3 +413,41 @@ def write(result: dict, out: Path) -> Path:
     ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
     return atomic_write_figure(out.with_suffix(".png"), fig, dpi=110)
+
+
+def replay_truth(
+    truth: Path | None,
+    seeds: int,
+    budget: int,
+    only: list[str] | None,
+    folder: Path,
+    warm_start: Path | None = None,
+    log=print,
+) -> tuple[Path, Path]:
+    """`autoprune bench replay`: every strategy replayed on a ground-truth table file (warm
+    started from another table of the same model, if given); returns the JSON and PNG written
+    to `folder`."""
+    if truth is None or not truth.is_file():
+        raise AutoPruneError(
+            f"--truth {truth} is not a file; build one with `autoprune bench truth`"
+        )
+    if seeds < 1 or budget < 1:
+        raise AutoPruneError("--seeds and --budget must be at least 1")
+    table = Table.load(*load_truth(truth))
+    warm_from = None
+    if warm_start is not None:
+        if not warm_start.is_file():
+            raise AutoPruneError(f"--warm-start {warm_start} is not a truth table file")
+        warm_from = Table.load(*load_truth(warm_start))
+        if warm_from.meta["model"] != table.meta["model"]:
+            raise AutoPruneError(
+                f"--warm-start {warm_start} is a table of {warm_from.meta['model']}, not "
+                f"{table.meta['model']}; a warm start needs the same model"
+            )
+    result = run(table, seeds, budget, only, log, warm_from)
+    result["truth"] = str(truth)
+    stem = truth.stem.replace("truth-", "replay-")
+    if warm_from is not None:
+        stem += f"-warm-{Path(warm_from.meta['dataset']).stem}"
+    target = folder / f"{stem}.json"
+    return target, write(result, target)

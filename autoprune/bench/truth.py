@@ -274,4 +274,16 @@ def verify(json_path: Path, rows: int, seed: int = 0, log=print) -> list[dict]:
                 "zs_mase_now": zero_shot["mase"],
             }
         )
+    for row in result:
+        row |= {f"{m}_diff": abs(row[f"{m}_now"] / row[m] - 1) for m in VERIFY_TOLERANCE}
+    return result
+
+
+def verdicts(rows: list[dict]) -> dict[str, dict]:
+    """Per metric of `verify` (re-aligned `mase`, zero-shot `zs_mase`): the largest relative
+    difference between stored and re-evaluated values, and whether it is within tolerance."""
+    result = {}
+    for metric, tolerance in VERIFY_TOLERANCE.items():
+        worst = max((row[f"{metric}_diff"] for row in rows), default=0.0)
+        result[metric] = {"worst": worst, "tolerance": tolerance, "reproduced": worst <= tolerance}
     return result

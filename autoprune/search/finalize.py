@@ -13,7 +13,13 @@ import optuna
 from autoprune import __version__
 from autoprune.errors import AutoPruneError
 from autoprune.evaluate import evaluate
-from autoprune.export import remove_leftovers, write_checkpoint
+from autoprune.export import (
+    check_destination,
+    copy_checkpoint,
+    read_metadata,
+    remove_leftovers,
+    write_checkpoint,
+)
 from autoprune.metrics import METRICS
 from autoprune.models import MODELS
 from autoprune.objective import (
@@ -36,6 +42,7 @@ from autoprune.study import (
     SELECTION_ATTR,
     full_values,
     load_study,
+    selected_checkpoint,
     study_dir,
     trained_trials,
 )
@@ -225,3 +232,29 @@ def hub_id(model: str) -> str | None:
     source = entry.source if entry else model
     is_id = source.count("/") == 1 and not source.startswith((".", "/", "~"))
     return source if is_id and not Path(source).exists() else None
+
+
+def export(
+    name: str,
+    storage: str | None,
+    out: Path,
+    trial: int | None = None,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+) -> dict:
+    """`autoprune export`: the selected checkpoint copied to `out`, or trial N's re-trained
+    (`export_trial`). Returns the trial number and keep set exported."""
+    check_destination(out)
+    study = load_study(name, storage)
+    if trial is not None:
+        exported = export_trial(name, storage, trial, out, device, log)
+        return {"trial": trial, "keep": exported["keep"]}
+    checkpoint = selected_checkpoint(study)
+    if not checkpoint or not read_metadata(checkpoint):
+        raise AutoPruneError(
+            f"study {name!r} has no selected checkpoint yet; run `autoprune report {name}` "
+            "first or pass --trial N"
+        )
+    copy_checkpoint(checkpoint, out)
+    selection = study.user_attrs[SELECTION_ATTR]
+    return {"trial": selection["trial"], "keep": selection["keep"]}

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import optuna
 from optuna.samplers import BaseSampler
 
+from autoprune import baselines
 from autoprune.backends import local
-from autoprune.baselines import enqueue_seeds
 from autoprune.importance import METHODS
 from autoprune.metrics import METRICS, accuracy_index
 from autoprune.multifidelity import Pool
@@ -20,18 +21,31 @@ from autoprune.objective import (
     predict_latency,
 )
 from autoprune.pareto import (
+    default_rule,
     hv_reference,
 )
 from autoprune.record import TrialRecord
+from autoprune.report import collect, write_report
 from autoprune.samplers import SamplerContext, Screen, build_sampler
-from autoprune.search.cached import ensure_reference, priors, screen_table
+from autoprune.search.cached import ensure_reference, front_test, priors, screen_table
 from autoprune.search.finalize import finalize, holdout_test
-from autoprune.search.options import DEFAULT_TRIALS, SearchOptions, prepare, ray_options
+from autoprune.search.front import selection_is_current
+from autoprune.search.options import (
+    DEFAULT_TRIALS,
+    SearchOptions,
+    prepare,
+    prepared_from_study,
+    ray_options,
+)
 from autoprune.search.prepared import Prepared
 from autoprune.study import (
     REFERENCE_ATTR,
+    SELECTION_ATTR,
     full_values,
+    load_study,
+    settings_of,
     storage_url,
+    study_dir,
     trained_trials,
 )
 
@@ -85,7 +99,7 @@ def search(
     prep.study.sampler = study_sampler(prep, log)
     if opts.enqueue:
         kinds = [k.strip() for k in opts.enqueue.split(",") if k.strip()]
-        if queued := enqueue_seeds(prep, kinds):
+        if queued := baselines.enqueue_seeds(prep, kinds):
             log(f"queued {queued} one-shot keep sets ({', '.join(kinds)}) as the first trials")
     target = opts.trials or DEFAULT_TRIALS
     if opts.continue_stopped:
@@ -118,3 +132,60 @@ def enqueue_stopped(study: optuna.Study, space) -> int:
     for keep in sorted(stopped - trained):
         study.enqueue_trial(space.params_of(keep), TrialRecord(full_budget=True).attrs())
     return len(stopped - trained)
+
+
+def report(
+    name: str,
+    storage: str | None,
+    out: Path | None = None,
+    rule: str | None = None,
+    test_front: bool = False,
+    device: str = "auto",
+    threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """`autoprune report`: select again if the rule or the front changed since (or the stored
+    selection is missing), test the front on request, and write the report. Returns the files
+    written and the findings."""
+    study = load_study(name, storage)
+    rule = (
+        rule
+        or (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule")
+        or default_rule(settings_of(study)["objectives"])
+    )
+    if test_front or not selection_is_current(study, rule):
+        prep = prepared_from_study(name, storage, device, threads)
+        ensure_reference(prep, log)
+        finalize(prep, rule, log)
+        if test_front:
+            estimate = collect(prep.study)["front_test_estimate"]
+            if estimate["missing"]:
+                log(
+                    f"test metrics of {len(estimate['missing'])} front points: about "
+                    f"{estimate['seconds']:.0f} s ({estimate['windows']:,} test windows each)"
+                )
+            front_test(prep, log)
+        study = prep.study
+    paths = write_report(study, out or study_dir(name) / "report")
+    return {"paths": list(paths.values()), "findings": collect(study)["findings"]}
+
+
+def run_baselines(
+    name: str,
+    storage: str | None,
+    kinds: list[str],
+    sizes: list[int] | None = None,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+) -> dict:
+    """`autoprune baselines`: train the one-shot baselines as trials of the study, select again
+    (a baseline may join the front) and rewrite the report. Returns the baseline table."""
+    load_study(name, storage)
+    prep = prepared_from_study(name, storage, device)
+    ensure_reference(prep, log)
+    table = baselines.run(prep, kinds, sizes, log)
+    stored_rule = (prep.study.user_attrs.get(SELECTION_ATTR) or {}).get("rule")
+    finalize(prep, stored_rule or default_rule(prep.settings["objectives"]), log)
+    report_dir = study_dir(name) / "report"
+    write_report(prep.study, report_dir)
+    return {"table": table, "objectives": prep.settings["objectives"], "report": report_dir}
