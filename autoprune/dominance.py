@@ -1,13 +1,8 @@
 """How few layers are enough, per dataset: the few-layer-dominance table.
 
-The claim it tests (Qiu et al. 2025): a small fraction of a time-series foundation model's layers
-(fewer than 30%) is comparable to the whole model in most tasks. Here "comparable" is measured
-under a fair protocol: for each study (one dataset), the smallest kept fraction of layers whose
-validation AND test accuracy are both within x% of the full model's - the full model re-aligned
-with the same budget as every keep set, and the full model zero-shot. Candidates are the study's
-trained keep sets that no other trained keep set beats on both accuracy and kept layers, smallest
-first; a candidate's test metrics are computed only when its validation accuracy qualifies
-(`search.keep_test`, stored in the study, so a second run re-trains nothing).
+It tests Qiu et al. 2025's claim that a small fraction (fewer than 30%) of a time-series
+foundation model's layers is comparable to the whole model in most tasks, under a fair protocol:
+against the full model re-aligned with the same budget as every keep set, not only zero-shot.
 """
 
 from __future__ import annotations
@@ -60,7 +55,12 @@ def candidates(study: optuna.Study, accuracy: str) -> list[tuple[int, TrialRecor
 def study_dominance(
     prep: Prepared, levels: Sequence[float], log: Callable[[str], None] = print
 ) -> dict:
-    """One study's row of the table (see the module docstring)."""
+    """One study's row of the table: per reference (the full model re-aligned with the same
+    budget as every keep set, and the full model zero-shot) and level x, the smallest kept
+    fraction of layers whose validation AND test accuracy are both within x% of that model's.
+    Candidates (`candidates`) are tried smallest first; a candidate's test metrics are computed
+    only when its validation accuracy qualifies (`search.cached.keep_test`, stored in the study,
+    so a second run re-trains nothing)."""
     study, adapter = prep.study, prep.ctx.adapter
     objectives = settings_of(study)["objectives"]
     accuracy = objectives[accuracy_index(objectives)]

@@ -1,29 +1,9 @@
 """The `screened` sampler: zero-shot screening as a cheap fidelity, real trials where they pay.
 
-Every keep set of a candidate pool (the whole space when it is small enough, else a stratified
-random sample) is screened zero-shot once. A Gaussian-process surrogate then predicts the
-re-aligned accuracy of every unevaluated candidate from what is known before training: which
-layers it keeps (a kernel on the Hamming distance between keep sets) and its screen score,
-overall and within its size (a squared-exponential kernel on the two z-scores), with its
-hyperparameters chosen by marginal likelihood after every trial. The next trial is the
-candidate with the largest expected hypervolume improvement (EHVI) over the current front.
-Costs (parameters, predicted latency) are known exactly, so EHVI only integrates over the
-accuracy; candidates sharing a cost vector share one improvement curve, which makes scoring
-thousands of candidates per trial cheap.
-
-Why this shape: screening ranks keep sets well across sizes but only moderately within a size
-(measured: see the benchmark), so it must not be trusted blindly. The surrogate's prior mean is
-the full model's accuracy for every keep set; the screen enters the kernel with a length scale
-learned from the re-aligned trials, so it counts for as much as the trials say it predicts.
-An earlier Bayesian linear surrogate over the same information (layer indicators, size, screen)
-was additive in the layers and over-confident about the small keep sets, where layers interact
-most. Trials to 95% of the true hypervolume, this surrogate against that one: 20 against 24 on
-the 8-layer exhaustive ground truth, 16 against 37 on the sampled 12-layer one, and medians of
-24 against 92.5 and 17.5 against 25 over eight random 70% subsets of each table. The kernel's
-length and screen weight grids matter (shorter lengths and weaker screen weights did worse on
-those subsets), so they are kept to the values measured here. (An even earlier prior mean that
-assumed re-alignment keeps 30% of the zero-shot gap stalled on keep sets the screen ranks
-badly.)
+Every keep set of a candidate pool (`Pool`) is screened zero-shot once; a Gaussian-process
+surrogate of re-aligned accuracy (`fit_surrogate`) then proposes the candidate with the largest
+expected hypervolume improvement (`choose`). The same module holds the rule that stops a
+multi-fidelity trial at a rung (`still_promising`), since both read the rungs' calibration.
 """
 
 from __future__ import annotations
@@ -49,7 +29,8 @@ HERMITE = np.polynomial.hermite_e.hermegauss(24)
 
 @dataclass
 class Pool:
-    """Candidate keep sets with everything known before training them: costs (n, c) normalised
+    """Candidate keep sets (the whole space when it is small enough, else a random sample
+    stratified by size) with everything known before training them: costs (n, c) normalised
     by the full model, the zero-shot screen (n,), which layers each keeps (n, L) and the screen
     as z-scores overall and within its size (n, 2)."""
 
@@ -104,7 +85,9 @@ class Posterior:
 
 
 # hyperparameter grid searched by marginal likelihood: kernel length over keep sets, weight of
-# the screen, signal variance and noise variance (accuracy is normalised by the full model's)
+# the screen, signal variance and noise variance (accuracy is normalised by the full model's);
+# the length and screen-weight values are the measured ones: shorter lengths and weaker screen
+# weights did worse (README, "Search efficiency")
 LENGTHS = (2.0, 4.0)
 SCREEN_WEIGHTS = (2.0, 4.0)
 AMPLITUDES = (0.001, 0.004, 0.016)
@@ -133,9 +116,8 @@ class Calibration:
 
 def stop_rung(rungs: Sequence[int]) -> int:
     """The rung at which keep sets may be stopped: the last (a third of the budget). Every rung
-    is recorded, but on the ETTh1 table the 3-step rung ranked keep sets too poorly to stop on
-    (Spearman with the full budget 0.42 overall, 0.38 within size, against 0.86 and 0.72 at 10
-    steps): stopping there too lost keep sets of the true front."""
+    is recorded, but the 3-step rung ranks keep sets too poorly to stop on: stopping there too
+    lost keep sets of the true front (README, "Search efficiency")."""
     return max(rungs)
 
 
@@ -206,7 +188,14 @@ def fit_surrogate(
     """GP regression of (accuracy - prior mean); the prior mean is the full model's accuracy
     for every keep set until trials say otherwise, or what a warm start learned elsewhere.
     `noise_of` adds variance to observations that are predictions (keep sets stopped at a
-    rung) rather than measurements."""
+    rung) rather than measurements.
+
+    The kernel (`Pool.kernel`) reads which layers a keep set keeps (Hamming distance) and its
+    screen score, overall and within its size (squared-exponential on the two z-scores); its
+    hyperparameters are chosen by marginal likelihood on every call, i.e. after every trial.
+    How well the screen predicts re-aligned accuracy varies by model and dataset (measured by
+    `autoprune bench truth`), so it must not be trusted blindly: it enters the kernel with a
+    weight learned from the re-aligned trials, so it counts for as much as they say it predicts."""
     prior = np.ones(len(pool.keeps)) if prior is None else prior
     idx = np.array(sorted(observed), dtype=int)
     if len(idx) == 0:
@@ -239,7 +228,10 @@ def fit_surrogate(
 def expected_improvement(
     pool: Pool, observed: dict[int, float], posterior: Posterior, reference: np.ndarray
 ) -> np.ndarray:
-    """EHVI of every candidate, integrating its accuracy over the posterior (Gauss-Hermite)."""
+    """EHVI of every candidate, integrating its accuracy over the posterior (Gauss-Hermite).
+    Costs (parameters, predicted latency) are known exactly, so only the accuracy is integrated,
+    and candidates sharing a cost vector share one improvement curve: scoring thousands of
+    candidates per trial stays cheap."""
     idx = np.array(sorted(observed), dtype=int)
     points = (
         np.column_stack([[observed[i] for i in idx], pool.costs[idx]])

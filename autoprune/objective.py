@@ -1,25 +1,10 @@
 """What happens in one trial: keep set -> prune -> re-align -> evaluate -> measure.
 
-The full model is the reference and goes through exactly the same steps (keep = every layer):
-once without re-alignment (zero-shot) and once with the same re-alignment budget as every
-trial, because fine-tuning helps the full model too and comparing re-aligned pruned models with
-a zero-shot full model would flatter pruning.
-
-Rungs: every trial also records a cheap fidelity part-way through its re-alignment (at 10% and
-a third of the budget: 3 and 10 of 30 steps), the zero-shot screen's measure (MASE of the mean
-forecast on the screen's 64 validation windows, no sampling), with the seconds spent training up
-to there and evaluating. A multi-fidelity study (`stop_early`) uses those rungs to stop a keep set
-that can no longer reach the front; the rung is the prefix of the full re-alignment (same seed,
-same schedule), so a keep set that goes on ends exactly where a single-fidelity trial would.
-
-Latency: encoder time is close to linear in the number of kept layers, and wall-clock timings on
-shared machines are noisy. So each study measures a latency profile once (fixed cost + per-layer
-cost, least squares over several depths, with warm-up and repeats) and the `latency_ms`
-objective is the profile's prediction - deterministic, so the front does not move with machine
-noise. Every trial still measures its own pruned model (`latency_measured_ms`), so the report can
-show prediction against measurement; a measurement more than LATENCY_TOLERANCE times off the
-prediction (either way) is flagged (`latency_off_profile`): the machine's load changed between
-the profile and the trial, and that measurement says more about the load than about the model.
+The full model is the reference and goes through the same steps (keep = every layer), once
+zero-shot and once with every trial's re-alignment budget: fine-tuning helps it too, and
+comparing re-aligned pruned models with a zero-shot full model would flatter pruning. Objectives
+are validation metrics; a multi-fidelity trial may stop at a rung (`rung_steps`), and
+`latency_ms` is a per-study profile's prediction (`fit_latency_profile`).
 """
 
 from __future__ import annotations
@@ -65,7 +50,11 @@ RUNG_FRACTIONS = (0.1, 1 / 3)  # of the re-alignment budget: 3 and 10 of 30 step
 
 
 def rung_steps(steps: int) -> tuple[int, ...]:
-    """The steps at which a re-alignment of `steps` steps records its rungs."""
+    """The steps at which a re-alignment of `steps` steps records its rungs (`rung_fidelity`
+    with the seconds spent training up to there and evaluating). A multi-fidelity study
+    (`stop_early`) uses them to stop a keep set that can no longer reach the front; a rung is the
+    prefix of the full re-alignment (same seed, same schedule), so a keep set that goes on ends
+    exactly where a single-fidelity trial would."""
     return tuple(sorted({max(1, round(steps * f)) for f in RUNG_FRACTIONS} - {steps, 0}))
 
 
@@ -144,7 +133,10 @@ def measure_latency(ctx: TrialContext, model: nn.Module) -> float:
 
 
 def fit_latency_profile(ctx: TrialContext, rounds: int = 15) -> dict:
-    """Fixed + per-layer cost, least squares over five depths. Depths are measured in
+    """Fixed + per-layer cost, least squares over five depths, measured once per study: encoder
+    time is close to linear in the number of kept layers, and wall-clock timings on shared
+    machines are noisy, so the `latency_ms` objective is this profile's prediction, which is
+    deterministic: the front does not move with machine noise. Depths are measured in
     interleaved rounds, so drift in machine load spreads over all of them instead of biasing
     one, and each depth's median over the rounds is kept."""
     layers = ctx.adapter.num_layers
@@ -183,14 +175,18 @@ def predict_latency(profile: dict, kept: int) -> float:
 
 def latency_off_profile(predicted: float, measured: float) -> bool:
     """Whether a measured latency is too far from the profile's prediction to be taken as the
-    model's (the machine's load changed); the report flags it instead of printing it as normal."""
+    model's (the machine's load changed); the report flags it instead of printing it as normal.
+    Every trial still measures its own pruned model (`latency_measured_ms`), so the report can
+    show prediction against measurement; beyond LATENCY_TOLERANCE times off (either way), the
+    measurement says more about the load than about the model."""
     ratio = measured / predicted if predicted > 0 else math.inf
     return not 1 / LATENCY_TOLERANCE <= ratio <= LATENCY_TOLERANCE
 
 
 def rung_fidelity(ctx: TrialContext, model: nn.Module) -> float:
-    """The screen's measure of a (partly re-aligned) model: MASE of its mean forecast on the
-    screen's validation windows. At rung 0 it is exactly the keep set's zero-shot screen."""
+    """The screen's measure of a (partly re-aligned) model: MASE of its mean forecast (no
+    sampling) on the screen's SCREEN_WINDOWS validation windows. At rung 0 it is exactly the
+    keep set's zero-shot screen."""
     training = model.training
     model.eval()
     values = []

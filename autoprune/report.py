@@ -1,8 +1,6 @@
-"""Render a study from its storage alone: summary.json, trials.csv, front.csv, pareto.png,
-report.md and a self-contained report.html (plotly inlined, works offline). Nothing here trains
-or evaluates; `pareto.py` computes, this module only reads the study and draws. `findings` says
-in plain sentences what a user must not miss (a selection worse on test than the full model
-zero-shot, latencies measured under a different load), the same in every output."""
+"""Render a study from its storage alone (`write_report`). Nothing here trains or evaluates;
+`pareto.py` computes, this module only reads the study and draws. `findings` says in plain
+sentences what a user must not miss, the same in every output."""
 
 from __future__ import annotations
 
@@ -227,7 +225,8 @@ def _versus(metric: str, chosen: float, zero_shot: float, realigned: float) -> s
 
 
 def findings(summary: dict) -> list[str]:
-    """Plain sentences on what the numbers mean, worst news first."""
+    """Plain sentences on what the numbers mean, worst news first (e.g. a selection worse on
+    test than the full model zero-shot, latencies measured under a different load)."""
     said = []
     selection, reference = summary.get("selection"), summary.get("reference") or {}
     metric = summary["objectives"][0]
@@ -827,7 +826,9 @@ def _html(summary: dict, trials: list[dict]) -> str:
 
 
 def write_report(study: optuna.Study, out: Path) -> dict[str, Path]:
-    """Write every report file into `out` (each written atomically); returns their paths."""
+    """Write every report file into `out` (each written atomically): summary.json, trials.csv,
+    front.csv, pareto.png, report.md, a self-contained report.html (plotly inlined, works
+    offline) and, for several datasets, datasets.png; returns their paths."""
     out = Path(out)
     check_out(out)
     out.mkdir(parents=True, exist_ok=True)

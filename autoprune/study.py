@@ -1,13 +1,7 @@
 """Where a study lives and how it is created, resumed and read.
 
-A study is an Optuna multi-objective study. By default its storage is SQLite at
-`studies/<name>/study.db`: every Optuna tool reads it from a plain URL (`optuna-dashboard
-sqlite:///studies/s1/study.db`), each write is an ACID transaction so a `kill -9` can never leave
-a half-written trial, and RDB storages support heartbeats, which is how trials left RUNNING by a
-crash are found and re-queued. Any other Optuna RDB URL (`postgresql://...`) works the same way
-and lets many processes and machines share one study.
-
-`storage_url` is the one function that decides where a study is stored.
+A study is an Optuna multi-objective study in an RDB storage; `storage_url` is the one function
+that decides where a study is stored.
 """
 
 from __future__ import annotations
@@ -90,7 +84,13 @@ def study_dir(name: str) -> Path:
 
 
 def storage_url(name: str, storage: str | None = None) -> str:
-    """The storage of study `name`: `storage` if given, else SQLite under `studies/<name>/`."""
+    """The storage of study `name`: `storage` if given, else SQLite at `studies/<name>/study.db`.
+
+    SQLite by default because every Optuna tool reads it from a plain URL (`optuna-dashboard
+    sqlite:///studies/s1/study.db`), each write is an ACID transaction so a `kill -9` can never
+    leave a half-written trial, and RDB storages support heartbeats, which is how trials left
+    RUNNING by a crash are found and re-queued. Any other Optuna RDB URL (`postgresql://...`)
+    works the same way and lets many processes and machines share one study."""
     if storage:
         if "://" not in storage:
             raise StudyError(

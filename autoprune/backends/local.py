@@ -1,9 +1,6 @@
 """Local backend: Optuna's own optimize loop, one trial at a time, in this process.
 
-`--trials N` is the number of trained keep sets the study should reach, counted in the shared
-storage, so a resumed run or a second process on the same storage stops at the same total.
-Optuna runs heartbeats during each trial and fails stale trials (left RUNNING by a crash) before
-the next one; the storage's retry callback re-queues their keep sets once.
+Its stop rules (`Streaks`, `stop_reason`) are every backend's, so all stop for the same reasons.
 """
 
 from __future__ import annotations
@@ -65,7 +62,12 @@ def run(
     target: int,
     on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial | None], None] = lambda s, t: None,
 ) -> str:
-    """Run trials until the study holds `target` trained keep sets; returns why it stopped."""
+    """Run trials until the study holds `target` trained keep sets; returns why it stopped.
+
+    `target` (`--trials N`) is counted in the shared storage, so a resumed run or a second
+    process on the same storage stops at the same total. Optuna runs heartbeats during each
+    trial and fails stale trials (left RUNNING by a crash) before the next one; the storage's
+    retry callback re-queues their keep sets once."""
     objective = make_objective(ctx, target)
     streaks = Streaks()
     while True:

@@ -2,31 +2,9 @@
 same Optuna study and storage - so a study started locally continues on Ray and the other way
 round, and reports cannot tell the two apart (only each trial's `worker` attr names the process).
 
-How the work is split, and why (read against Ray 2.60's `ray/tune/search/optuna/optuna_search.py`):
-
-- The driver (this process) asks the study for keep sets through Ray Tune's `OptunaSearch`, handed
-  the study's own name, storage and sampler (the screened sampler included), so priors, enqueued
-  seed trials and re-queued trials are served exactly as by `study.optimize`. The keep set is
-  suggested and stored on the trial in the driver (`objective.suggest_keep`), so the sampler,
-  asked for the next trial, sees every trial still running.
-- A worker re-opens that very Optuna trial from the storage, runs `objective.make_objective` on it
-  - the local code, with its look-ups, duplicate check and trial record - and tells the result to
-  the storage itself. So a trained keep set is stored the moment it is trained. OptunaSearch
-  would instead `tell` from the driver once Tune relays the result: a driver killed in between
-  loses a trained trial, and for a multi-objective trial without values (a duplicate, a failure
-  reported as a result) it tells a list of None, which Optuna rejects, leaving the trial RUNNING
-  for good. So `StudySearch.on_trial_complete` tells nothing itself. It fails (and re-queues
-  once, by the storage's retry callback) only a trial whose worker died before telling, and
-  feeds the progress bar and the stop rules `local` uses.
-- The driver records Optuna heartbeats for every trial it has asked and not yet seen finish
-  (queued for resources or running). A killed driver takes its Ray job's workers with it and its
-  heartbeats stop, so the next run - on either backend - fails those trials as stale and
-  re-queues them once, as after a local crash.
-- The trial context (the adapter with its weights, the series, the latency profile) goes into
-  Ray's object store once per run and is kept by each worker process (actors are reused), so a
-  worker loads it once rather than per trial, and workers on other machines need neither the
-  model files nor the dataset. Workers write to the storage themselves, so on several machines
-  the storage must be one they all reach (postgresql://...), not a SQLite file.
+The driver asks the study for keep sets (`StudySearch`); each worker runs the local objective on
+that Optuna trial and tells the storage itself (`work`), so on several machines the storage must
+be one they all reach (postgresql://...), not a SQLite file.
 """
 
 from __future__ import annotations
@@ -149,8 +127,19 @@ def trial_resources(options: RayOptions, url: str) -> tuple[float, float]:
 
 
 class StudySearch(OptunaSearch):
-    """OptunaSearch over the study itself, stopping by the study's own rules (see the module
-    docstring for what it leaves to the workers)."""
+    """OptunaSearch over the study itself, stopping by the study's own rules (read against Ray
+    2.60's `ray/tune/search/optuna/optuna_search.py`).
+
+    It hands OptunaSearch the study's own name, storage and sampler (the screened sampler
+    included), so priors, enqueued seed trials and re-queued trials are served exactly as by
+    `study.optimize`. The keep set is suggested and stored on the trial here in the driver
+    (`objective.suggest_keep`), so the sampler, asked for the next trial, sees every trial still
+    running.
+
+    It tells nothing itself: the worker does (`work`). OptunaSearch would `tell` from the driver
+    once Tune relays the result: a driver killed in between loses a trained trial, and for a
+    multi-objective trial without values (a duplicate, a failure reported as a result) it tells
+    a list of None, which Optuna rejects, leaving the trial RUNNING for good."""
 
     def __init__(
         self,
@@ -196,6 +185,8 @@ class StudySearch(OptunaSearch):
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        """Fail (and re-queue once, by the storage's retry callback) only a trial whose worker
+        died before telling; feed the progress bar and the stop rules `local` uses."""
         optuna_id = self.in_flight.pop(trial_id, None)
         if optuna_id is None:
             return
@@ -233,7 +224,10 @@ class StudySearch(OptunaSearch):
 
     @contextmanager
     def heartbeats(self) -> Iterator[None]:
-        """Beat for every trial in flight while Tune runs (Optuna's stale-trial detection)."""
+        """Beat for every trial in flight while Tune runs (asked and not yet seen finish: queued
+        for resources or running), for Optuna's stale-trial detection. A killed driver takes its
+        Ray job's workers with it and its beats stop, so the next run - on either backend -
+        fails those trials as stale and re-queues them once, as after a local crash."""
         stop = threading.Event()
 
         def beat() -> None:
@@ -263,6 +257,10 @@ _STORAGES: dict[str, optuna.storages.RDBStorage] = {}  # per worker process: one
 
 
 def _context(shipped: dict, device: str) -> TrialContext:
+    """The run's trial context (the adapter with its weights, the series, the latency profile):
+    it goes into Ray's object store once per run and is kept by each worker process (actors are
+    reused), so a worker loads it once rather than per trial, and workers on other machines need
+    neither the model files nor the dataset."""
     if shipped["key"] not in _CONTEXTS:
         _CONTEXTS.clear()  # a reused worker of an earlier run: free that model
         ctx: TrialContext = ray.get(shipped["ref"])
@@ -279,7 +277,10 @@ def work(
     threads: int,
     device: str,
 ) -> None:
-    """One Tune trial on a worker: the Optuna trial the driver asked, run and told here."""
+    """One Tune trial on a worker: the Optuna trial the driver asked, re-opened from the
+    storage, run by the local objective (`objective.make_objective`, with its look-ups,
+    duplicate check and trial record) and told to the storage here, so a trained keep set is
+    stored the moment it is trained."""
     quiet_optuna()
     torch.set_num_threads(threads)
     ctx = _context(shipped, device)

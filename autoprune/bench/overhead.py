@@ -1,13 +1,6 @@
-"""Benchmarks that print figures (never timed unit tests): machines are noisy, so each one
-measures what it compares within a single run.
-
-`startup`: the fixed cost of a study before its first trial (load, latency profile, full model
-zero-shot and re-aligned on validation, importance scores, the screen), and how many test
-windows per second the test metrics take, on a dataset and on a generated long CSV.
-
-`overhead`: runs a fresh study and splits every trial's wall time into prune / re-align /
-evaluate / latency measurement / engine overhead (everything else: Optuna sampling and storage
-writes, look-up checks, heartbeats, bookkeeping), and records resident memory after each trial.
+"""Benchmarks that print figures (never timed unit tests) of the engine's costs: `overhead`,
+`ray_scaling` and `startup`. Machines are noisy, so each one measures what it compares within
+a single run.
 """
 
 from __future__ import annotations
@@ -40,6 +33,9 @@ def rss_mb() -> float:
 def overhead(
     trials: int, model: str, dataset: str, threads: int | None, out: Path, log=print
 ) -> dict:
+    """Run a fresh study and split every trial's wall time into prune / re-align / evaluate /
+    latency measurement / engine overhead (everything else: Optuna sampling and storage writes,
+    look-up checks, heartbeats, bookkeeping); record resident memory after each trial."""
     with tempfile.TemporaryDirectory() as tmp:
         prep = prepare(
             SearchOptions(
@@ -236,9 +232,11 @@ def long_csv(path: Path, rows: int = 70_000, seed: int = 0) -> Path:
 
 
 def startup(model: str, datasets: list[str], threads: int | None, out: Path, log=print) -> dict:
-    """Time to trial 1 per dataset: every step a new study runs before it, each timed, and the
-    test split's size and forecast speed (the test metrics run after the search, once for the
-    full model zero-shot, once re-aligned, once for the selection)."""
+    """Time to trial 1 per dataset (`long-csv`: a generated ETTm-sized CSV): every step a new
+    study runs before it (load, latency profile, full model zero-shot and re-aligned on
+    validation, importance scores, the screen), each timed, and the test split's size and
+    forecast speed (the test metrics run after the search, once for the full model zero-shot,
+    once re-aligned, once for the selection)."""
     from autoprune.evaluate import evaluate
     from autoprune.importance import METHODS
     from autoprune.search.cached import priors
@@ -297,8 +295,8 @@ def startup(model: str, datasets: list[str], threads: int | None, out: Path, log
                     **{k: round(v, 2) for k, v in steps.items()},
                     "test_windows": windows,
                     "test_windows_per_s": round(per_second, 1),
-                    # what main before this change ran before trial 1: the test metrics of the
-                    # full model zero-shot and re-aligned, at the speed just measured
+                    # what running the full model's test metrics (zero-shot and re-aligned)
+                    # before trial 1 would add, at the speed just measured
                     "deferred_test_s_estimate": round(2 * windows / per_second, 1),
                 }
             )

@@ -1,19 +1,6 @@
-"""Replay search strategies against a ground-truth table: a trial is a look-up, so dozens of
-seeds of every strategy run in minutes and are compared on exactly the same numbers.
-
-A strategy is a sampler plus, optionally, keep sets enqueued first (one-shot prior or screen
-seeds), the zero-shot screen (paid once), early stopping at the rungs (multi-fidelity), and a
-warm start from another table. Each seed runs until `budget` distinct keep sets have been
-trained to the full budget; a repeated keep set costs nothing, as in a real study.
-
-Compute is the currency: every strategy is charged what it ran, in the table's measured
-seconds - the whole screen once if it screens, each rung a keep set reached and each full
-re-alignment (a keep set's cost is the median over the table's keep sets of its size, which
-keeps one busy moment of the machine that built the table from tilting a strategy). Reported
-per strategy: hypervolume ratio to the true front after 10/20/50/100/200 trained keep sets,
-trained keep sets and compute seconds to reach 95% and 100% of the true hypervolume (median
-and IQR over seeds), and front recall; per prior, the share of the true front its one-shot
-keep sets find alone.
+"""Replay search strategies against a ground-truth table (`truth`): a trial is a look-up, so
+dozens of seeds of every strategy run in minutes and are compared on exactly the same numbers.
+Compute is the currency: every strategy is charged what it ran, in the table's measured seconds.
 """
 
 from __future__ import annotations
@@ -116,15 +103,17 @@ class Table:
 
 
 def _median_by_size(kept: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Each row's value replaced by the median over the rows of its size."""
+    """Each row's value replaced by the median over the rows of its size, which keeps one busy
+    moment of the machine that built the table from tilting a strategy."""
     medians = {k: float(np.median(values[kept == k])) for k in np.unique(kept)}
     return np.array([medians[k] for k in kept])
 
 
 @dataclass
 class Plan:
-    """One seed of a strategy: its sampler, keep sets enqueued first, whether it pays for the
-    screen and whether it stops keep sets early at the rungs."""
+    """One seed of a strategy: its sampler (warm started from another table, or not), keep sets
+    enqueued first (one-shot prior or screen seeds), whether it pays for the zero-shot screen
+    (once) and whether it stops keep sets early at the rungs (multi-fidelity)."""
 
     sampler: optuna.samplers.BaseSampler
     seeds: list[tuple[int, ...]] = field(default_factory=list)
@@ -189,7 +178,12 @@ def replay_one(
 ) -> tuple[list[float], list[float], float, list[tuple[int, ...]]]:
     """Hypervolume ratio after each distinct keep set one seed of a strategy trains to the full
     budget, the compute seconds spent by then, the share of the true front it found, and the
-    keep sets it trained in order."""
+    keep sets it trained in order.
+
+    It runs until `budget` distinct keep sets are trained to the full budget; a repeated keep
+    set costs nothing, as in a real study. Compute charged: the whole screen once if the
+    strategy screens, the rung of every keep set it stops, and the full re-alignment (with rung
+    evaluations, when multi-fidelity) of every keep set it trains."""
     plan = strategy(table, seed)
     sampler, seeds = plan.sampler, plan.seeds
     row = {k: i for i, k in enumerate(table.keeps)}
@@ -293,6 +287,9 @@ def summarise(
     budget: int,
     computes: list[list[float]],
 ) -> dict:
+    """One strategy over its seeds: hypervolume ratio to the true front after each of
+    CHECKPOINTS trained keep sets, trained keep sets and compute seconds to reach 95% and 100%
+    of the true hypervolume (median and IQR), and front recall at the budget."""
     at = {}
     for n in CHECKPOINTS:
         values = [c[min(n, len(c)) - 1] for c in curves]
@@ -325,6 +322,8 @@ def run(
     log=print,
     warm_from: Table | None = None,
 ) -> dict:
+    """Every strategy (or those in `only`) over `seeds` seeds (SEED_FREE ones once),
+    summarised; and per prior, the share of the true front its one-shot keep sets find alone."""
     known = strategies(table, warm_from)
     unknown = sorted(set(only or ()) - set(known))
     if unknown:

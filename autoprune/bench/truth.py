@@ -1,19 +1,8 @@
-"""Ground-truth tables for the search-efficiency benchmark.
-
-For a model and dataset: every keep set of the space screened zero-shot, every layer scored by
-every importance method, and - exhaustively, or for a random sample when the space is too large to
-re-align whole - every keep set re-aligned and evaluated as a real trial. Each row holds every
-fidelity a strategy can buy and what it costs, so multi-fidelity strategies replay as look-ups: the
-zero-shot screen (`zs_mase`; its cost is the whole screen's, once per study), the rungs (`r3_mase`,
-`r10_mase`: the screen's measure after 3 and 10 of the 30 steps, `cost_r3`, `cost_r10`: seconds
-from pruning to that rung's value, the rungs before it included) and the full budget (`mase` and
-the other metrics; `cost_full`: the seconds a single-fidelity trial spends, rung evaluations
-excluded, and `rungs_s`, what the rung evaluations added). The re-aligned part is an ordinary
-autoprune study (`truth-<model>-<dataset>`, sampler `exhaustive` or `random`), so building it
-resumes after an interruption and can be carried across sessions.
-
-Outputs, under `studies/bench/`: `truth-<model>-<dataset>.csv` (one row per keep set) and
-`truth-<model>-<dataset>.json` (settings, reference, latency profile, priors, correlations).
+"""Ground-truth tables for the search-efficiency benchmark: for a model and dataset, every keep set
+screened zero-shot and re-aligned (or a random sample of them), each row holding every fidelity a
+strategy can buy and what it cost, so `replay` runs strategies as look-ups. Written under
+`studies/bench/` as `truth-<model>-<dataset>.csv` (one row per keep set) and `.json` (settings,
+reference, latency profile, priors, correlations).
 """
 
 from __future__ import annotations
@@ -68,7 +57,17 @@ def build(
     threads: int | None = None,
 ) -> dict:
     """Build (or resume) the tables; `sample` re-aligns that many random keep sets instead of
-    all of them. Every keep set gets the full budget (single fidelity) and records its rungs."""
+    all of them. Every keep set gets the full budget (single fidelity) and records its rungs.
+    The re-aligned part is an ordinary autoprune study (`truth-<model>-<dataset>`, sampler
+    `exhaustive` or `random`), so building it resumes after an interruption and can be carried
+    across sessions; every layer is also scored by every importance method (`PRIORS`).
+
+    A row's fidelities, each with what it cost: the zero-shot screen (`zs_nll`, `zs_mase`; its
+    cost is the whole screen's, once per study), the rungs (`r3_mase`, `r10_mase`: the screen's
+    measure after 3 and 10 of the 30 steps; `cost_r3`, `cost_r10`: seconds from pruning to that
+    rung's value, the rungs before it included) and the full budget (`mase` and the other
+    metrics; `cost_full`: the seconds a single-fidelity trial spends, rung evaluations excluded;
+    `rungs_s`: what the rung evaluations added)."""
     if "," in dataset:
         raise AutoPruneError(
             f"bench truth builds one table per dataset; run it once for each of {dataset}"
