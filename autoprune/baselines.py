@@ -1,18 +1,13 @@
 """One-shot baselines: the keep sets a person would try by hand, trained as ordinary trials
-(same re-alignment budget) and tagged, so the report can show them next to the front.
-
-- `drop-last`: keep the first k layers (Gromov et al.'s simple rule);
-- `random`: k layers drawn at random (seeded);
-- `screen`: the best size-k keep set of the zero-shot screen;
-- one per importance method: the k highest-scoring layers.
-
-Sizes default to a quarter, half and three quarters of the layers. The same sets can seed a
-search (`autoprune search --enqueue bi,drop-last`): they are queued as its first trials.
+(same re-alignment budget) and tagged, so the report can show them next to the front. The same
+sets can seed a search as its first trials (`enqueue_seeds`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,11 +16,47 @@ from autoprune.errors import AutoPruneError
 from autoprune.importance import METHODS, top_k
 from autoprune.models import KeepSet
 from autoprune.record import TrialRecord
+from autoprune.registry import Registry
 from autoprune.search.cached import priors, screen_table
 from autoprune.search.prepared import Prepared
 from autoprune.study import BASELINES_ATTR, trained_trials
 
-KINDS = ("drop-last", "random", "screen", *METHODS, "ablation")
+
+@dataclass
+class Sources:
+    """What a baseline kind picks from; the importance priors and the zero-shot screen are
+    computed once, and only when a kind asked for reads them."""
+
+    num_layers: int
+    rng: np.random.Generator  # seeded by the study: the same sets on every run
+    priors: Callable[[str], list[float]]
+    screen: Callable[[], dict]
+
+
+BASELINES: Registry[Callable[[Sources, int], KeepSet]] = Registry("baseline")
+
+
+@BASELINES.register("drop-last")
+def _drop_last(src: Sources, size: int) -> KeepSet:
+    """The first k layers (Gromov et al.'s simple rule)."""
+    return tuple(range(size))
+
+
+@BASELINES.register("random")
+def _random(src: Sources, size: int) -> KeepSet:
+    """k layers drawn at random."""
+    return tuple(sorted(int(i) for i in src.rng.choice(src.num_layers, size, replace=False)))
+
+
+@BASELINES.register("screen")
+def _screen(src: Sources, size: int) -> KeepSet:
+    """The best size-k keep set of the zero-shot screen."""
+    table = src.screen()
+    return min((k for k in table if len(k) == size), key=lambda k: table[k]["mase"])
+
+
+for _method in (*METHODS, "ablation"):  # each importance method: its k highest-scoring layers
+    BASELINES.register(_method, lambda src, size, method=_method: top_k(src.priors(method), size))
 
 
 def default_sizes(num_layers: int) -> list[int]:
@@ -33,33 +64,25 @@ def default_sizes(num_layers: int) -> list[int]:
 
 
 def check_kinds(kinds: Iterable[str]) -> list[str]:
-    kinds = list(kinds)
-    unknown = [k for k in kinds if k not in KINDS]
-    if unknown:
-        raise AutoPruneError(f"unknown baseline {unknown[0]!r}; known: {', '.join(KINDS)}")
-    return kinds
+    return [BASELINES.check(kind) for kind in kinds]
 
 
 def baseline_sets(prep: Prepared, kinds: list[str], sizes: list[int]) -> list[tuple[str, KeepSet]]:
+    """(kind, keep set) for every kind and size k (by default a quarter, half and three quarters
+    of the layers), repaired into the search space."""
     space = prep.ctx.space
-    layers = space.num_layers
-    scores = priors(prep, [k for k in kinds if k not in ("drop-last", "random", "screen")])
-    zero_shot = screen_table(prep) if "screen" in kinds else {}
-    rng = np.random.default_rng(prep.settings["seed"])
+    methods = [k for k in kinds if k in METHODS or k == "ablation"]  # one shared pass for all
+    src = Sources(
+        space.num_layers,
+        np.random.default_rng(prep.settings["seed"]),
+        functools.cache(lambda method: priors(prep, methods)[method]),
+        functools.cache(lambda: screen_table(prep)),
+    )
     result = []
     for kind in kinds:
         for size in sizes:
-            if kind == "drop-last":
-                keep = tuple(range(size))
-            elif kind == "random":
-                keep = tuple(sorted(int(i) for i in rng.choice(layers, size, replace=False)))
-            elif kind == "screen":
-                same_size = [k for k in zero_shot if len(k) == size]
-                keep = min(same_size, key=lambda k: zero_shot[k]["mase"])
-            else:
-                keep = top_k(scores[kind], size)
-            keep = space.keep_from_flags({i: i in keep for i in space.droppable})
-            result.append((kind, keep))
+            keep = BASELINES[kind](src, size)
+            result.append((kind, space.keep_from_flags({i: i in keep for i in space.droppable})))
     return result
 
 
@@ -111,7 +134,8 @@ def run(
 
 
 def enqueue_seeds(prep: Prepared, kinds: list[str]) -> int:
-    """Queue baseline keep sets as the first trials of a new search; returns how many."""
+    """Queue baseline keep sets as the first trials of a new search (`autoprune search
+    --enqueue bi,drop-last`); returns how many."""
     if not kinds or trained_trials(prep.study):
         return 0
     space = prep.ctx.space

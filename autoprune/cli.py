@@ -496,11 +496,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         rows = list_studies()
     else:
-        from autoprune.samplers import DEFAULT_SAMPLER, SAMPLERS
+        from autoprune.samplers import DEFAULT_SAMPLER, SAMPLERS, describe
 
         rows = [
-            {"name": n, "default": n == DEFAULT_SAMPLER, "description": entry.description}
-            for n, entry in SAMPLERS.items()
+            {"name": n, "default": n == DEFAULT_SAMPLER, "description": describe(n)}
+            for n in SAMPLERS
         ]
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -22,17 +22,11 @@ from autoprune.data import Windows, load_series
 from autoprune.errors import UnknownNameError
 from autoprune.evaluate import Setting, resolve_device
 from autoprune.models import Adapter, load_adapter
+from autoprune.registry import Registry
 
-METHODS: dict[str, Callable[..., np.ndarray]] = {}
+# the one-pass methods; `ablation` (L + 1 passes) is asked for by name apart
+METHODS: Registry[Callable[..., np.ndarray]] = Registry("importance method")
 NEEDS_ATTENTION = {"few-layer"}
-
-
-def register(name: str):
-    def decorator(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        METHODS[name] = fn
-        return fn
-
-    return decorator
 
 
 @dataclass
@@ -114,7 +108,7 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-8)
 
 
-@register("bi")
+@METHODS.register("bi")
 def block_influence(c: Capture) -> np.ndarray:
     """ShortGPT's block influence (Men et al. 2024): 1 - mean cosine(input, output) of a block."""
     return _per_group(
@@ -122,7 +116,7 @@ def block_influence(c: Capture) -> np.ndarray:
     )
 
 
-@register("angular")
+@METHODS.register("angular")
 def angular_distance(c: Capture, n: int = 1) -> np.ndarray:
     """Gromov et al. 2024: angular distance arccos(cos)/pi between the input of block i and of
     block i+n, averaged over all tokens, since encoders have no causal last token. A layer
@@ -157,7 +151,7 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     return (cross / (torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y))).item()
 
 
-@register("cka")
+@METHODS.register("cka")
 def cka(c: Capture) -> np.ndarray:
     """1 - linear CKA between a block's input and output (Wilinski et al. 2025): redundant
     blocks score low; a block whose input is constant (a decoder's start token) scores 1."""
@@ -185,7 +179,7 @@ def attention_diversity(probs: torch.Tensor, tau: float = 1.0) -> float:
     return (entropy.mean() / math.log(tokens)).item()
 
 
-@register("few-layer")
+@METHODS.register("few-layer")
 def few_layer(
     c: Capture,
     alpha: float = 0.5,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import moocore
@@ -18,6 +18,7 @@ import numpy as np
 
 from autoprune.errors import UnknownNameError
 from autoprune.metrics import METRICS, accuracy_index
+from autoprune.registry import Registry
 
 # not looser: the cheapest, much worse models would dominate the volume (README, "Front and
 # selection")
@@ -59,16 +60,8 @@ def hypervolume_curve(normalised: np.ndarray, reference: np.ndarray) -> list[flo
 
 @dataclass(frozen=True)
 class Rule:
-    """How one configuration is picked from the front (README, "Front and selection"):
-
-    - `knee`: the balanced compromise (`knee` below);
-    - `budget:<objective><=<value>`: the most accurate point whose `objective` is within a
-      budget, absolute or `%` of the re-aligned full model;
-    - `within:<accuracy><=<x>%`: the cheapest point whose accuracy is at most x% worse than the
-      re-aligned full model's (validation), cheapest by the cost objectives in the study's
-      order (`params`, then `latency_ms`), ties by accuracy; when no point is that close, the
-      most accurate point (`rule_met` says which happened).
-    """
+    """How one configuration is picked from the front: a registered kind (`RULES`), written
+    `kind` or `kind:<objective><=<value>[%]` (% of the re-aligned full model's value)."""
 
     kind: str
     objective: str | None = None
@@ -76,10 +69,34 @@ class Rule:
     relative: bool = False
 
     def __str__(self) -> str:
-        if self.kind == "knee":
-            return "knee"
+        if self.objective is None:
+            return self.kind
         suffix = "%" if self.relative else ""
         return f"{self.kind}:{self.objective}<={self.limit:g}{suffix}"
+
+
+Pick = Callable[[Rule, Sequence[str], np.ndarray, Sequence[float]], "int | None"]
+Check = Callable[[Rule, Sequence[str], str], None]
+
+
+@dataclass(frozen=True)
+class RuleKind:
+    pick: Pick  # (rule, objectives, front values, full model's values) -> front index or None
+    takes_limit: bool
+    check: Check | None  # refuses a bad objective or limit before anything trains
+
+
+RULES: Registry[RuleKind] = Registry("selection rule")
+
+
+def selection_rule(name: str, takes_limit: bool = False, check: Check | None = None):
+    """Register a rule: `@selection_rule("name")` on its pick function."""
+
+    def register(pick: Pick) -> Pick:
+        RULES.register(name, RuleKind(pick, takes_limit, check))
+        return pick
+
+    return register
 
 
 # `search` selects by within:<accuracy><=0% unless told otherwise - the smallest front point
@@ -87,11 +104,8 @@ class Rule:
 # registered datasets it was the rule whose selection most often matched the full model zero-shot
 # on test (README, "Front and selection", has the table and the price in parameters)
 DEFAULT_WITHIN_PERCENT = 0
-_RULE = re.compile(r"(budget|within):([a-z_]+)<=([0-9.eE+-]+)(%?)")
-_RULE_FORMS = (
-    "knee, budget:<objective><=<value>[%] or within:<accuracy><=<x>%, e.g. "
-    "budget:params<=50% or within:mase<=2%"
-)
+_RULE = re.compile(r"([a-z][a-z-]*)(?::([a-z_]+)<=([0-9.eE+-]+)(%?))?")
+_RULE_EXAMPLES = "e.g. knee, budget:params<=50% or within:mase<=2%"
 
 
 def default_rule(objectives: Sequence[str]) -> str:
@@ -101,38 +115,59 @@ def default_rule(objectives: Sequence[str]) -> str:
 
 def parse_rule(text: str, objectives: Sequence[str]) -> Rule:
     """A rule from its text, checked against the study's objectives before anything trains."""
-    if text == "knee":
-        return Rule("knee")
     match = _RULE.fullmatch(text.replace(" ", ""))
-    if not match:
-        raise UnknownNameError(f"unknown selection rule {text!r}; use {_RULE_FORMS}")
+    if not match or match.group(1) not in RULES:
+        raise UnknownNameError(
+            f"unknown selection rule {text!r}; use {', '.join(RULES)} ({_RULE_EXAMPLES})"
+        )
     kind, objective, value, percent = match.groups()
+    if RULES[kind].takes_limit != (objective is not None):
+        form = f"{kind}:<objective><=<value>[%]" if RULES[kind].takes_limit else kind
+        raise UnknownNameError(f"selection rule {text!r} is written {form}")
+    if objective is None:
+        return Rule(kind)
     if objective not in objectives:
         raise UnknownNameError(
             f"selection rule {text!r} names {objective!r}, which is not an objective of this "
             f"study ({', '.join(objectives)})"
         )
     try:
-        limit = float(value)
+        rule = Rule(kind, objective, float(value), bool(percent))
     except ValueError:
         raise UnknownNameError(f"selection rule {text!r}: {value!r} is not a number") from None
-    if kind == "within":
-        accuracy = objectives[accuracy_index(objectives)]
-        if objective != accuracy or not percent:
-            raise UnknownNameError(
-                f"selection rule {text!r}: within takes the study's accuracy objective and a "
-                f"percentage of the full model's, e.g. within:{accuracy}<=2%"
-            )
-        if not 0 <= limit < math.inf:
-            raise UnknownNameError(
-                f"selection rule {text!r}: {value}% must be 0 or more, e.g. within:{accuracy}<=2%"
-            )
-    elif not 0 < limit < math.inf:
-        raise UnknownNameError(
-            f"selection rule {text!r}: the budget {value}{percent} must be a positive number, "
-            "e.g. budget:params<=50%"
-        )
-    return Rule(kind, objective, limit, bool(percent))
+    if RULES[kind].check:
+        RULES[kind].check(rule, objectives, text)
+    return rule
+
+
+def select(
+    rule: Rule,
+    objectives: Sequence[str],
+    front_values: np.ndarray,
+    full_values: Sequence[float],
+) -> int | None:
+    """Index into the front chosen by `rule`; None when no front point meets it."""
+    values = np.asarray(front_values, dtype=float)
+    if len(values) == 0:
+        return None
+    return RULES[rule.kind].pick(rule, objectives, values, full_values)
+
+
+def limit(rule: Rule, objectives: Sequence[str], full_values: Sequence[float]) -> float:
+    """The largest value of `rule.objective` a rule with a limit accepts: the limit itself
+    (absolute or % of the full model's) for `budget`, the full model's plus it for `within`."""
+    full = full_values[list(objectives).index(rule.objective)]
+    bound = rule.limit / 100 * full if rule.relative else rule.limit
+    return full + bound if rule.kind == "within" else bound
+
+
+def rule_met(
+    rule: Rule, objectives: Sequence[str], point: Sequence[float], full_values: Sequence[float]
+) -> bool:
+    """Whether a selected point meets its rule (a within rule's fallback does not)."""
+    if rule.objective is None:
+        return True
+    return point[list(objectives).index(rule.objective)] <= limit(rule, objectives, full_values)
 
 
 def knee(normalised_front: np.ndarray) -> int:
@@ -147,45 +182,61 @@ def knee(normalised_front: np.ndarray) -> int:
     return int(np.lexsort((pts[:, 0], distance))[0])
 
 
-def select(
-    rule: Rule,
-    objectives: Sequence[str],
-    front_values: np.ndarray,
-    full_values: Sequence[float],
+@selection_rule("knee")
+def _knee(rule: Rule, objectives: Sequence[str], values: np.ndarray, full: Sequence[float]) -> int:
+    """The balanced compromise (`knee`)."""
+    return knee(normalise(values, full))
+
+
+def _check_budget(rule: Rule, objectives: Sequence[str], text: str) -> None:
+    if not 0 < rule.limit < math.inf:
+        suffix = "%" if rule.relative else ""
+        raise UnknownNameError(
+            f"selection rule {text!r}: the budget {rule.limit:g}{suffix} must be a positive "
+            "number, e.g. budget:params<=50%"
+        )
+
+
+@selection_rule("budget", takes_limit=True, check=_check_budget)
+def _budget(
+    rule: Rule, objectives: Sequence[str], values: np.ndarray, full: Sequence[float]
 ) -> int | None:
-    """Index into the front chosen by `rule`; None when no front point meets a budget."""
-    values = np.asarray(front_values, dtype=float)
-    if len(values) == 0:
-        return None
+    """The most accurate point whose `objective` is within the budget; None if none is."""
     accuracy = accuracy_index(objectives)
-    if rule.kind == "knee":
-        return knee(normalise(values, full_values))
     column = list(objectives).index(rule.objective)
-    within = np.flatnonzero(values[:, column] <= limit(rule, objectives, full_values))
+    within = np.flatnonzero(values[:, column] <= limit(rule, objectives, full))
+    if len(within) == 0:
+        return None
+    return int(within[np.lexsort([values[within, column], values[within, accuracy]])[0]])
+
+
+def _check_within(rule: Rule, objectives: Sequence[str], text: str) -> None:
+    accuracy = objectives[accuracy_index(objectives)]
+    if rule.objective != accuracy or not rule.relative:
+        raise UnknownNameError(
+            f"selection rule {text!r}: within takes the study's accuracy objective and a "
+            f"percentage of the full model's, e.g. within:{accuracy}<=2%"
+        )
+    if not 0 <= rule.limit < math.inf:
+        raise UnknownNameError(
+            f"selection rule {text!r}: {rule.limit:g}% must be 0 or more, e.g. "
+            f"within:{accuracy}<=2%"
+        )
+
+
+@selection_rule("within", takes_limit=True, check=_check_within)
+def _within(
+    rule: Rule, objectives: Sequence[str], values: np.ndarray, full: Sequence[float]
+) -> int:
+    """The cheapest point at most x% less accurate than the re-aligned full model (validation),
+    cheapest by the cost objectives in the study's order (`params`, then `latency_ms`), ties by
+    accuracy; when no point is that close, the most accurate (`rule_met` says which)."""
+    accuracy = accuracy_index(objectives)
     costs = [i for i in range(len(objectives)) if i != accuracy]
-    if rule.kind == "within" and len(within) == 0:  # none close enough: the most accurate
+    within = np.flatnonzero(values[:, accuracy] <= limit(rule, objectives, full))
+    if len(within) == 0:
         within = np.arange(len(values))
         keys = [*(values[:, i] for i in reversed(costs)), values[:, accuracy]]
-    elif rule.kind == "within":
-        keys = [values[within, accuracy], *(values[within, i] for i in reversed(costs))]
-    elif len(within) == 0:
-        return None
     else:
-        keys = [values[within, column], values[within, accuracy]]
+        keys = [values[within, accuracy], *(values[within, i] for i in reversed(costs))]
     return int(within[np.lexsort(keys)[0]])
-
-
-def limit(rule: Rule, objectives: Sequence[str], full_values: Sequence[float]) -> float:
-    """The largest value of `rule.objective` a budget or within rule accepts."""
-    full = full_values[list(objectives).index(rule.objective)]
-    bound = rule.limit / 100 * full if rule.relative else rule.limit
-    return full + bound if rule.kind == "within" else bound  # within: x% worse than the full
-
-
-def rule_met(
-    rule: Rule, objectives: Sequence[str], point: Sequence[float], full_values: Sequence[float]
-) -> bool:
-    """Whether a selected point meets its rule (a within rule's fallback does not)."""
-    if rule.kind == "knee":
-        return True
-    return point[list(objectives).index(rule.objective)] <= limit(rule, objectives, full_values)

@@ -1,4 +1,5 @@
-"""Samplers by name: each is one `@sampler` function that builds it from a `SamplerContext`.
+"""Samplers by name: each is one `@SAMPLERS.register` function that builds it from a
+`SamplerContext`; its docstring's first line is what `autoprune list samplers` shows.
 
 The context's seed is the study seed plus the trials already stored, so a resumed study
 continues the search instead of replaying the first proposals of the previous run (which would
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import optuna
 
-from autoprune.errors import AutoPruneError, UnknownNameError
+from autoprune.errors import AutoPruneError
 from autoprune.multifidelity import Pool, ScreenedSampler
+from autoprune.registry import Registry
 
 DEFAULT_SAMPLER = "screened"
 STARTUP_TRIALS = 8
@@ -45,33 +47,16 @@ class SamplerContext:
         return self.screen()
 
 
-@dataclass(frozen=True)
-class Entry:
-    description: str
-    build: Callable[[SamplerContext], optuna.samplers.BaseSampler]
-
-
-SAMPLERS: dict[str, Entry] = {}
-
-
-def sampler(name: str, description: str):
-    """Register a sampler: `@sampler("name", "one line for autoprune list samplers")`."""
-
-    def register(build: Callable[[SamplerContext], optuna.samplers.BaseSampler]):
-        SAMPLERS[name] = Entry(description, build)
-        return build
-
-    return register
-
-
-def check_sampler(name: str) -> str:
-    if name not in SAMPLERS:
-        raise UnknownNameError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
-    return name
+SAMPLERS: Registry[Callable[[SamplerContext], optuna.samplers.BaseSampler]] = Registry("sampler")
 
 
 def build_sampler(name: str, ctx: SamplerContext) -> optuna.samplers.BaseSampler:
-    return SAMPLERS[check_sampler(name)].build(ctx)
+    return SAMPLERS[SAMPLERS.check(name)](ctx)
+
+
+def describe(name: str) -> str:
+    """The one line `autoprune list samplers` shows: the first line of its builder's docstring."""
+    return (SAMPLERS[name].__doc__ or "").strip().splitlines()[0]
 
 
 def _tpe(seed: int, multivariate: bool) -> optuna.samplers.BaseSampler:
@@ -80,43 +65,45 @@ def _tpe(seed: int, multivariate: bool) -> optuna.samplers.BaseSampler:
     )
 
 
-@sampler("tpe", "multivariate TPE (joint model of all layer flags)")
+@SAMPLERS.register("tpe")
 def _tpe_multivariate(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
+    """multivariate TPE (joint model of all layer flags)"""
     return _tpe(ctx.seed, True)
 
 
-@sampler("tpe-independent", "TPE with one independent model per layer flag")
+@SAMPLERS.register("tpe-independent")
 def _tpe_independent(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
+    """TPE with one independent model per layer flag"""
     return _tpe(ctx.seed, False)
 
 
-@sampler("nsga2", "NSGA-II genetic algorithm, population 16")
+@SAMPLERS.register("nsga2")
 def _nsga2(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
+    """NSGA-II genetic algorithm, population 16"""
     return optuna.samplers.NSGAIISampler(seed=ctx.seed, population_size=16)
 
 
-@sampler("random", "uniform random keep sets")
+@SAMPLERS.register("random")
 def _random(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
+    """uniform random keep sets"""
     return optuna.samplers.RandomSampler(seed=ctx.seed)
 
 
-@sampler(
-    "exhaustive",
-    "every keep set once, in random order (Optuna's BruteForceSampler); for ground truth",
-)
+@SAMPLERS.register("exhaustive")
 def _exhaustive(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
+    """every keep set once, in random order (Optuna's BruteForceSampler); for ground truth"""
     return optuna.samplers.BruteForceSampler(seed=ctx.seed)
 
 
-@sampler(
-    "screened", "multi-fidelity: zero-shot screen of every keep set + Bayesian surrogate + EHVI"
-)
+@SAMPLERS.register("screened")
 def _screened(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
+    """multi-fidelity: zero-shot screen of every keep set + Bayesian surrogate + EHVI"""
     s = ctx.screened()
     fallback = optuna.samplers.RandomSampler(seed=ctx.seed)
     return ScreenedSampler(s.pool, s.full, s.reference, s.accuracy, fallback, s.warm)
 
 
-@sampler("gp", "Gaussian-process Bayesian optimisation")
+@SAMPLERS.register("gp")
 def _gp(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
+    """Gaussian-process Bayesian optimisation"""
     return optuna.samplers.GPSampler(seed=ctx.seed, n_startup_trials=STARTUP_TRIALS)

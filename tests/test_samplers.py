@@ -10,7 +10,7 @@ from autoprune.multifidelity import Pool
 from autoprune.objective import suggest_keep
 from autoprune.pareto import hv_reference
 from autoprune.record import TrialRecord, mark
-from autoprune.samplers import SAMPLERS, SamplerContext, Screen, build_sampler, check_sampler
+from autoprune.samplers import SAMPLERS, SamplerContext, Screen, build_sampler
 from autoprune.screen import all_keep_sets
 from autoprune.space import parse_space
 
@@ -86,6 +86,6 @@ def test_a_resumed_study_goes_on_where_it_stopped(name, tmp_path):
 
 def test_unknown_names_and_missing_screens_say_what_to_do():
     with pytest.raises(UnknownNameError, match="known: tpe, tpe-independent"):
-        check_sampler("tpe2")
+        SAMPLERS.check("tpe2")
     with pytest.raises(AutoPruneError, match="needs the zero-shot screen"):
         build_sampler("screened", SamplerContext(0))

@@ -23,6 +23,7 @@ from autoprune.models._base import (
     tiny_checkpoint_dir,
     unique_params,
 )
+from autoprune.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -37,67 +38,66 @@ class Family:
     loader: str  # "module:Class" whose from_pretrained(DIR) loads a checkpoint autoprune wrote
 
 
-FAMILIES: dict[str, Family] = {
-    f.name: f
-    for f in (
-        Family(
-            "moirai",
-            "autoprune.models.moirai:MoiraiAdapter",
-            "uni2ts",
-            None,
-            "uni2ts.model.moirai:MoiraiModule",
-        ),
-        Family(
-            "moirai-moe",
-            "autoprune.models.moirai2:MoiraiMoEAdapter",
-            "uni2ts.model.moirai_moe",
-            "uni2ts2",
-            "uni2ts.model.moirai_moe:MoiraiMoEModule",
-        ),
-        Family(
-            "moirai-2",
-            "autoprune.models.moirai2:Moirai2Adapter",
-            "uni2ts.model.moirai2",
-            "uni2ts2",
-            "uni2ts.model.moirai2:Moirai2Module",
-        ),
-        Family(
-            "moment",
-            "autoprune.models.moment:MomentAdapter",
-            "momentfm",
-            "moment",
-            "momentfm:MOMENTPipeline",
-        ),
-        Family(
-            "chronos-bolt",
-            "autoprune.models.chronos:ChronosBoltAdapter",
-            "chronos",
-            "chronos",
-            "chronos.chronos_bolt:ChronosBoltModelForForecasting",
-        ),
-        Family(
-            "chronos-2",
-            "autoprune.models.chronos:Chronos2Adapter",
-            "chronos",
-            "chronos",
-            "chronos.chronos2:Chronos2Model",
-        ),
-        Family(
-            "gpt4ts",
-            "autoprune.models.gpt4ts:GPT4TSAdapter",
-            "transformers",
-            "gpt4ts",
-            "transformers:GPT2Model",  # the backbone; autoprune loads the whole forecaster
-        ),
-        Family(
-            "timesfm",
-            "autoprune.models.timesfm:TimesFMAdapter",
-            "transformers",
-            "timesfm",
-            "transformers:TimesFm2_5ModelForPrediction",
-        ),
-    )
-}
+FAMILIES: Registry[Family] = Registry("model family")
+for _family in (
+    Family(
+        "moirai",
+        "autoprune.models.moirai:MoiraiAdapter",
+        "uni2ts",
+        None,
+        "uni2ts.model.moirai:MoiraiModule",
+    ),
+    Family(
+        "moirai-moe",
+        "autoprune.models.moirai2:MoiraiMoEAdapter",
+        "uni2ts.model.moirai_moe",
+        "uni2ts2",
+        "uni2ts.model.moirai_moe:MoiraiMoEModule",
+    ),
+    Family(
+        "moirai-2",
+        "autoprune.models.moirai2:Moirai2Adapter",
+        "uni2ts.model.moirai2",
+        "uni2ts2",
+        "uni2ts.model.moirai2:Moirai2Module",
+    ),
+    Family(
+        "moment",
+        "autoprune.models.moment:MomentAdapter",
+        "momentfm",
+        "moment",
+        "momentfm:MOMENTPipeline",
+    ),
+    Family(
+        "chronos-bolt",
+        "autoprune.models.chronos:ChronosBoltAdapter",
+        "chronos",
+        "chronos",
+        "chronos.chronos_bolt:ChronosBoltModelForForecasting",
+    ),
+    Family(
+        "chronos-2",
+        "autoprune.models.chronos:Chronos2Adapter",
+        "chronos",
+        "chronos",
+        "chronos.chronos2:Chronos2Model",
+    ),
+    Family(
+        "gpt4ts",
+        "autoprune.models.gpt4ts:GPT4TSAdapter",
+        "transformers",
+        "gpt4ts",
+        "transformers:GPT2Model",  # the backbone; autoprune loads the whole forecaster
+    ),
+    Family(
+        "timesfm",
+        "autoprune.models.timesfm:TimesFMAdapter",
+        "transformers",
+        "timesfm",
+        "transformers:TimesFm2_5ModelForPrediction",
+    ),
+):
+    FAMILIES.register(_family.name, _family)
 
 # Families users ask for that autoprune does not prune yet, and why (shown by `list models`).
 _REMOTE_CODE_ONLY = (

@@ -34,7 +34,7 @@ from autoprune.pareto import (
     parse_rule,
 )
 from autoprune.record import TrialRecord
-from autoprune.samplers import DEFAULT_SAMPLER, check_sampler
+from autoprune.samplers import DEFAULT_SAMPLER, SAMPLERS
 from autoprune.search.prepared import Prepared
 from autoprune.space import space_for_model
 from autoprune.study import (
@@ -176,7 +176,7 @@ def prepare(opts: SearchOptions) -> Prepared:
         "split": opts.split or stored_options.get("split"),
     }
     seed = opts.seed if opts.seed is not None else stored.get("seed", DEFAULT_SEED)
-    sampler = check_sampler(opts.sampler or stored.get("sampler") or DEFAULT_SAMPLER)
+    sampler = SAMPLERS.check(opts.sampler or stored.get("sampler") or DEFAULT_SAMPLER)
     fidelity = opts.fidelity or stored.get("fidelity") or DEFAULT_FIDELITY
     if fidelity not in FIDELITIES:
         raise AutoPruneError(f"--fidelity {fidelity!r} is unknown; use {' or '.join(FIDELITIES)}")
