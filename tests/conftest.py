@@ -211,3 +211,22 @@ def assert_screen_batches(study: str) -> None:
     )
     for keep, values in alone.items():
         assert stored[" ".join(map(str, keep))] == pytest.approx(values, rel=1e-5), keep
+
+
+@pytest.fixture(scope="session")
+def family_checkpoint(tmp_path_factory, tiny_model_dir):
+    """family name -> the directory of a tiny random checkpoint of that family, written once
+    a session by the family's own library (tests/_families.py builds them; Moirai's is
+    tiny_model_dir). Tests copy a checkpoint before changing it."""
+    from tests._families import save_checkpoint
+
+    saved = {"moirai": tiny_model_dir}
+
+    def checkpoint(family: str) -> Path:
+        if family not in saved:
+            directory = tmp_path_factory.mktemp(f"tiny-{family}")
+            save_checkpoint(family, directory)
+            saved[family] = directory
+        return saved[family]
+
+    return checkpoint

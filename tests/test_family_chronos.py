@@ -1,7 +1,9 @@
 """Chronos-Bolt and Chronos-2 through chronos-forecasting's own classes: tiny random models
 (d_model 32; Chronos-2 with 4 encoder blocks, Chronos-Bolt with 4 encoder and 2 decoder blocks,
 layers 0-3 and 4-5, and 2 + 2 in the saved checkpoint) built with the library's config
-classes, so the real code runs in milliseconds."""
+classes, so the real code runs in milliseconds. Pruning, strict reloads, the staged pass against
+the pipeline and the model's forward, and parameter counts are the contract every family keeps:
+test_contracts_families.py; this file keeps what only Chronos has."""
 
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ import torch
 
 pytest.importorskip("chronos", reason="pip install 'autoprune[chronos]'")
 
-from chronos.chronos2 import Chronos2Model, Chronos2Pipeline  # noqa: E402
+from chronos.chronos2 import Chronos2Model  # noqa: E402
 from chronos.chronos2.config import Chronos2CoreConfig  # noqa: E402
-from chronos.chronos_bolt import ChronosBoltModelForForecasting, ChronosBoltPipeline  # noqa: E402
+from chronos.chronos_bolt import ChronosBoltModelForForecasting  # noqa: E402
 from transformers import T5Config  # noqa: E402
 
 from autoprune.data import Windows  # noqa: E402
@@ -31,83 +33,28 @@ from autoprune.models.chronos import (  # noqa: E402
     Chronos2Adapter,
     ChronosBoltAdapter,
 )
+from tests._families import (  # noqa: E402
+    BOLT_STEPS,
+    CHRONOS_LEVELS,
+    chronos_series,
+    tiny_bolt,
+    tiny_chronos2,
+)
 from tests.conftest import family_round_trip  # noqa: E402
 
-LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-BOLT_STEPS = 8  # the tiny Bolt's prediction_length: the e2e horizon (16) needs two passes
+LEVELS = CHRONOS_LEVELS
+series = chronos_series
 
-
-def tiny_bolt(seed: int = 0, encoder: int = 4, decoder: int = 2) -> ChronosBoltModelForForecasting:
-    chronos_config = dict(
-        context_length=128,
-        input_patch_size=16,
-        input_patch_stride=16,
-        prediction_length=BOLT_STEPS,
-        quantiles=LEVELS,
-        use_reg_token=True,
-    )
-    config = T5Config(
-        d_model=32,
-        d_ff=64,
-        d_kv=8,
-        num_heads=4,
-        num_layers=encoder,
-        num_decoder_layers=decoder,
-        feed_forward_proj="relu",
-        vocab_size=2,
-        decoder_start_token_id=0,
-        pad_token_id=0,
-        eos_token_id=1,
-        is_encoder_decoder=True,
-        initializer_factor=1.0,  # large enough that every block changes the forecast
-        chronos_config=chronos_config,
-    )
-    torch.manual_seed(seed)
-    return ChronosBoltModelForForecasting(config).eval()
-
-
-def tiny_chronos2(seed: int = 0) -> Chronos2Model:
-    chronos_config = dict(
-        context_length=128,
-        input_patch_size=16,
-        input_patch_stride=16,
-        output_patch_size=16,
-        max_output_patches=4,
-        quantiles=LEVELS,
-        use_reg_token=True,
-        use_arcsinh=True,
-        time_encoding_scale=128,
-    )
-    config = Chronos2CoreConfig(
-        d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=4, chronos_config=chronos_config
-    )
-    torch.manual_seed(seed)
-    return Chronos2Model(config).eval()
-
-
-BUILD = {"chronos-bolt": tiny_bolt, "chronos-2": tiny_chronos2}
-# the saved checkpoints have 4 layers, as the e2e study's space says: Bolt's are 2 + 2
-SAVED = {"chronos-bolt": lambda: tiny_bolt(encoder=2, decoder=2), "chronos-2": tiny_chronos2}
 ADAPTER = {"chronos-bolt": ChronosBoltAdapter, "chronos-2": Chronos2Adapter}
+BUILD = {"chronos-bolt": tiny_bolt, "chronos-2": tiny_chronos2}
 LIBRARY_CLASS = {"chronos-bolt": ChronosBoltModelForForecasting, "chronos-2": Chronos2Model}
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> dict:
-    """A saved tiny checkpoint per family, written by the library's own save_pretrained."""
-    dirs = {}
-    for family, build in SAVED.items():
-        directory = tmp_path_factory.mktemp(family)
-        build().save_pretrained(str(directory))
-        dirs[family] = directory
-    return dirs
-
-
-def series(batch: int = 5, length: int = 70, seed: int = 1) -> torch.Tensor:
-    rng = np.random.default_rng(seed)
-    return torch.as_tensor(
-        10 + rng.normal(size=(batch, length)).cumsum(axis=1), dtype=torch.float32
-    )
+def checkpoints(family_checkpoint) -> dict:
+    """A saved tiny checkpoint per family, written by the library's own save_pretrained (the
+    Bolt's with 2 encoder and 2 decoder blocks: 4 layers, as the e2e study's space says)."""
+    return {family: family_checkpoint(family) for family in ADAPTER}
 
 
 def staged_forecast(adapter, model, past, horizon, keep):
@@ -154,20 +101,20 @@ def test_checkpoint_is_detected_as_its_family(family, checkpoints):
 
 
 @pytest.mark.parametrize("family", ADAPTER)
-def test_prune_copies_and_counts_exactly(family):
+def test_prune_sets_the_depth_of_each_stack(family):
+    """Each T5 stack's config says its own depth, and the model's config both: what the
+    library's save_pretrained writes. (Copies, untouched original, counts, reloads:
+    test_contracts_families.)"""
     adapter = ADAPTER[family](BUILD[family](), "test")
-    before = {k: v.clone() for k, v in adapter.model.state_dict().items()}
     bolt = [(1, 5), (4, 5), (5,), (0, 1, 2, 3), (0, 2, 4)] if family == "chronos-bolt" else []
     for keep in [(1, 3), (0, 2), (3,), *bolt]:
         pruned = adapter.prune(keep)
         assert len(adapter.layers(pruned)) == len(keep)
-        assert all(said == depth for said, depth in adapter._depths(pruned))
-        assert adapter.params(keep) == unique_params(pruned)
-    assert adapter.num_layers == (6 if family == "chronos-bolt" else 4)
+        assert all(said == depth for said, depth in adapter._depths(pruned)), keep
+        if family == "chronos-bolt":  # each T5 stack holds its own copy of the config
+            for stack in (pruned.encoder, pruned.decoder):
+                assert stack.config.num_layers == len(stack.block), keep
     assert all(said == depth for said, depth in adapter._depths(adapter.model))
-    after = adapter.model.state_dict()
-    assert before.keys() == after.keys()
-    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_bolt_hands_the_relative_attention_bias_to_the_first_kept_block(tmp_path):
@@ -202,39 +149,7 @@ def test_bolt_prunes_decoder_blocks_and_hands_their_bias_over():
     assert not adapter.model.decoder.block[1].layer[0].SelfAttention.has_relative_attention_bias
     assert adapter.model.decoder.block[1].layer[0].SelfAttention.layer_idx == 1
     # the bias goes with a stack's last kept block: params stays exact without any of them
-    for keep in [(1, 2, 5), (0, 1), (4,), (2, 4, 5)]:
-        assert adapter.params(keep) == unique_params(adapter.prune(keep)), keep
-
-
-@pytest.mark.parametrize(
-    ("family", "keep"),
-    [
-        ("chronos-bolt", (1, 3)),  # encoder blocks only dropped
-        ("chronos-bolt", (1, 3, 5)),  # both stacks' block 0 dropped
-        ("chronos-bolt", (0, 2)),  # no decoder block: the decoder is its final norm only
-        ("chronos-bolt", (5,)),  # no encoder block
-        ("chronos-2", (0, 2)),
-    ],
-)
-def test_pruned_checkpoint_reloads_strictly_with_the_same_forecast(family, keep, tmp_path):
-    adapter = ADAPTER[family](BUILD[family](), "test")
-    pruned = adapter.prune(keep)
-    adapter.save(pruned, tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
-    encoder = [i for i in keep if i < 4]
-    assert config["num_layers"] == len(encoder)
-    if family == "chronos-bolt":
-        assert config["num_decoder_layers"] == len(keep) - len(encoder)
-    reloaded, info = LIBRARY_CLASS[family].from_pretrained(
-        str(tmp_path), use_safetensors=True, output_loading_info=True
-    )
-    assert not info["missing_keys"] and not info["unexpected_keys"]
-    reloaded.eval()
-    past = series()
-    with torch.no_grad():
-        assert torch.equal(reloaded(past).quantile_preds, pruned(past).quantile_preds)
-    assert ADAPTER[family].load(tmp_path).num_layers == len(keep)
-    assert adapter.params(keep) == unique_params(reloaded)
+    # (keep sets (1, 2, 5), (0, 1), (4,), (2, 4, 5) in test_contracts_families)
 
 
 def test_a_checkpoint_with_missing_weights_is_refused(tmp_path):
@@ -248,40 +163,14 @@ def test_a_checkpoint_with_missing_weights_is_refused(tmp_path):
         ChronosBoltAdapter.load(tmp_path)
 
 
-@pytest.mark.filterwarnings("ignore:We recommend keeping prediction length")
 @torch.no_grad()
-def test_bolt_staged_pass_is_the_pipeline_forecast_for_any_keep_set():
-    """The staged pass over any subset of the full model's blocks, encoder (0-3) and decoder
-    (4-5), forecasts what the pruned model's own forward and pipeline forecast, also past
-    prediction_length (autoregressive)."""
+def test_bolt_forward_is_bit_identical_to_the_models_own():
+    """Within prediction_length the full model's staged pass is the model's forward to the
+    bit (any keep set, and the pipeline past one pass, within 1e-5: test_contracts_families)."""
     adapter = ChronosBoltAdapter(tiny_bolt(), "test")
     past = series()
     full = adapter.forward(adapter.model, past, BOLT_STEPS, 16)
     assert torch.equal(full, adapter.model(past).quantile_preds)
-    keeps = [(0, 2, 5), (1, 4), (0, 1, 2, 3), tuple(range(6)), (1, 3), (2,), (4, 5), (5,)]
-    for keep in keeps:
-        pruned = adapter.prune(keep)
-        expected = ChronosBoltPipeline(pruned).predict(past, prediction_length=20)
-        staged, hidden = staged_forecast(adapter, adapter.model, past, 20, keep)
-        assert torch.allclose(staged.distribution(hidden), expected, atol=1e-5), keep
-        own = pruned(past).quantile_preds
-        staged, hidden = staged_forecast(adapter, adapter.model, past, BOLT_STEPS, keep)
-        assert torch.allclose(staged.distribution(hidden), own, atol=1e-5), keep
-    assert not torch.allclose(expected[..., :BOLT_STEPS], full, atol=1e-3)  # blocks matter
-
-
-@torch.no_grad()
-def test_chronos2_staged_pass_is_the_model_forecast_for_any_keep_set():
-    adapter = Chronos2Adapter(tiny_chronos2(), "test")
-    past = series()
-    expected = Chronos2Pipeline(adapter.model).predict(list(past), prediction_length=20)
-    assert torch.allclose(
-        adapter.forward(adapter.model, past, 20, 16), torch.cat(expected), atol=1e-5
-    )
-    for keep in [(1, 3), (0,)]:
-        expected = adapter.prune(keep)(past, num_output_patches=2).quantile_preds[..., :20]
-        staged, hidden = staged_forecast(adapter, adapter.model, past, 20, keep)
-        assert torch.allclose(staged.distribution(hidden), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("family", ADAPTER)

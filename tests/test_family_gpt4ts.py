@@ -1,6 +1,8 @@
 """GPT4TS: a tiny GPT-2 (d_model 32, 4 blocks) inside autoprune's GPT4TS forecaster, through
-transformers' own GPT2Model: detection, pruning, checkpoints GPT2Model reloads, the staged
-forward, a plain GPT-2 getting a new seeded head, and a whole study."""
+transformers' own GPT2Model: detection, strict loading, the screen's loss and training, attention
+probabilities, a plain GPT-2 getting a new seeded head, window refusals, and a whole study.
+Pruning, checkpoints GPT2Model reloads, the staged forward and parameter counts are the contract
+every family keeps: test_contracts_families.py."""
 
 from __future__ import annotations
 
@@ -24,45 +26,28 @@ from autoprune.models.gpt4ts import (  # noqa: E402
     new_gpt4ts,
 )
 from autoprune.space import space_for_model  # noqa: E402
-from tests.conftest import family_round_trip
+from tests._families import (  # noqa: E402
+    GPT4TS_CONTEXT,
+    GPT4TS_HORIZON,
+    GPT4TS_LAYERS,
+    gpt2_config,
+    gpt4ts_windows,
+    tiny_gpt4ts,
+)
+from tests.conftest import family_round_trip  # noqa: E402
 
-CONTEXT, HORIZON, LAYERS = 64, 16, 4
-
-
-def tiny_config() -> GPT2Config:
-    return GPT2Config(
-        n_embd=32, n_head=2, n_layer=LAYERS, n_positions=64, vocab_size=16, bos_token_id=0,
-        eos_token_id=0,
-    )  # fmt: skip
-
-
-def tiny_gpt4ts(seed: int = 0):
-    """A GPT4TS with random weights everywhere, the head included (as if trained)."""
-    torch.manual_seed(seed)
-    model = new_gpt4ts(GPT2Model(tiny_config()), CONTEXT, HORIZON)
-    torch.nn.init.normal_(model.head.weight, std=0.05)
-    return model.eval()
+CONTEXT, HORIZON, LAYERS = GPT4TS_CONTEXT, GPT4TS_HORIZON, GPT4TS_LAYERS
+tiny_config, windows = gpt2_config, gpt4ts_windows
 
 
 @pytest.fixture(scope="module")
-def gpt4ts_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny-gpt4ts")
-    model = tiny_gpt4ts()
-    GPT4TSAdapter(model, "test").save(model, directory)
-    return directory
+def gpt4ts_dir(family_checkpoint):
+    return family_checkpoint("gpt4ts")
 
 
 @pytest.fixture(scope="module")
 def adapter(gpt4ts_dir) -> GPT4TSAdapter:
     return load_adapter(str(gpt4ts_dir))
-
-
-def windows(batch: int = 6, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    t = torch.arange(CONTEXT + HORIZON, dtype=torch.float32)
-    phase = torch.rand(batch, 1, generator=generator) * 6
-    series = 20 + 5 * torch.sin(t / 4 + phase) + torch.randn(batch, t.numel(), generator=generator)
-    return series[:, :CONTEXT], series[:, CONTEXT:]
 
 
 def test_checkpoint_is_detected_and_loads_every_tensor(adapter, gpt4ts_dir, tmp_path):
@@ -83,51 +68,10 @@ def test_checkpoint_is_detected_and_loads_every_tensor(adapter, gpt4ts_dir, tmp_
         load_adapter(str(tmp_path))
 
 
-def test_prune_copies_the_kept_blocks_and_counts_them(adapter):
-    before = {k: t.clone() for k, t in adapter.model.state_dict().items()}
-    pruned = adapter.prune([2, 0])
-    assert len(pruned.backbone.h) == 2 and pruned.backbone.config.n_layer == 2
-    assert len(adapter.model.backbone.h) == LAYERS
-    assert adapter.model.backbone.config.n_layer == LAYERS
-    assert all(torch.equal(t, before[k]) for k, t in adapter.model.state_dict().items())
-    for new, old in zip(pruned.backbone.h, (0, 2), strict=True):
-        original = adapter.model.backbone.h[old]
-        assert new is not original
-        assert torch.equal(new.attn.c_attn.weight, original.attn.c_attn.weight)
-    assert adapter.params((0, 2)) == unique_params(pruned) < adapter.params()
-    assert adapter.params() == unique_params(adapter.model)
-
-
-def test_pruned_checkpoint_reloads_in_gpt2model_and_forecasts_the_same(adapter, tmp_path):
-    pruned = adapter.prune((1, 3))
-    torch.nn.init.normal_(pruned.backbone.h[0].mlp.c_fc.weight, std=0.1)  # as a re-alignment would
-    adapter.save(pruned, tmp_path)
-
-    # transformers' own GPT2Model takes the backbone as it is: nothing missing, pruned depth
-    backbone, info = GPT2Model.from_pretrained(tmp_path, output_loading_info=True)
-    assert not info["missing_keys"]
-    assert sorted(info["unexpected_keys"]) == sorted(
-        HEAD_PREFIX + k for k in ("head.bias", "head.weight", "patch_embedding.bias",
-                                  "patch_embedding.weight")
-    )  # fmt: skip
-    assert backbone.config.n_layer == 2 and len(backbone.h) == 2
-    embeds = torch.randn(3, 9, 32)
-    with torch.no_grad():
-        expected = pruned.backbone(inputs_embeds=embeds).last_hidden_state
-        assert torch.equal(backbone.eval()(inputs_embeds=embeds).last_hidden_state, expected)
-
-    # and the whole forecaster through autoprune's load path
-    reloaded = load_adapter(str(tmp_path))
-    assert reloaded.num_layers == 2
-    past, _ = windows()
-    with torch.no_grad():
-        assert torch.equal(
-            reloaded.forecast(reloaded.model, past, HORIZON, 16, 1),
-            adapter.forecast(pruned, past, HORIZON, 16, 1),
-        )
-
-
-def test_staged_forward_is_the_module_forward_and_loss_trains(adapter):
+def test_forecast_is_the_point_forecast_and_loss_trains(adapter):
+    """One path, the point forecast; the screen's loss is the MSE of the normalised series;
+    re-alignment lowers it. (The staged pass against GPT4TS.forward, pruned and saved models
+    reloaded by GPT2Model: test_contracts_families.)"""
     past, future = windows()
     model = adapter.prune(range(LAYERS))
     with torch.no_grad():

@@ -1,7 +1,9 @@
 """Moirai-MoE and Moirai 2.0 (uni2ts >= 2.0.0) on tiny random models built with uni2ts's own
-constructors: detection, pruning (the MoE's per-layer router centroids with their layers),
-checkpoints uni2ts reloads strictly, the one-step staged pass against the library's forward, the
-next-token losses, the library's own forecasts, and a whole search -> export -> evaluate."""
+constructors: detection, the MoE's per-layer router centroids going with their layers, the
+first-step screen loss, the next-token losses, the library's own forecasts, and a whole
+search -> export -> evaluate. Pruning, checkpoints uni2ts reloads strictly, the one-step staged
+pass against the library's forward and parameter counts are the contract every family keeps:
+test_contracts_families.py."""
 
 import json
 import sys
@@ -14,13 +16,6 @@ from autoprune.models.moirai2 import INSTALL
 pytest.importorskip("uni2ts.model.moirai_moe", reason=INSTALL)
 pytest.importorskip("uni2ts.model.moirai2", reason=INSTALL)
 
-from uni2ts.distribution import (  # noqa: E402
-    LogNormalOutput,
-    MixtureOutput,
-    NegativeBinomialOutput,
-    NormalFixedScaleOutput,
-    StudentTOutput,
-)
 from uni2ts.model.moirai2 import Moirai2Forecast, Moirai2Module  # noqa: E402
 from uni2ts.model.moirai_moe import MoiraiMoEForecast, MoiraiMoEModule  # noqa: E402
 
@@ -34,48 +29,28 @@ from autoprune.models.moirai2 import (  # noqa: E402
     _past_inputs,
 )
 from autoprune.space import space_for_model  # noqa: E402
-from tests.conftest import family_round_trip
+from tests._families import (  # noqa: E402
+    MOIRAI2_PATCH,
+    moe_first_step,
+    moirai2_windows,
+    moirai_head,
+    tiny_moe,
+    tiny_moirai2,
+)
+from tests.conftest import family_round_trip  # noqa: E402
 
-PATCH = 8
-
-
-def head():
-    """The published checkpoints' mixture head."""
-    components = [StudentTOutput(), NormalFixedScaleOutput(scale=1e-3)]
-    return MixtureOutput(components=[*components, NegativeBinomialOutput(), LogNormalOutput()])
-
-
-def tiny_moe(seed=0, **overrides) -> MoiraiMoEModule:
-    torch.manual_seed(seed)
-    kwargs = dict(d_model=64, d_ff=32, num_layers=4, patch_sizes=(PATCH,), max_seq_len=128)
-    model = MoiraiMoEModule(
-        distr_output=head(), attn_dropout_p=0.0, dropout_p=0.0, **{**kwargs, **overrides}
-    )
-    model.encoder.centroid.normal_()  # uni2ts leaves the buffer uninitialised (torch.empty)
-    return model.eval()
-
-
-def tiny_moirai2(seed=0, **overrides) -> Moirai2Module:
-    torch.manual_seed(seed)
-    kwargs = dict(d_model=64, d_ff=64, num_layers=4, patch_size=PATCH, num_predict_token=2)
-    model = Moirai2Module(
-        max_seq_len=128, attn_dropout_p=0.0, dropout_p=0.0, **{**kwargs, **overrides}
-    )
-    return model.eval()
+PATCH = MOIRAI2_PATCH
+head, windows, library_first_step = moirai_head, moirai2_windows, moe_first_step
 
 
 @pytest.fixture(scope="module")
-def moe_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny-moirai-moe")
-    tiny_moe().save_pretrained(str(directory))
-    return directory
+def moe_dir(family_checkpoint):
+    return family_checkpoint("moirai-moe")
 
 
 @pytest.fixture(scope="module")
-def moirai2_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny-moirai2")
-    tiny_moirai2().save_pretrained(str(directory))
-    return directory
+def moirai2_dir(family_checkpoint):
+    return family_checkpoint("moirai-2")
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +63,6 @@ def moirai2(moirai2_dir) -> Moirai2Adapter:
     return load_adapter(str(moirai2_dir))
 
 
-def windows(batch=3, context=40, horizon=20, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    series = torch.randn(batch, context + horizon, generator=g).cumsum(1) + 5
-    return series[:, :context], series[:, context:]
-
-
 def run_staged(adapter, model, past, horizon, keep=None):
     staged = adapter.staged(model, past, horizon, PATCH)
     hidden = staged.embed()
@@ -101,17 +70,6 @@ def run_staged(adapter, model, past, horizon, keep=None):
     for i in keep if keep is not None else range(len(layers)):
         hidden = staged.apply(layers[i], hidden)
     return staged, hidden
-
-
-def library_first_step(adapter, model, past, horizon):
-    """MoiraiMoEModule.forward over the packed window, as MoiraiMoEForecast runs it: the
-    distribution of its last context token (the one the forecast samples the first patch from)."""
-    (target, observed, sample_id, time_id, variate_id, mask), patch, first = adapter._pack(
-        model, past, horizon, PATCH
-    )
-    with torch.no_grad():
-        distr = model(target, observed, sample_id, time_id, variate_id, mask, patch)
-    return distr, first - 1
 
 
 def test_checkpoints_are_detected_and_load_with_the_same_weights(
@@ -177,15 +135,13 @@ def test_published_aliases_have_the_exact_parameter_count(alias, build):
 
 
 def test_prune_keeps_each_moe_layer_routing_with_its_own_centroids(moe):
+    """The router centroids (a buffer of the encoder, one row per layer) go with their layers.
+    (Untouched original, counts, reloads: test_contracts_families.)"""
     original = moe.model
-    before = {k: v.clone() for k, v in original.state_dict().items()}
     keep = (1, 3)
     pruned = moe.prune(keep)
-    assert all(torch.equal(v, before[k]) for k, v in original.state_dict().items())
-    assert len(original.encoder.layers) == 4 and original.encoder.centroid.shape[0] == 4
-    assert len(pruned.encoder.layers) == 2 and pruned._hub_mixin_config["num_layers"] == 2
+    assert original.encoder.centroid.shape[0] == 4
     assert torch.equal(pruned.encoder.centroid, original.encoder.centroid[list(keep)])
-    assert moe.params(keep) == unique_params(pruned) < moe.params()
 
     # the pruned model's own forward == the original layers 1 and 3 run with their centroids
     past, _ = windows()
@@ -204,26 +160,6 @@ def test_prune_keeps_each_moe_layer_routing_with_its_own_centroids(moe):
     assert not torch.allclose(outputs[1], distr.mean[:, last], atol=1e-3)
 
 
-@pytest.mark.parametrize("family", ["moe", "moirai2"])
-def test_pruned_checkpoint_reloads_strictly_with_the_same_outputs(family, moe, moirai2, tmp_path):
-    adapter, module_class = {"moe": (moe, MoiraiMoEModule), "moirai2": (moirai2, Moirai2Module)}[
-        family
-    ]
-    pruned = adapter.prune((0, 2))
-    adapter.save(pruned, tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["num_layers"] == 2
-    reloaded = module_class.from_pretrained(str(tmp_path), strict=True).eval()
-    assert len(reloaded.encoder.layers) == 2
-    state = pruned.state_dict()
-    assert reloaded.state_dict().keys() == state.keys()
-    assert all(torch.equal(v, state[k]) for k, v in reloaded.state_dict().items())
-    past, _ = windows()
-    torch.manual_seed(3)
-    ours = adapter.forecast(pruned, past, 20, PATCH, 5, seed=4)
-    assert torch.equal(adapter.forecast(reloaded, past, 20, PATCH, 5, seed=4), ours)
-    assert type(load_adapter(str(tmp_path))) is type(adapter)
-
-
 def test_saving_a_moe_whose_centroids_do_not_match_its_layers_is_refused(moe, tmp_path):
     cut = moe.prune((0, 1, 2, 3))
     cut.encoder.layers = cut.encoder.layers[:2]
@@ -240,39 +176,6 @@ def test_a_config_naming_foreign_code_is_refused_before_uni2ts_reads_it(moe_dir,
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="_target_ = 'os.system'"):
         load_adapter(str(tmp_path))
-
-
-@pytest.mark.parametrize("keep", [(0, 1, 2, 3), (0, 3)], ids=["full", "pruned"])
-@pytest.mark.parametrize("horizon", [6, 20], ids=["within-one-step", "several-steps"])
-def test_staged_pass_is_the_librarys_first_forecast_step(moe, moirai2, keep, horizon):
-    past, future = windows(horizon=horizon)
-    # Moirai-MoE: the distribution of the first horizon patch
-    distr, last = library_first_step(moe, moe.prune(keep), past, horizon)
-    staged, hidden = run_staged(moe, moe.model, past, horizon, keep)
-    value = past[:, -1, None, None]  # a value every mixture component can score
-    with torch.no_grad():
-        ours = staged.distribution(hidden)
-        torch.testing.assert_close(ours.mean[:, 0], distr.mean[:, last], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(
-            ours.log_prob(value.expand(-1, 1, PATCH))[:, 0],
-            distr.log_prob(value.expand(distr.batch_shape))[:, last],
-            atol=1e-4,
-            rtol=1e-5,
-        )
-    # Moirai 2.0: the quantiles of the first num_predict_token patches, as Moirai2Forecast
-    # returns them when the horizon fits in one step
-    pruned = moirai2.prune(keep)
-    step = PATCH * pruned.num_predict_token
-    forecaster = Moirai2Forecast(
-        prediction_length=min(horizon, step), target_dim=1, feat_dynamic_real_dim=0,
-        past_feat_dynamic_real_dim=0, context_length=past.shape[1], module=pruned,
-    )  # fmt: skip
-    with torch.no_grad():
-        library = forecaster(*_past_inputs(past))
-        staged, hidden = run_staged(moirai2, moirai2.model, past, horizon, keep)
-        ours = staged.distribution(hidden)
-    assert ours.shape == (3, 9, min(horizon, step))
-    torch.testing.assert_close(ours, library, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("family", ["moe", "moirai2"])

@@ -1,6 +1,8 @@
 """MOMENT through momentfm 0.1.4 (installed with --no-deps next to transformers 5): a tiny
-random MOMENTPipeline built and loaded offline, pruned, saved, reloaded by momentfm itself, and
-searched end to end."""
+random MOMENTPipeline built and loaded offline, its seeded forecasting head, the position bias
+handed to the first kept block, the saved forecasting config, and a search end to end. Pruning,
+strict momentfm reloads, the staged pass against momentfm's forward and parameter counts are
+the contract every family keeps: test_contracts_families.py."""
 
 from __future__ import annotations
 
@@ -16,8 +18,6 @@ import torch
 
 pytest.importorskip("momentfm", reason="pip install 'autoprune[moment]'")
 
-from momentfm import MOMENTPipeline  # noqa: E402
-
 from autoprune.cli import main  # noqa: E402
 from autoprune.errors import AutoPruneError, ModelLoadError  # noqa: E402
 from autoprune.models import MODELS, load_adapter  # noqa: E402
@@ -27,50 +27,25 @@ from autoprune.models.moment import (  # noqa: E402
     published_config,
 )
 from autoprune.study import load_study, trained_trials  # noqa: E402
-from tests.conftest import family_round_trip
-
-HORIZON = 16
-TINY_T5 = dict(
-    d_model=32,
-    d_ff=64,
-    d_kv=8,
-    num_heads=4,
-    num_layers=4,
-    num_decoder_layers=4,
-    feed_forward_proj="gated-gelu",
-    vocab_size=8,
-    relative_attention_num_buckets=32,
-    relative_attention_max_distance=128,
-    dropout_rate=0.1,
-    layer_norm_epsilon=1e-6,
-    model_type="t5",
-    is_encoder_decoder=True,
+from tests._families import (  # noqa: E402
+    MOMENT_HORIZON,
+    build_moment,
+    moment_config,
+    moment_past,
+    momentfm_forecast,
+    momentfm_reload,
 )
+from tests.conftest import family_round_trip  # noqa: E402
 
-
-def tiny_config() -> dict:
-    """A MOMENT-1 style config (T5 config inline, d_model read from it), shrunk."""
-    config = published_config("small")
-    config["t5_config"] = dict(TINY_T5)
-    return config
-
-
-def build(config: dict) -> MOMENTPipeline:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # transformers' deprecation of gradient checkpointing
-        return MOMENTPipeline(config, model_kwargs={})
+HORIZON = MOMENT_HORIZON
+tiny_config, build, _library = moment_config, build_moment, momentfm_forecast
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
+def tiny_dir(family_checkpoint):
     """A random tiny MOMENTPipeline saved by momentfm's own save_pretrained, with a T5 config
     that momentfm must not look up on the hub (there is none offline)."""
-    directory = tmp_path_factory.mktemp("tiny-moment")
-    torch.manual_seed(0)
-    model = build(tiny_config())
-    with contextlib.redirect_stdout(io.StringIO()):
-        model.save_pretrained(str(directory))
-    return directory
+    return family_checkpoint("moment")
 
 
 @pytest.fixture
@@ -84,21 +59,7 @@ def adapter(tiny_dir, monkeypatch):
     return load_adapter(str(tiny_dir))
 
 
-def _past(batch=4, context=100, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    t = torch.arange(context, dtype=torch.float32)
-    return 5 + torch.sin(t / 3) + 0.1 * torch.randn(batch, context, generator=g)
-
-
-def _library(model, past):
-    """momentfm's own forecast of `past`, given the input MOMENT expects: the last 512 steps,
-    left-padded with zeros that the input mask marks as missing."""
-    past = past[:, -512:]
-    pad = 512 - past.shape[1]
-    x = torch.cat([torch.zeros(past.shape[0], pad), past], dim=1)[:, None]
-    mask = torch.cat([torch.zeros(past.shape[0], pad), torch.ones_like(past)], dim=1)
-    with torch.no_grad():
-        return model(x_enc=x, input_mask=mask).forecast[:, 0]
+_past = moment_past
 
 
 def _forecast(adapter, model, past, horizon=HORIZON):
@@ -129,16 +90,10 @@ def test_the_published_sizes_have_the_listed_parameter_counts():
         assert len(model.encoder.block) == entry.num_layers
 
 
-def test_prune_leaves_the_loaded_model_untouched_and_counts_exactly(adapter):
-    before = {k: v.clone() for k, v in adapter.model.state_dict().items()}
-    pruned = adapter.prune([1, 3])
-    assert len(pruned.encoder.block) == 2 and len(adapter.model.encoder.block) == 4
-    assert adapter.model._hub_mixin_config["t5_config"]["num_layers"] == 4
-    with torch.no_grad():
-        for p in pruned.parameters():
-            p.add_(1.0)
-    for key, value in adapter.model.state_dict().items():
-        assert torch.equal(value, before[key]), key
+def test_params_follow_the_forecasting_heads_horizon(adapter):
+    """The head's size depends on the horizon: counts stay exact for the default head and
+    after set_windows builds another (untouched original, counts at horizon 16, reloads:
+    test_contracts_families)."""
     for horizon in (DEFAULT_HORIZON, HORIZON):
         adapter.set_windows(512, horizon)
         assert adapter.params() == sum(p.numel() for p in adapter.model.parameters())
@@ -172,39 +127,36 @@ def test_the_first_kept_block_takes_over_the_position_bias(adapter):
     assert not torch.allclose(_library(blind, past), forecast, atol=1e-3)
 
 
-@pytest.mark.parametrize("context", [100, 512, 700])
-def test_staged_forward_is_momentfms_own(adapter, context):
-    past = _past(context=context)
+def test_forecast_is_one_path_that_reads_the_last_512_steps(adapter):
+    """(Its staged pass against momentfm's forward for contexts 100, 512 and 700:
+    test_contracts_families.)"""
+    past = _past(context=700)
     for model in (adapter.model, adapter.prune((0, 2))):
         ours = _forecast(adapter, model, past)
         assert ours.shape == (4, 1, HORIZON) and torch.isfinite(ours).all()
-        torch.testing.assert_close(ours[:, 0], _library(model, past), atol=1e-5, rtol=0)
-    if context > 512:  # only the last 512 steps are read
         torch.testing.assert_close(ours, _forecast(adapter, model, past[:, -512:]))
 
 
-def test_save_and_reload_with_momentfm_strictly(adapter, tmp_path):
+def test_saved_checkpoint_is_a_forecasting_moment_for_its_horizon(adapter, tmp_path):
+    """What the saved config says besides the depth, the pruned model's own save_pretrained,
+    and the trained head's horizon kept on reload (strict momentfm reload and identical
+    forecasts: test_contracts_families)."""
     adapter.set_windows(512, HORIZON)
     pruned = adapter.prune((1, 2))
     adapter.save(pruned, tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["t5_config"]["num_layers"] == 2
     assert (config["task_name"], config["forecast_horizon"]) == ("forecasting", HORIZON)
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        reloaded = MOMENTPipeline.from_pretrained(str(tmp_path), strict=True)
-    assert len(reloaded.encoder.block) == 2
     past = _past()
-    assert torch.equal(_library(reloaded, past), _library(pruned, past))
     # the pruned model's own save_pretrained (without the adapter) says its depth too
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pruned.save_pretrained(str(tmp_path / "own"))
-        own = MOMENTPipeline.from_pretrained(str(tmp_path / "own"), strict=True)
+    own = momentfm_reload(tmp_path / "own")
+    assert len(own.encoder.block) == 2
     assert torch.equal(_library(own, past), _library(pruned, past))
-    # autoprune reloads it too, trained head and all, and keeps it to its horizon
+    # autoprune reloads it, trained head and all, and keeps it to its horizon
     again = load_adapter(str(tmp_path))
-    assert again.num_layers == 2
     assert torch.equal(_forecast(again, again.model, past), _forecast(adapter, pruned, past))
     with pytest.raises(AutoPruneError, match="trained for horizon 16"):
         _forecast(again, again.model, past, horizon=24)
@@ -270,9 +222,7 @@ def test_search_export_and_reload(tiny_dir, tiny_csv, studies, tmp_path, capsys)
     export_dir, metadata = family_round_trip(
         tiny_dir, tiny_csv, tmp_path, capsys, patch_size=8, num_samples=1, study="m1"
     )
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        module = MOMENTPipeline.from_pretrained(str(export_dir), strict=True)
+    module = momentfm_reload(export_dir)
     assert len(module.encoder.block) == len(metadata["keep"])
     assert module.task_name == "forecasting" and module.head.linear.out_features == HORIZON
 

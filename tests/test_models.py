@@ -1,5 +1,7 @@
-import contextlib
-import io
+"""Moirai (uni2ts 1.x) on the tiny module of conftest, and the alias registry. Pruning, strict
+reloads, the staged pass against MoiraiModule.forward and exact parameter counts are the
+contract every family keeps: test_contracts_families.py."""
+
 import math
 
 import pytest
@@ -8,53 +10,13 @@ import torch
 from autoprune.errors import ModelLoadError, UnknownNameError
 from autoprune.models import MODELS, load_adapter
 from autoprune.models.moirai import MoiraiAdapter, _uni2ts
+from tests._families import moirai_past as _past
 from tests.conftest import build_tiny_module
 
 
 @pytest.fixture
 def adapter(tiny_model_dir):
     return load_adapter(str(tiny_model_dir))
-
-
-def _past(batch=4, context=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    t = torch.arange(context, dtype=torch.float32)
-    return 5 + torch.sin(t / 3) + 0.1 * torch.randn(batch, context, generator=g)
-
-
-def test_prune_save_reload_forecasts_identically(adapter, tmp_path):
-    pruned = adapter.prune((0, 2))
-    adapter.save(pruned, tmp_path)
-    MoiraiModule = _uni2ts()[0]
-    with contextlib.redirect_stdout(io.StringIO()):
-        reloaded = MoiraiModule.from_pretrained(str(tmp_path), strict=True)
-    assert reloaded.num_layers == 2 and len(reloaded.encoder.layers) == 2
-    past = _past()
-    with torch.no_grad():
-        a = adapter.forecast(pruned, past, 16, 16, num_samples=30, seed=3)
-        b = adapter.forecast(reloaded.eval(), past, 16, 16, num_samples=30, seed=3)
-    assert a.shape == (4, 30, 16)
-    assert torch.equal(a, b)
-
-
-def test_prune_keeps_the_loaded_model_untouched(adapter):
-    before = {k: v.clone() for k, v in adapter.model.state_dict().items()}
-    pruned = adapter.prune([3])
-    assert len(adapter.model.encoder.layers) == 4
-    assert adapter.model._hub_mixin_config["num_layers"] == 4
-    with torch.no_grad():
-        for p in pruned.parameters():
-            p.add_(1.0)
-    for key, value in adapter.model.state_dict().items():
-        assert torch.equal(value, before[key]), key
-
-
-def test_pruned_layers_are_the_chosen_ones(adapter):
-    pruned = adapter.prune((1, 3))
-    original = adapter.model.encoder.layers
-    for new, old in zip(pruned.encoder.layers, (original[1], original[3]), strict=True):
-        for a, b in zip(new.parameters(), old.parameters(), strict=True):
-            assert torch.equal(a, b)
 
 
 def test_parameter_counts_match_a_hand_count(adapter):
@@ -64,11 +26,8 @@ def test_parameter_counts_match_a_hand_count(adapter):
     # (2 values per head) + GLU FFN (3 matrices) + the block's two RMSNorms
     per_layer = 4 * d * d + 2 * (d // heads) + 2 * heads + 3 * d * hidden + 2 * d
     assert adapter.layer_params() == [per_layer] * 4
-    total = sum(p.numel() for p in adapter.model.parameters())
-    assert adapter.params() == total
-    for keep in [(0,), (1, 3), (0, 1, 2)]:
-        assert adapter.params(keep) == sum(p.numel() for p in adapter.prune(keep).parameters())
-    assert adapter.params((0, 1)) == total - 2 * per_layer
+    # pruned models' exact counts: test_contracts_families
+    assert adapter.params((0, 1)) == adapter.params() - 2 * per_layer
 
 
 def test_bad_keep_sets_are_rejected(adapter):
@@ -87,17 +46,15 @@ def test_loss_is_finite_and_trains(adapter):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
-def test_sliced_forward_matches_the_module_forward(adapter):
-    """Our horizon-only head must give the same predictive mean as MoiraiModule.forward."""
-    model, past, horizon = adapter.model, _past(), 20
-    for patch in adapter.patch_sizes:  # 8 is narrower than the 16-wide head: slicing matters
-        packed, patch_t, first = adapter._pack(model, past, horizon, patch)
+def test_forecast_samples_the_horizon_with_every_patch_size(adapter):
+    """Sampled paths (B, samples, horizon), also for patch 8, narrower than the 16-wide head
+    (the staged pass against MoiraiModule.forward: test_contracts_families)."""
+    past = _past()
+    for patch in adapter.patch_sizes:
         with torch.no_grad():
-            full = model(*packed, patch_t).mean[:, first:, :patch].flatten(1)[:, :horizon]
-            ours = adapter.forward(model, past, horizon, patch).mean.flatten(1)[:, :horizon]
-            samples = adapter.forecast(model, past, horizon, patch, num_samples=5)
-        torch.testing.assert_close(ours, full)
-        assert samples.shape == (4, 5, horizon)
+            samples = adapter.forecast(adapter.model, past, 20, patch, num_samples=5)
+        assert samples.shape == (4, 5, 20) and torch.isfinite(samples).all()
+        assert torch.equal(samples, adapter.forecast(adapter.model, past, 20, patch, 5))
 
 
 def test_directory_without_safetensors_is_refused(tmp_path, adapter):
