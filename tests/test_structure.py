@@ -46,3 +46,19 @@ def test_no_module_imports_one_that_imports_it_back():
             visit(name, [name], done)
     assert not cycles, cycles
     assert "autoprune.baselines" in graph["autoprune.search.run"]  # the search seeds baselines
+
+
+def test_every_subpackage_ships_in_the_wheel():
+    """pyproject lists packages by hand: a new subpackage left out imports from a checkout but
+    not from an installed wheel."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["tool"]["setuptools"][
+            "packages"
+        ]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT.parent).parts) for init in ROOT.rglob("__init__.py")
+    }
+    assert found <= listed, sorted(found - listed)

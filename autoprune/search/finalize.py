@@ -27,9 +27,7 @@ from autoprune.objective import (
     realign,
     run_trial,
 )
-from autoprune.pareto import (
-    rule_met,
-)
+from autoprune.pareto import rule_met
 from autoprune.record import TrialRecord
 from autoprune.search.cached import ensure_reference, reference_test, store_front_test
 from autoprune.search.front import choose, selection_is_current

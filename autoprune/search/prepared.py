@@ -8,9 +8,7 @@ from dataclasses import dataclass
 import optuna
 
 from autoprune.data import Series
-from autoprune.objective import (
-    TrialContext,
-)
+from autoprune.objective import TrialContext
 
 
 @dataclass

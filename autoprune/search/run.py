@@ -17,9 +17,7 @@ from autoprune.backends import local
 from autoprune.importance import METHODS
 from autoprune.metrics import METRICS, accuracy_index
 from autoprune.multifidelity import Pool
-from autoprune.objective import (
-    predict_latency,
-)
+from autoprune.objective import predict_latency
 from autoprune.pareto import (
     default_rule,
     hv_reference,
