@@ -84,16 +84,19 @@ class RuleKind:
     pick: Pick  # (rule, objectives, front values, full model's values) -> front index or None
     takes_limit: bool
     check: Check | None  # refuses a bad objective or limit before anything trains
+    above_full: bool  # the limit is a margin above the full model's value, not a value itself
 
 
 RULES: Registry[RuleKind] = Registry("selection rule")
 
 
-def selection_rule(name: str, takes_limit: bool = False, check: Check | None = None):
+def selection_rule(
+    name: str, takes_limit: bool = False, check: Check | None = None, above_full: bool = False
+):
     """Register a rule: `@selection_rule("name")` on its pick function."""
 
     def register(pick: Pick) -> Pick:
-        RULES.register(name, RuleKind(pick, takes_limit, check))
+        RULES.register(name, RuleKind(pick, takes_limit, check, above_full))
         return pick
 
     return register
@@ -155,10 +158,11 @@ def select(
 
 def limit(rule: Rule, objectives: Sequence[str], full_values: Sequence[float]) -> float:
     """The largest value of `rule.objective` a rule with a limit accepts: the limit itself
-    (absolute or % of the full model's) for `budget`, the full model's plus it for `within`."""
+    (absolute or % of the full model's), or the full model's value plus it for a rule
+    registered `above_full` (`within`)."""
     full = full_values[list(objectives).index(rule.objective)]
     bound = rule.limit / 100 * full if rule.relative else rule.limit
-    return full + bound if rule.kind == "within" else bound
+    return full + bound if RULES[rule.kind].above_full else bound
 
 
 def rule_met(
@@ -224,7 +228,7 @@ def _check_within(rule: Rule, objectives: Sequence[str], text: str) -> None:
         )
 
 
-@selection_rule("within", takes_limit=True, check=_check_within)
+@selection_rule("within", takes_limit=True, check=_check_within, above_full=True)
 def _within(
     rule: Rule, objectives: Sequence[str], values: np.ndarray, full: Sequence[float]
 ) -> int:

@@ -7,11 +7,7 @@ import optuna
 
 from autoprune.errors import StudyError
 from autoprune.export import read_metadata
-from autoprune.pareto import (
-    Rule,
-    parse_rule,
-    select,
-)
+from autoprune.pareto import Rule, default_rule, parse_rule, select
 from autoprune.study import (
     REFERENCE_ATTR,
     SELECTION_ATTR,
@@ -20,6 +16,13 @@ from autoprune.study import (
     selected_checkpoint,
     settings_of,
 )
+
+
+def study_rule(study: optuna.Study, rule: str | None = None) -> str:
+    """The rule to select by after the search: `rule` if given, else the one the stored
+    selection was made by, else the default for the study's objectives."""
+    stored = (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule")
+    return rule or stored or default_rule(settings_of(study)["objectives"])
 
 
 def choose(study: optuna.Study, rule_text: str) -> tuple[optuna.trial.FrozenTrial, Rule] | None:

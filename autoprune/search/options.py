@@ -95,7 +95,7 @@ class SearchOptions:
 
 
 def default_study_name(model: str, dataset: str) -> str:
-    stem = Path(model).name if Path(model).exists() else model
+    stem = _model_name(model)
     data = Path(dataset).stem if dataset.lower().endswith(".csv") else dataset
     return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{stem}-{data}").strip("-.")[:100]
 
@@ -106,7 +106,8 @@ def _stored(name: str, storage: str | None) -> dict:
     return settings_of(study) if study else {}
 
 
-def _space_name(model: str) -> str:
+def _model_name(model: str) -> str:
+    """An alias or hub id as given; a local model directory by its folder name."""
     return Path(model).name if Path(model).exists() else model
 
 
@@ -201,7 +202,7 @@ def prepare(opts: SearchOptions) -> Prepared:
     ]
     adapter = load_adapter(model)
     space_file = opts.space or stored.get("space_file")
-    space = space_for_model(_space_name(model), adapter.num_layers, space_file)
+    space = space_for_model(_model_name(model), adapter.num_layers, space_file)
     if objective:
         space = space.with_objectives(
             [objective, *(o for o in space.objectives if o not in METRICS)]

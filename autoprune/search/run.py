@@ -19,7 +19,6 @@ from autoprune.metrics import METRICS, accuracy_index
 from autoprune.multifidelity import Pool
 from autoprune.objective import predict_latency
 from autoprune.pareto import (
-    default_rule,
     hv_reference,
 )
 from autoprune.record import TrialRecord
@@ -27,7 +26,7 @@ from autoprune.report import collect, write_report
 from autoprune.samplers import SamplerContext, Screen, build_sampler
 from autoprune.search.cached import ensure_reference, front_test, priors, screen_table
 from autoprune.search.finalize import finalize, holdout_test
-from autoprune.search.front import selection_is_current
+from autoprune.search.front import selection_is_current, study_rule
 from autoprune.search.options import (
     DEFAULT_TRIALS,
     SearchOptions,
@@ -38,10 +37,8 @@ from autoprune.search.options import (
 from autoprune.search.prepared import Prepared
 from autoprune.study import (
     REFERENCE_ATTR,
-    SELECTION_ATTR,
     full_values,
     load_study,
-    settings_of,
     storage_url,
     study_dir,
     trained_trials,
@@ -146,11 +143,7 @@ def report(
     selection is missing), test the front on request, and write the report. Returns the files
     written and the findings."""
     study = load_study(name, storage)
-    rule = (
-        rule
-        or (study.user_attrs.get(SELECTION_ATTR) or {}).get("rule")
-        or default_rule(settings_of(study)["objectives"])
-    )
+    rule = study_rule(study, rule)
     if test_front or not selection_is_current(study, rule):
         prep = prepared_from_study(name, storage, device, threads)
         ensure_reference(prep, log)
@@ -182,8 +175,7 @@ def run_baselines(
     prep = prepared_from_study(name, storage, device)
     ensure_reference(prep, log)
     table = baselines.run(prep, kinds, sizes, log)
-    stored_rule = (prep.study.user_attrs.get(SELECTION_ATTR) or {}).get("rule")
-    finalize(prep, stored_rule or default_rule(prep.settings["objectives"]), log)
+    finalize(prep, study_rule(prep.study), log)
     report_dir = study_dir(name) / "report"
     write_report(prep.study, report_dir)
     return {"table": table, "objectives": prep.settings["objectives"], "report": report_dir}
