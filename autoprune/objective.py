@@ -440,7 +440,7 @@ def within_total(study: optuna.Study, number: int, target: int) -> bool:
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
         trained = sum(map(is_trained, trials))
         ahead = sum(
-            t.state == TrialState.RUNNING and t.number < number and TrialRecord.of(t).claimed
+            t.state == TrialState.RUNNING and t.number < number and bool(TrialRecord.of(t).claimed)
             for t in trials
         )
         if trained >= target:

@@ -266,6 +266,21 @@ def test_baselines_are_trained_tagged_and_reported(
         baselines.run(prep, ["drop-last"], [4], quiet)
 
 
+def test_the_study_total_counts_only_trials_that_claimed_their_keep_set():
+    """A running trial that has not claimed a keep set yet (or never will: a killed process's,
+    before its heartbeat is stale) does not count against `--trials`."""
+    from autoprune.objective import within_total
+    from autoprune.record import mark
+
+    study = optuna.create_study(directions=["minimize"])
+    unclaimed, claimed = study.ask(), study.ask()
+    mark(claimed, keep=[0, 1], claimed=True)
+    assert within_total(study, claimed.number, target=1)
+    study.tell(study.ask(), 1.0)  # one trained keep set: the total of 1 is reached
+    assert not within_total(study, claimed.number, target=1)
+    assert unclaimed.number < claimed.number
+
+
 def test_trials_that_pick_one_keep_set_at_once_never_both_train():
     """Two processes on one storage: trial x (lower number) and y of the same keep set, in the
     interleavings that a single check-after-write lost (y checked before x wrote its keep set)."""
