@@ -73,6 +73,11 @@ class TrialRecord:
         """A validation metric by name (`metrics.METRICS`)."""
         return getattr(self, name)
 
+    def queued(self) -> TrialRecord:
+        """Only what an enqueued trial came with (`baseline`, `full_budget`): what a retry of
+        the trial starts from. Anything its run stored (its claim, a rung) is not carried over."""
+        return TrialRecord(baseline=self.baseline, full_budget=self.full_budget)
+
     @property
     def keep_set(self) -> tuple[int, ...]:
         """The keep set as a tuple (() before the objective stored one)."""

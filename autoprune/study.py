@@ -7,6 +7,7 @@ that decides where a study is stored.
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import fcntl
 import logging
@@ -250,6 +251,19 @@ def _rdb(url: str, create: bool) -> RDBStorage:
 SCHEMA_ATTEMPTS = 8
 
 
+class RetryAsQueued(RetryHeartbeatStaleTrialCallback):
+    """Optuna's re-queueing of a trial left RUNNING by a dead process (once), except that the
+    new trial starts from what the old one was enqueued with, not from everything it stored
+    while it ran: a copied claim would make every other trial yield to, and wait for, a keep
+    set nobody is training (a kill -9 while Optuna's `ask` pops the retry, before its first
+    heartbeat, leaves it RUNNING for good)."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        queued = copy.copy(trial)
+        queued.user_attrs = TrialRecord.of(trial).queued().attrs()
+        super().__call__(study, queued)
+
+
 def _rdb_creating_together(url: str, create: bool) -> RDBStorage:
     """Optuna's storage at `url`. On a database server, processes that create Optuna's tables
     at the same instant collide in the server's catalog (a duplicate table, type or
@@ -262,7 +276,7 @@ def _rdb_creating_together(url: str, create: bool) -> RDBStorage:
         "engine_kwargs": {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
         "heartbeat_interval": HEARTBEAT_S,
         "grace_period": GRACE_S,
-        "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=1),
+        "heartbeat_stale_trial_callback": RetryAsQueued(max_retry=1),
         "skip_table_creation": not create,
     }
     for attempt in range(1, SCHEMA_ATTEMPTS if create else 1):

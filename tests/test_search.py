@@ -281,6 +281,31 @@ def test_the_study_total_counts_only_trials_that_claimed_their_keep_set():
     assert unclaimed.number < claimed.number
 
 
+def test_a_retried_trial_starts_from_what_it_was_enqueued_with(tmp_path):
+    """A stale trial is re-queued with its enqueue-time fields only. A copied claim once hung a
+    resumed study for good: the retry was popped (RUNNING, with the old claim) and the process
+    killed before its first heartbeat, so it was never found stale and the study total waited
+    for it (the kill -9 fault test, in CI)."""
+    from autoprune.objective import within_total
+    from autoprune.record import mark
+    from autoprune.study import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage, directions=["minimize"])
+    flags = optuna.distributions.CategoricalDistribution((True, False))
+    study.enqueue_trial({"layer_00": True}, user_attrs={"baseline": "bi"})
+    crashed = study.ask({"layer_00": flags})
+    mark(crashed, keep=[0], claimed=True, rungs={"3": {"mase": 1.0}})
+    storage.set_trial_state_values(crashed._trial_id, TrialState.FAIL)
+    storage.get_heartbeat_stale_trial_callback()(study, study.trials[crashed.number])
+    retry = study.ask({"layer_00": flags})  # popped, then (say) killed before any heartbeat
+    assert retry.user_attrs == {"baseline": "bi"} and retry.params == {"layer_00": True}
+    assert study.trials[retry.number].system_attrs["failed_trial"] == crashed.number
+    later = study.ask({"layer_00": flags})
+    mark(later, keep=[0], claimed=True)
+    assert within_total(study, later.number, target=1)  # returns at once: nothing to wait for
+
+
 def test_trials_that_pick_one_keep_set_at_once_never_both_train():
     """Two processes on one storage: trial x (lower number) and y of the same keep set, in the
     interleavings that a single check-after-write lost (y checked before x wrote its keep set)."""
