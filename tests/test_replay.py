@@ -86,3 +86,18 @@ def test_compute_is_what_a_strategy_ran_and_multi_fidelity_stops_pay_their_rung(
     stopped = compute[-1] - truth.screen_cost - full_cost
     rung_costs = {round(c, 6) for c in truth.costs["r1"]}
     assert stopped >= 0 and (stopped == 0 or stopped > min(rung_costs) - 1e-9)
+
+
+def test_hv_without_says_which_front_keep_set_a_level_hinges_on():
+    """Without a front keep set no other can replace, less than the whole hypervolume is
+    reachable; a front keep set that an equal other replaces costs nothing."""
+    truth = table()
+    without = truth.hv_without()
+    assert set(without) == {" ".join(map(str, k)) for k in truth.true_front}
+    assert all(0 < v <= 1 for v in without.values())
+    assert min(without.values()) < 1  # some front keep set has no stand-in of its size
+    twin = max(truth.true_front, key=len)
+    i = truth.keeps.index(twin)
+    truth.keeps.append(tuple(sorted(set(range(LAYERS)) - {twin[0]})))  # same size, same values
+    truth.values = np.vstack([truth.values, truth.values[i]])
+    assert truth.hv_without()[" ".join(map(str, twin))] == 1.0
