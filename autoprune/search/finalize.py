@@ -21,7 +21,7 @@ from autoprune.export import (
     write_checkpoint,
 )
 from autoprune.metrics import METRICS
-from autoprune.models import MODELS
+from autoprune.models import MODELS, load_adapter
 from autoprune.objective import (
     free_memory,
     realign,
@@ -137,7 +137,8 @@ def holdout_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     """The selection and the full model, zero-shot and re-aligned (on this study's data, as
     the reference), forecast on the test split of each held-out dataset, which no
     re-alignment or selection has seen: is the pruned model still a foundation model? Same
-    setting (context, horizon, patch) as the study; computed once per selection and stored."""
+    setting (context, horizon, patch) as the study; computed once per selection and stored.
+    The selection is its saved checkpoint, reloaded (not trained again)."""
     study, ctx = prep.study, prep.ctx
     selection = study.user_attrs.get(SELECTION_ATTR)
     stored = dict(study.user_attrs.get(HOLDOUT_ATTR, {}))
@@ -148,18 +149,19 @@ def holdout_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     }
     if not todo:
         return stored
-    everything = tuple(range(ctx.adapter.num_layers))
     fresh = {name: {"dataset": s.name, "keep": selection["keep"]} for name, s in todo.items()}
     for label in HOLDOUT_MODELS:
-        model = ctx.adapter.prune(tuple(selection["keep"]) if label == "selection" else everything)
-        model = model.to(ctx.device)
-        if label != "full_zero_shot":
-            log(f"re-training the {label.replace('_', ' ')} for the held-out datasets ...")
+        adapter = ctx.adapter
+        if label == "selection":  # the checkpoint `finalize` wrote, as a user reloads it
+            adapter = load_adapter(str(selected_checkpoint(study)))
+        model = adapter.prune(tuple(range(adapter.num_layers))).to(ctx.device)
+        if label == "full_realigned":
+            log("re-training the full model for the held-out datasets ...")
             realign(ctx, model)
         for name, series in todo.items():
             log(f"evaluating the {label.replace('_', ' ')} on held-out {name} (test split) ...")
             fresh[name][label] = evaluate(
-                ctx.adapter,
+                adapter,
                 model,
                 series,
                 "test",
