@@ -421,15 +421,6 @@ def same_keep(study: optuna.Study, keep: KeepSet, number: int, claimed: bool) ->
     return None
 
 
-def beat(trial: optuna.Trial) -> None:
-    """Record the trial's heartbeat now, before it claims its keep set: Optuna's heartbeat
-    thread starts with the objective and may not have beaten yet, and a claimed trial without
-    any heartbeat is never found stale, so a kill there would hold its keep set for good."""
-    storage = trial.study._storage
-    if getattr(storage, "get_heartbeat_interval", lambda: None)():
-        storage.record_heartbeat(trial._trial_id)
-
-
 TOTAL_POLL_S = 1.0
 
 
@@ -509,7 +500,6 @@ def make_objective(ctx: TrialContext, target: int | None = None) -> Callable[[op
         mark(trial, keep=list(keep))
         earlier = same_keep(trial.study, keep, trial.number, claimed=False)
         if earlier is None:
-            beat(trial)
             mark(trial, claimed=True)
             earlier = same_keep(trial.study, keep, trial.number, claimed=True)
         if earlier is not None and earlier.state == TrialState.COMPLETE:

@@ -54,6 +54,38 @@ def build_sampler(name: str, ctx: SamplerContext) -> optuna.samplers.BaseSampler
     return SAMPLERS[SAMPLERS.check(name)](ctx)
 
 
+class Beating(optuna.samplers.BaseSampler):
+    """`inner`, recording each trial's first heartbeat as soon as Optuna's `ask` makes it
+    RUNNING (in `before_trial`, before any proposal work). Optuna's own heartbeat thread starts
+    only after `ask`; a process killed in between left a RUNNING trial with no heartbeat, which
+    is never found stale, so a keep set enqueued for it (a retry, a baseline, a continued stop)
+    was lost for good. On a storage without heartbeats it is `inner` alone."""
+
+    def __init__(self, inner: optuna.samplers.BaseSampler) -> None:
+        self.inner = inner
+
+    def before_trial(self, study, trial) -> None:
+        storage = study._storage
+        if getattr(storage, "get_heartbeat_interval", lambda: None)():
+            storage.record_heartbeat(trial._trial_id)
+        self.inner.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self.inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self.inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
 def describe(name: str) -> str:
     """The one line `autoprune list samplers` shows: the first line of its builder's docstring."""
     return (SAMPLERS[name].__doc__ or "").strip().splitlines()[0]

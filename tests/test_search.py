@@ -306,6 +306,31 @@ def test_a_retried_trial_starts_from_what_it_was_enqueued_with(tmp_path):
     assert within_total(study, later.number, target=1)  # returns at once: nothing to wait for
 
 
+def test_a_trial_killed_inside_optunas_ask_is_found_stale_and_retried(
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
+):
+    """Optuna's heartbeat thread starts only after `ask`, whose sampler work can take seconds;
+    the study's sampler beats as soon as `ask` makes a trial RUNNING, so a process killed
+    there leaves a trial that goes stale and is re-queued (before, it stayed RUNNING for good
+    and an enqueued keep set was lost)."""
+    from autoprune.search.options import prepare
+    from autoprune.search.run import study_sampler
+
+    monkeypatch.setattr(study_module, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(study_module, "GRACE_S", 1)
+    prep = prepare(options(tiny_model_dir, tiny_csv, tiny_space, trials=1, sampler="random"))
+    prep.study.sampler = study_sampler(prep, quiet)
+    prep.study.enqueue_trial(prep.ctx.space.params_of((0, 2)), {"baseline": "bi"})
+    killed = prep.study.ask()  # the process dies here, before its objective runs
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(prep.study)
+    trials = prep.study.get_trials(deepcopy=False)
+    assert trials[killed.number].state == TrialState.FAIL
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.WAITING
+    assert retry[0].user_attrs == {"baseline": "bi"} and retry[0].params == killed.params
+
+
 def test_trials_that_pick_one_keep_set_at_once_never_both_train():
     """Two processes on one storage: trial x (lower number) and y of the same keep set, in the
     interleavings that a single check-after-write lost (y checked before x wrote its keep set)."""

@@ -166,7 +166,6 @@ class StudySearch(OptunaSearch):
         )
 
     def _define(self, trial: optuna.Trial) -> dict:
-        self.storage.record_heartbeat(trial._trial_id)  # from now on a killed driver is noticed
         keep = suggest_keep(trial, self.keep_space)
         mark(trial, keep=list(keep))
         return {"trial_id": trial._trial_id, "number": trial.number}

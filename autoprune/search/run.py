@@ -23,7 +23,7 @@ from autoprune.pareto import (
 )
 from autoprune.record import TrialRecord
 from autoprune.report import collect, write_report
-from autoprune.samplers import SamplerContext, Screen, build_sampler
+from autoprune.samplers import Beating, SamplerContext, Screen, build_sampler
 from autoprune.search.cached import ensure_reference, front_test, priors, screen_table
 from autoprune.search.finalize import finalize, holdout_test
 from autoprune.search.front import selection_is_current, study_rule
@@ -47,9 +47,11 @@ from autoprune.study import (
 
 def study_sampler(prep: Prepared, log: Callable[[str], None] = print) -> BaseSampler:
     """The study's sampler, built by name once the full-model reference exists (the screened
-    sampler's pool is normalised by it). Seeded with the study seed plus the trials stored."""
+    sampler's pool is normalised by it), beating for each trial it is asked for. Seeded with the
+    study seed plus the trials stored."""
     seed = prep.settings["seed"] + len(prep.study.get_trials(deepcopy=False))
-    return build_sampler(prep.sampler, SamplerContext(seed, lambda: screen_knowledge(prep, log)))
+    context = SamplerContext(seed, lambda: screen_knowledge(prep, log))
+    return Beating(build_sampler(prep.sampler, context))
 
 
 def screen_knowledge(prep: Prepared, log: Callable[[str], None] = print) -> Screen:
