@@ -254,9 +254,8 @@ SCHEMA_ATTEMPTS = 8
 class RetryAsQueued(RetryHeartbeatStaleTrialCallback):
     """Optuna's re-queueing of a trial left RUNNING by a dead process (once), except that the
     new trial starts from what the old one was enqueued with, not from everything it stored
-    while it ran: a copied claim would make every other trial yield to, and wait for, a keep
-    set nobody is training (a kill -9 while Optuna's `ask` pops the retry, before its first
-    heartbeat, leaves it RUNNING for good)."""
+    while it ran: with a copied claim, every other trial yields to, and the study total waits
+    for, the retry before it has chosen anything (and for good if its process dies then)."""
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         queued = copy.copy(trial)
