@@ -331,6 +331,19 @@ def settings_of(study: optuna.Study) -> dict:
     return study.user_attrs.get(SETTINGS_ATTR, {})
 
 
+SETTINGS_WAIT_S = 10.0
+
+
+def _settings_once_written(study: optuna.Study) -> dict:
+    """The study's settings. A process that creates a study writes them just after Optuna
+    creates it; another one that opens the study in between (searches started together on a
+    new study) waits for them rather than reading none."""
+    deadline = time.monotonic() + SETTINGS_WAIT_S
+    while not (stored := settings_of(study)) and time.monotonic() < deadline:
+        time.sleep(0.1)  # study attrs are read from the storage each time
+    return stored
+
+
 def create_or_resume(
     name: str,
     storage: str | None,
@@ -343,7 +356,7 @@ def create_or_resume(
     rdb = open_storage(url)
     if study_exists(rdb, name):
         study = optuna.load_study(study_name=name, storage=rdb, sampler=sampler)
-        stored = settings_of(study)
+        stored = _settings_once_written(study)
         for key in RESUME_KEYS:
             if stored.get(key) != settings.get(key):
                 raise StudyError(

@@ -57,3 +57,24 @@ def test_searches_started_at_the_same_instant_on_a_new_study_all_open_it(studies
     ]
     failures = [run.stderr.read() for run in runs if run.wait() != 0]
     assert not failures, failures[0].strip().splitlines()[-1]
+
+
+def test_a_study_opened_between_its_creation_and_its_settings_waits_for_them(studies):
+    """Optuna creates the study, then its creator writes the settings: a search that opens it in
+    between (seen with PostgreSQL, four searches started together) read no settings and refused
+    the study as created with other ones."""
+    import threading
+
+    import optuna
+
+    from autoprune.study import SETTINGS_ATTR, create_or_resume, open_storage, storage_url
+
+    settings = {"objectives": ["mase", "params"]}
+    bare = optuna.create_study(
+        study_name="late", storage=open_storage(storage_url("late")), directions=["minimize"] * 2
+    )
+    writer = threading.Timer(0.5, bare.set_user_attr, (SETTINGS_ATTR, settings))
+    writer.start()
+    study = create_or_resume("late", None, settings)
+    writer.join()
+    assert study.user_attrs[SETTINGS_ATTR] == settings
