@@ -52,6 +52,19 @@ def test_held_out_datasets_are_forecast_zero_shot_by_the_selection_and_the_full_
     messages = []
     search(opts, log=messages.append)
     assert not any("held-out" in m for m in messages)
+    # a new selection (simulated: the stored numbers are of another keep set): only it is
+    # evaluated again; the full model's numbers do not depend on it
+    stale = {str(other_csv): {**held, "keep": [0]}}
+    load_study("s1").set_user_attr("holdout", stale)
+    messages = []
+    search(opts, log=messages.append)
+    again = load_study("s1").user_attrs["holdout"][str(other_csv)]
+    assert [m for m in messages if "held-out" in m] == [
+        f"evaluating the selection on held-out {other_csv} (test split) ..."
+    ]
+    assert again["full_zero_shot"] == held["full_zero_shot"]  # kept, not computed again
+    assert again["full_realigned"] == held["full_realigned"]
+    assert all(again["selection"][m] == held["selection"][m] for m in METRICS)
 
 
 def test_a_held_out_dataset_that_is_the_studys_own_is_refused_creating_nothing(

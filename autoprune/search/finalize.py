@@ -131,14 +131,16 @@ def export_trial(
 
 
 HOLDOUT_MODELS = ("selection", "full_zero_shot", "full_realigned")
+FULL_MODELS = HOLDOUT_MODELS[1:]  # the same whatever the selection
 
 
 def holdout_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     """The selection and the full model, zero-shot and re-aligned (on this study's data, as
     the reference), forecast on the test split of each held-out dataset, which no
     re-alignment or selection has seen: is the pruned model still a foundation model? Same
-    setting (context, horizon, patch) as the study; computed once per selection and stored.
-    The selection is its saved checkpoint, reloaded (not trained again)."""
+    setting (context, horizon, patch) as the study; the selection's computed once per
+    selection, the full model's once per dataset (a new selection does not change them), and
+    stored. The selection is its saved checkpoint, reloaded (not trained again)."""
     study, ctx = prep.study, prep.ctx
     selection = study.user_attrs.get(SELECTION_ATTR)
     stored = dict(study.user_attrs.get(HOLDOUT_ATTR, {}))
@@ -149,8 +151,15 @@ def holdout_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     }
     if not todo:
         return stored
-    fresh = {name: {"dataset": s.name, "keep": selection["keep"]} for name, s in todo.items()}
+    fresh = {
+        name: {"dataset": s.name, "keep": selection["keep"]}
+        | {label: m for label, m in stored.get(name, {}).items() if label in FULL_MODELS}
+        for name, s in todo.items()
+    }
     for label in HOLDOUT_MODELS:
+        missing = {name: series for name, series in todo.items() if label not in fresh[name]}
+        if not missing:
+            continue
         adapter = ctx.adapter
         if label == "selection":  # the checkpoint `finalize` wrote, as a user reloads it
             adapter = load_adapter(str(selected_checkpoint(study)))
@@ -158,7 +167,7 @@ def holdout_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
         if label == "full_realigned":
             log("re-training the full model for the held-out datasets ...")
             realign(ctx, model)
-        for name, series in todo.items():
+        for name, series in missing.items():
             log(f"evaluating the {label.replace('_', ' ')} on held-out {name} (test split) ...")
             fresh[name][label] = evaluate(
                 adapter,
