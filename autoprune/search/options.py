@@ -48,8 +48,8 @@ from autoprune.study import (
 
 DEFAULT_MODEL = "moirai-tiny"
 DEFAULT_DATASET = "etth1"
-# the default study's front reached 99% of its 40-trial hypervolume by trial 27, and the study
-# takes ~6 minutes on 2 cores (README)
+# the default study's front reached 99% of its 40-trial hypervolume by trial 27; its search
+# takes 130-140 s on 2 cores with multi-fidelity trials (README)
 DEFAULT_TRIALS = 30
 DEFAULT_SEED = 0
 BACKENDS = ("local", "ray")
