@@ -13,7 +13,7 @@ import numpy as np
 
 from autoprune.backends import local
 from autoprune.errors import AutoPruneError
-from autoprune.importance import METHODS, top_k
+from autoprune.importance import all_methods, top_k
 from autoprune.models import KeepSet
 from autoprune.record import TrialRecord
 from autoprune.registry import Registry
@@ -55,7 +55,7 @@ def _screen(src: Sources, size: int) -> KeepSet:
     return min((k for k in table if len(k) == size), key=lambda k: table[k]["mase"])
 
 
-for _method in (*METHODS, "ablation"):  # each importance method: its k highest-scoring layers
+for _method in all_methods():  # each importance method: its k highest-scoring layers
     BASELINES.register(_method, lambda src, size, method=_method: top_k(src.priors(method), size))
 
 
@@ -71,7 +71,7 @@ def baseline_sets(prep: Prepared, kinds: list[str], sizes: list[int]) -> list[tu
     """(kind, keep set) for every kind and size k (by default a quarter, half and three quarters
     of the layers), repaired into the search space."""
     space = prep.ctx.space
-    methods = [k for k in kinds if k in METHODS or k == "ablation"]  # one shared pass for all
+    methods = [k for k in kinds if k in all_methods()]  # one shared pass for all
     src = Sources(
         space.num_layers,
         np.random.default_rng(prep.settings["seed"]),

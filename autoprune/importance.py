@@ -246,8 +246,13 @@ def top_k(scores: Sequence[float], k: int) -> tuple[int, ...]:
     return tuple(sorted(int(i) for i in ranked[:k]))
 
 
+def all_methods() -> list[str]:
+    """Every importance method: the one-pass ones (`METHODS`), then `ablation` (L + 1 passes)."""
+    return [*METHODS, "ablation"]
+
+
 def check_method(name: str) -> str:
-    known = [*METHODS, "ablation"]
+    known = all_methods()
     if name not in known:
         raise UnknownNameError(f"unknown importance method {name!r}; known: {', '.join(known)}")
     return name
@@ -310,7 +315,7 @@ def score_model(
     """`autoprune score`: one method's (or every method's) layer scores of a model on a dataset's
     train windows, as plain data, with the seconds each pass took. `setting`: context length,
     horizon and patch size (None = the model's defaults for the dataset)."""
-    methods = [check_method(method)] if method else [*METHODS, "ablation"]
+    methods = [check_method(method)] if method else all_methods()
     series = load_series(dataset, **data_options)
     adapter = load_adapter(model)
     adapter.model.to(resolve_device(device))

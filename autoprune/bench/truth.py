@@ -22,7 +22,7 @@ from autoprune.data import load_series
 from autoprune.errors import AutoPruneError
 from autoprune.evaluate import Setting
 from autoprune.export import atomic_write_text
-from autoprune.importance import METHODS
+from autoprune.importance import all_methods
 from autoprune.metrics import METRICS
 from autoprune.models import load_adapter
 from autoprune.objective import TrialContext, predict_latency, run_trial, rung_steps
@@ -34,7 +34,6 @@ from autoprune.search.run import study_sampler
 from autoprune.space import space_for_model
 from autoprune.study import trained_trials
 
-PRIORS = (*METHODS, "ablation")
 TRUTH_SEED = 0  # every table's trials re-align with this seed
 # how far `verify` may find a stored value moved: another CPU or torch build sums floats in
 # another order; a zero-shot forward keeps that at float noise, a re-alignment's 30 Adam steps
@@ -60,7 +59,8 @@ def build(
     all of them. Every keep set gets the full budget (single fidelity) and records its rungs.
     The re-aligned part is an ordinary autoprune study (`truth-<model>-<dataset>`, sampler
     `exhaustive` or `random`), so building it resumes after an interruption and can be carried
-    across sessions; every layer is also scored by every importance method (`PRIORS`).
+    across sessions; every layer is also scored by every importance method
+    (`importance.all_methods`).
 
     A row's fidelities, each with what it cost: the zero-shot screen (`zs_nll`, `zs_mase`; its
     cost is the whole screen's, once per study), the rungs (`r3_mase`, `r10_mase`: the screen's
@@ -103,7 +103,7 @@ def build(
     zero_shot = screen_table(prep, log)
     screen_s = time.perf_counter() - start
     everything = tuple(range(ctx.adapter.num_layers))
-    scores = priors(prep, PRIORS, log)
+    scores = priors(prep, all_methods(), log)
 
     realigned = {TrialRecord.of(t).keep_set: t for t in trained_trials(prep.study)}
     rungs = rung_steps(space.realign.steps)
