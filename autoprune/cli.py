@@ -289,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="replay: another truth table of the same model, for the warm-started strategies",
     )
+    bench.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="replay: seed s of every strategy replays the table with each re-aligned accuracy "
+        "multiplied by exp(N(0, NOISE^2)) drawn from s (e.g. 0.01), as if re-aligned with "
+        "another seed (default 0: the table as measured)",
+    )
     bench.add_argument("--out", type=Path, help="output folder (default studies/bench)")
     return parser
 
@@ -760,7 +768,7 @@ def _replay(args: argparse.Namespace, folder: Path) -> int:
 
     log = lambda m: err.print(m)  # noqa: E731
     target, png = replay_truth(
-        args.truth, args.seeds, args.budget, args.strategy, folder, args.warm_start, log
+        args.truth, args.seeds, args.budget, args.strategy, folder, args.warm_start, log, args.noise
     )
     out.print(f"written to {target} and {png}")
     return 0

@@ -2,10 +2,14 @@
 table is made of, checked on a small table whose true front is known by construction."""
 
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 
-from autoprune.bench.replay import Table, run
+from autoprune.bench.replay import Table, replay_truth, run
+from autoprune.errors import AutoPruneError
 
 LAYERS = 5
 
@@ -101,3 +105,35 @@ def test_hv_without_says_which_front_keep_set_a_level_hinges_on():
     truth.keeps.append(tuple(sorted(set(range(LAYERS)) - {twin[0]})))  # same size, same values
     truth.values = np.vstack([truth.values, truth.values[i]])
     assert truth.hv_without()[" ".join(map(str, twin))] == 1.0
+
+
+def test_noise_replays_every_strategy_on_its_own_sibling_table_per_seed():
+    """With noise, seed s of every strategy meets the same sibling table (accuracies perturbed,
+    true front recomputed), the deterministic screened sampler included; without, the table."""
+    truth = table()
+    a, b = truth.perturbed(1, 0.02), truth.perturbed(1, 0.02)
+    assert np.array_equal(a.values, b.values) and a.true_front == b.true_front
+    assert not np.array_equal(a.values[:, 0], truth.values[:, 0])
+    assert np.array_equal(a.values[:, 1:], truth.values[:, 1:])  # costs are not re-aligned
+    spread = np.log(a.values[:, 0] / truth.values[:, 0])
+    assert 0.01 < spread.std() < 0.04
+    shaken = [truth.perturbed(s, 0.05) for s in range(8)]
+    assert len({frozenset(t.true_front) for t in shaken}) > 1  # near-ties flip between siblings
+
+    result = run(truth, seeds=3, budget=len(truth.keeps), log=lambda m: None, noise=0.05)
+    assert result["noise"] == 0.05
+    screened = result["strategies"]["screened"]["curves"]
+    assert len(screened) == 3 and len({tuple(c) for c in screened}) > 1
+    for name, r in result["strategies"].items():
+        assert max(max(c) for c in r["curves"]) <= 1 + 1e-9, name
+    assert run(truth, seeds=3, budget=5, only=["screened"], log=lambda m: None)["noise"] == 0
+
+
+def test_replay_truth_names_a_noisy_replay_apart_and_refuses_a_nonsense_noise(tmp_path):
+    truth = Path(__file__).parents[1] / "studies/bench/truth-moirai-tiny-8-ili.json"
+    quiet = dict(log=lambda m: None)
+    target, png = replay_truth(truth, 2, 5, ["random"], tmp_path, noise=0.01, **quiet)
+    assert target.name == "replay-moirai-tiny-8-ili-noise0.01.json" and png.is_file()
+    assert json.loads(target.read_text())["noise"] == 0.01
+    with pytest.raises(AutoPruneError, match="--noise 2.0 must be in"):
+        replay_truth(truth, 2, 5, ["random"], tmp_path, noise=2.0, **quiet)

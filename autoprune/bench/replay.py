@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +101,24 @@ class Table:
             best = hypervolume(rest[non_dominated(rest)], self.reference) / self.true_hv
             result[" ".join(map(str, keep))] = round(float(best), 4)
         return result
+
+    def perturbed(self, seed: int, noise: float) -> Table:
+        """A sibling table: every re-aligned accuracy (full budget and rungs) multiplied by
+        exp(N(0, noise^2)) drawn from `seed`, its true front and hypervolume recomputed. It
+        stands in for re-aligning the same keep sets with another seed: near-ties between keep
+        sets flip, so a figure measured over siblings is not the luck of one table's ties."""
+        rng = np.random.default_rng(seed)
+        values = self.values.copy()
+        values[:, 0] *= np.exp(rng.normal(0.0, noise, len(values)))
+        rungs = {s: v * np.exp(rng.normal(0.0, noise, len(v))) for s, v in self.rungs.items()}
+        mask = non_dominated(values)
+        return replace(
+            self,
+            values=values,
+            rungs=rungs,
+            true_hv=hypervolume(values[mask], self.reference),
+            true_front={k for k, m in zip(self.keeps, mask, strict=True) if m},
+        )
 
     def one_shot(self, scores: list[float]) -> list[tuple[int, ...]]:
         """The top-k layers by a prior, for every size in the table."""
@@ -335,9 +353,12 @@ def run(
     only: list[str] | None = None,
     log=print,
     warm_from: Table | None = None,
+    noise: float = 0.0,
 ) -> dict:
     """Every strategy (or those in `only`) over `seeds` seeds (SEED_FREE ones once),
-    summarised; and per prior, the share of the true front its one-shot keep sets find alone."""
+    summarised; and per prior, the share of the true front its one-shot keep sets find alone.
+    With `noise`, seed s of every strategy (SEED_FREE ones too) replays on the sibling table
+    `table.perturbed(s, noise)`, so every strategy meets the same near-ties, drawn anew per seed."""
     known = strategies(table, warm_from)
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
@@ -351,8 +372,9 @@ def run(
             continue
         start = time.perf_counter()
         curves, recalls, computes = [], [], []
-        for seed in range(1 if name in SEED_FREE else seeds):
-            curve, compute, recall, _ = replay_one(table, strategy, seed, budget)
+        for seed in range(1 if name in SEED_FREE and not noise else seeds):
+            sibling = table.perturbed(seed, noise) if noise else table
+            curve, compute, recall, _ = replay_one(sibling, strategy, seed, budget)
             curves.append(curve)
             computes.append(compute)
             recalls.append(recall)
@@ -388,6 +410,7 @@ def run(
         "true_front": sorted(list(k) for k in table.true_front),
         "hv_without": without,
         "seeds": seeds,
+        "noise": noise,
         "budget": budget,
         "one_shot_front_share": one_shot,
         "strategies": results,
@@ -443,6 +466,7 @@ def replay_truth(
     folder: Path,
     warm_start: Path | None = None,
     log=print,
+    noise: float = 0.0,
 ) -> tuple[Path, Path]:
     """`autoprune bench replay`: every strategy replayed on a ground-truth table file (warm
     started from another table of the same model, if given); returns the JSON and PNG written
@@ -453,6 +477,8 @@ def replay_truth(
         )
     if seeds < 1 or budget < 1:
         raise AutoPruneError("--seeds and --budget must be at least 1")
+    if not 0 <= noise < 1:
+        raise AutoPruneError(f"--noise {noise} must be in [0, 1): a log-scale spread, e.g. 0.01")
     table = Table.load(*load_truth(truth))
     warm_from = None
     if warm_start is not None:
@@ -464,10 +490,12 @@ def replay_truth(
                 f"--warm-start {warm_start} is a table of {warm_from.meta['model']}, not "
                 f"{table.meta['model']}; a warm start needs the same model"
             )
-    result = run(table, seeds, budget, only, log, warm_from)
+    result = run(table, seeds, budget, only, log, warm_from, noise)
     result["truth"] = str(truth)
     stem = truth.stem.replace("truth-", "replay-")
     if warm_from is not None:
         stem += f"-warm-{Path(warm_from.meta['dataset']).stem}"
+    if noise:
+        stem += f"-noise{noise:g}"
     target = folder / f"{stem}.json"
     return target, write(result, target)
