@@ -12,18 +12,15 @@ float-summation order alone changes some results.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from autoprune.bench.truth import load_truth
-from autoprune.data import load_series
-from autoprune.evaluate import Setting
-from autoprune.models import load_adapter
-from autoprune.objective import TrialContext, run_trial
-from autoprune.space import space_for_model
+from autoprune.bench.truth import load_truth, random_rows, table_context
+from autoprune.objective import run_trial
 
 
 def main() -> None:
@@ -37,18 +34,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     meta, table = load_truth(args.truth)
-    adapter = load_adapter(meta["model"])
-    space = space_for_model(meta["model"], adapter.num_layers)
-    series = load_series(meta["dataset"])
-    setting = Setting(**meta["setting"])
-    rows = [r for r in table if r["mase"] is not None]
-    picked = np.random.default_rng(args.pick).choice(len(rows), args.rows, replace=False)
+    ctx = table_context(args.truth, meta)
     result = []
-    for row in (rows[i] for i in picked):
+    for row in random_rows(table, args.rows, args.pick):
         values = []
         for seed in range(args.seeds):
-            ctx = TrialContext(adapter, series, setting, space, torch.device("cpu"), seed)
-            values.append(run_trial(ctx, row["keep"])[1]["mase"])
+            values.append(run_trial(dataclasses.replace(ctx, seed=seed), row["keep"])[1]["mase"])
         spread = float(np.std(np.log(values), ddof=1))
         result.append({"keep": list(row["keep"]), "table": row["mase"], "seeds": values})
         result[-1]["log_sd"] = round(spread, 4)

@@ -230,11 +230,9 @@ def load_truth(json_path: Path) -> tuple[dict, list[dict]]:
     return meta, rows
 
 
-def verify(json_path: Path, rows: int, seed: int = 0, log=print) -> list[dict]:
-    """Re-evaluate `rows` random re-aligned rows of a ground-truth table from scratch (prune,
-    re-align with the table's budget and seed, evaluate; and the zero-shot screen of the same
-    keep set) and return stored against measured values."""
-    meta, table = load_truth(json_path)
+def table_context(json_path: Path, meta: dict) -> TrialContext:
+    """The context the table's trials ran in (its model, data, setting, re-alignment and seed),
+    on the CPU; refused when the model's search space has changed since the table was built."""
     adapter = load_adapter(meta["model"])
     space = space_for_model(meta["model"], adapter.num_layers)
     realign = space.realign.settings()
@@ -245,13 +243,28 @@ def verify(json_path: Path, rows: int, seed: int = 0, log=print) -> list[dict]:
             f"{space.val_windows} windows; rebuild the table with `autoprune bench truth`"
         )
     series = load_series(meta["dataset"])
-    setting = Setting(**meta["setting"])
-    ctx = TrialContext(adapter, series, setting, space, torch.device("cpu"), TRUTH_SEED)
+    return TrialContext(
+        adapter, series, Setting(**meta["setting"]), space, torch.device("cpu"), TRUTH_SEED
+    )
+
+
+def random_rows(table: list[dict], rows: int, seed: int) -> list[dict]:
+    """`rows` random re-aligned rows of a table (all of them if it has fewer), in table order."""
     trained = [r for r in table if r["mase"] is not None]
     picked = np.random.default_rng(seed).choice(len(trained), min(rows, len(trained)), False)
+    return [trained[i] for i in sorted(picked)]
+
+
+def verify(json_path: Path, rows: int, seed: int = 0, log=print) -> list[dict]:
+    """Re-evaluate `rows` random re-aligned rows of a ground-truth table from scratch (prune,
+    re-align with the table's budget and seed, evaluate; and the zero-shot screen of the same
+    keep set) and return stored against measured values."""
+    meta, table = load_truth(json_path)
+    ctx = table_context(json_path, meta)
+    adapter, series, setting = ctx.adapter, ctx.series, ctx.setting
     windows = series.eval_windows("val", setting.context_length, setting.horizon, SCREEN_WINDOWS)
     result = []
-    for row in (trained[i] for i in sorted(picked)):
+    for row in random_rows(table, rows, seed):
         log(f"re-evaluating keep set {list(row['keep'])} ...")
         model, record = run_trial(ctx, row["keep"])
         del model
