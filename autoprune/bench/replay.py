@@ -45,11 +45,17 @@ class Table:
     values: np.ndarray  # (n, objectives), normalised
     screen: np.ndarray  # zero-shot MASE of the mean forecast, normalised by the full model's
     reference: np.ndarray
-    true_hv: float
-    true_front: set[tuple[int, ...]]
     rungs: dict[int, np.ndarray] = field(default_factory=dict)  # steps -> rung value per row
     costs: dict[str, np.ndarray] = field(default_factory=dict)  # "r<steps>", "full", "full_mf"
     screen_cost: float = 0.0
+    # from `values`: the non-dominated keep sets and their hypervolume
+    true_hv: float = field(init=False)
+    true_front: set[tuple[int, ...]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        mask = non_dominated(self.values)
+        self.true_hv = hypervolume(self.values[mask], self.reference)
+        self.true_front = {k for k, m in zip(self.keeps, mask, strict=True) if m}
 
     @classmethod
     def load(cls, meta: dict, rows: list[dict]) -> Table:
@@ -57,8 +63,6 @@ class Table:
         objectives = meta["objectives"]
         full = np.array([meta["reference"]["realigned"][o] for o in objectives])
         values = np.array([[r[o] for o in objectives] for r in rows]) / full
-        reference = hv_reference(objectives)
-        mask = non_dominated(values)
         screen_full = meta["screen_full"]["mase"]
         steps = [s for s in meta.get("rungs", []) if all(r.get(f"r{s}_mase") for r in rows)]
         measured = steps and all(r.get("cost_full") for r in rows)
@@ -78,9 +82,7 @@ class Table:
             [r["keep"] for r in rows],
             values,
             np.array([r["zs_mase"] for r in rows]) / screen_full,
-            reference,
-            hypervolume(values[mask], reference),
-            {r["keep"] for r, m in zip(rows, mask, strict=True) if m},
+            hv_reference(objectives),
             {s: np.array([r[f"r{s}_mase"] for r in rows]) for s in steps} if measured else {},
             costs,
             meta.get("seconds", {}).get("screen_all", 0.0),
@@ -111,14 +113,7 @@ class Table:
         values = self.values.copy()
         values[:, 0] *= np.exp(rng.normal(0.0, noise, len(values)))
         rungs = {s: v * np.exp(rng.normal(0.0, noise, len(v))) for s, v in self.rungs.items()}
-        mask = non_dominated(values)
-        return replace(
-            self,
-            values=values,
-            rungs=rungs,
-            true_hv=hypervolume(values[mask], self.reference),
-            true_front={k for k, m in zip(self.keeps, mask, strict=True) if m},
-        )
+        return replace(self, values=values, rungs=rungs)
 
     def one_shot(self, scores: list[float]) -> list[tuple[int, ...]]:
         """The top-k layers by a prior, for every size in the table."""
