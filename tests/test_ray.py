@@ -287,7 +287,10 @@ def test_an_interrupted_ray_run_resumes_with_nothing_lost(
     assert not study.get_trials(states=(TrialState.WAITING,))  # every re-queued one was run
     for failed in study.get_trials(states=(TrialState.FAIL,)):  # left running by the stop
         retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == failed.number]
-        assert len(retry) == 1 and retry[0].params == failed.params
-    # a driver killed between creating a trial and suggesting its keep set leaves it RUNNING
-    # without a heartbeat (as Optuna's own optimize loop would); nothing was trained in it
+        assert len(retry) == 1
+        # the same keep set again; a trial killed after `ask` made it RUNNING (and beat) but
+        # before it chose a keep set has none to repeat, and its retry chooses one of its own
+        assert retry[0].params == failed.params or (not failed.params and retry[0].params)
+    # a trial the killed driver had created but not given a keep set, whose heartbeat had not
+    # gone stale when the resumed run last looked, may still read RUNNING; nothing trained in it
     assert all(not t.params for t in study.get_trials(states=(TrialState.RUNNING,)))
