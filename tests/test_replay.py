@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autoprune.bench.replay import Table, replay_truth, run
+from autoprune.bench.replay import Table, paired, replay_truth, run
 from autoprune.errors import AutoPruneError
 
 LAYERS = 5
@@ -137,3 +137,52 @@ def test_replay_truth_names_a_noisy_replay_apart_and_refuses_a_nonsense_noise(tm
     assert json.loads(target.read_text())["noise"] == 0.01
     with pytest.raises(AutoPruneError, match="--noise 2.0 must be in"):
         replay_truth(truth, 2, 5, ["random"], tmp_path, noise=2.0, **quiet)
+
+
+def test_paired_compares_compute_seed_by_seed_and_counts_a_miss_as_its_whole_budget():
+    def replay(curves, compute_s):
+        return {
+            "truth": "t.json",
+            "seeds": 2,
+            "noise": 0.01,
+            "warm_start_from": None,
+            "strategies": {"s": {"curves": curves, "compute_s": compute_s}},
+        }
+
+    base = replay([[0.5, 0.96], [0.97]], [[1.0, 2.0], [4.0]])
+    new = replay([[0.9], [0.5, 0.99]], [[3.0], [1.0, 2.0]])
+    levels = paired(base, new, "s")["levels"]
+    # 95%: seed 0 never got there in `new` (its budget, 3 s, against 2 s), seed 1 in 2 s against 4
+    assert levels["95"]["geometric_mean_ratio"] == pytest.approx(np.sqrt(1.5 * 0.5), abs=1e-3)
+    assert (levels["95"]["new_less"], levels["95"]["new_more"], levels["95"]["censored"]) == (
+        1,
+        1,
+        1,
+    )
+    assert levels["90"]["geometric_mean_ratio"] == pytest.approx(np.sqrt(1.5 * 0.5), abs=1e-3)
+    assert levels["100"] == {
+        "geometric_mean_ratio": None,
+        "new_less": 0,
+        "new_more": 0,
+        "seeds": 0,
+        "censored": 0,
+    }
+
+
+def test_paired_needs_the_same_siblings_in_both_replays():
+    truth = table()
+    quiet = dict(log=lambda m: None)
+    noisy = run(truth, seeds=3, budget=10, only=["screened", "random"], noise=0.05, **quiet)
+    same = paired(noisy, noisy, "random")["levels"]
+    assert all(
+        r["geometric_mean_ratio"] in (1.0, None) and r["new_less"] == 0 for r in same.values()
+    )
+    assert paired(noisy, noisy, "random", "screened")["new"] == "screened"
+    other = run(truth, seeds=3, budget=10, only=["random"], noise=0.02, **quiet)
+    with pytest.raises(AutoPruneError, match="differ in noise"):
+        paired(noisy, other, "random")
+    plain = run(truth, seeds=3, budget=10, only=["screened", "random"], **quiet)
+    with pytest.raises(AutoPruneError, match="ran 1 seed"):
+        paired(plain, plain, "screened", "random")
+    with pytest.raises(AutoPruneError, match="not in that replay; it has: random, screened"):
+        paired(noisy, noisy, "tpe")

@@ -291,12 +291,19 @@ def _trials_to(curves: list[list[float]], level: float) -> dict:
     }
 
 
-def _compute_to(curves: list[list[float]], computes: list[list[float]], level: float) -> dict:
-    """Compute seconds each seed had spent when it reached `level`; None as in _trials_to."""
-    hits = [
+def compute_hits(
+    curves: list[list[float]], computes: list[list[float]], level: float
+) -> list[float]:
+    """Compute seconds each seed had spent when it reached `level` (inf: never)."""
+    return [
         next((s for v, s in zip(c, cost, strict=True) if v >= level - 1e-9), np.inf)
         for c, cost in zip(curves, computes, strict=True)
     ]
+
+
+def _compute_to(curves: list[list[float]], computes: list[list[float]], level: float) -> dict:
+    """Compute seconds each seed had spent when it reached `level`; None as in _trials_to."""
+    hits = compute_hits(curves, computes, level)
     with np.errstate(invalid="ignore"):
         median = float(np.median(hits))
         q1, q3 = np.percentile(hits, [25, 75])
@@ -409,6 +416,57 @@ def run(
         "budget": budget,
         "one_shot_front_share": one_shot,
         "strategies": results,
+    }
+
+
+def paired(base: dict, new: dict, strategy: str, new_strategy: str | None = None) -> dict:
+    """`new_strategy` (default `strategy`) of replay `new` against `strategy` of replay `base`,
+    seed by seed: both must have replayed the same table with the same seeds and noise, so
+    seed s met the same sibling table in both. Per level of the true hypervolume: the geometric
+    mean over seeds of new's compute over base's, and on how many seeds new needed less or
+    more. A seed that never reached a level counts the compute of its whole budget, a lower
+    bound (`censored` counts them); a seed neither reached is left out."""
+    new_strategy = new_strategy or strategy
+    for key in ("truth", "seeds", "noise", "warm_start_from"):
+        if base.get(key) != new.get(key):
+            raise AutoPruneError(
+                f"not paired: the replays differ in {key} ({base.get(key)!r} against "
+                f"{new.get(key)!r}); replay the same table with the same --seeds and --noise"
+            )
+    runs = []
+    for result, name in ((base, strategy), (new, new_strategy)):
+        if name not in result["strategies"]:
+            known = ", ".join(result["strategies"])
+            raise AutoPruneError(f"strategy {name!r} is not in that replay; it has: {known}")
+        runs.append(result["strategies"][name])
+    if len(runs[0]["curves"]) != len(runs[1]["curves"]):
+        raise AutoPruneError(
+            f"not paired: {strategy!r} ran {len(runs[0]['curves'])} seed(s) and {new_strategy!r} "
+            f"{len(runs[1]['curves'])} (a deterministic strategy runs every seed only with --noise)"
+        )
+    levels = {}
+    for level in LEVELS:
+        hits = [
+            np.array(compute_hits(r["curves"], r["compute_s"], level), dtype=float) for r in runs
+        ]
+        spent = [np.array([c[-1] for c in r["compute_s"]]) for r in runs]
+        both = np.isfinite(hits[0]) | np.isfinite(hits[1])
+        capped = [np.where(np.isfinite(h), h, total) for h, total in zip(hits, spent, strict=True)]
+        log_ratio = np.log(capped[1][both] / capped[0][both])
+        mean = round(float(np.exp(log_ratio.mean())), 3) if both.any() else None
+        levels[str(round(100 * level))] = {
+            "geometric_mean_ratio": mean,
+            "new_less": int((log_ratio < 0).sum()),
+            "new_more": int((log_ratio > 0).sum()),
+            "seeds": int(both.sum()),
+            "censored": int(sum((~np.isfinite(h) & both).sum() for h in hits)),
+        }
+    return {
+        "truth": base.get("truth"),
+        "noise": base.get("noise"),
+        "base": strategy,
+        "new": new_strategy,
+        "levels": levels,
     }
 
 

@@ -1,0 +1,53 @@
+"""Two replays of one table, compared seed by seed (README, "Search efficiency").
+
+One deterministic trajectory per table says little, and medians over a handful of noisy
+sibling tables (`autoprune bench replay --noise`) move with the draw. Replayed with the same
+`--seeds` and `--noise`, seed s of both met the same sibling, so the ratio of the compute each
+needed to reach a share of the true hypervolume is what a change to a strategy bought:
+
+    python scripts/paired_replays.py BASE.json NEW.json [--strategy screened-mf] [--new-strategy S]
+
+BASE and NEW may be one file (two strategies of one replay) or the same replay run before and
+after a code change. Prints, per level (90, 95, 100% of the true hypervolume), the geometric
+mean over seeds of NEW's compute over BASE's and on how many seeds NEW needed less / more
+(`--json`: the same as JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from autoprune.bench.replay import paired
+from autoprune.errors import AutoPruneError
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("base", type=Path)
+    parser.add_argument("new", type=Path)
+    parser.add_argument("--strategy", default="screened-mf", help="BASE's strategy")
+    parser.add_argument("--new-strategy", help="NEW's strategy (default: --strategy)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    base, new = (json.loads(p.read_text()) for p in (args.base, args.new))
+    try:
+        result = paired(base, new, args.strategy, args.new_strategy)
+    except AutoPruneError as error:
+        parser.exit(2, f"paired_replays: {error}\n")
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{result['truth']} (noise {result['noise']}): {result['new']} against {result['base']}")
+    for level, r in result["levels"].items():
+        ratio = "-" if r["geometric_mean_ratio"] is None else f"{r['geometric_mean_ratio']:.2f}x"
+        print(
+            f"  to {level}%: {ratio} compute (geometric mean over {r['seeds']} seeds), less on "
+            f"{r['new_less']}, more on {r['new_more']}; {r['censored']} never reached it "
+            "(budget counted)"
+        )
+
+
+if __name__ == "__main__":
+    main()
