@@ -178,6 +178,11 @@ def test_paired_needs_the_same_siblings_in_both_replays():
         r["geometric_mean_ratio"] in (1.0, None) and r["new_less"] == 0 for r in same.values()
     )
     assert paired(noisy, noisy, "random", "screened")["new"] == "screened"
+    # one table named from two places is the same table
+    here, there = {**noisy, "truth": "t.json"}, {**noisy, "truth": "/elsewhere/t.json"}
+    assert paired(here, there, "random")["levels"]["95"]["new_more"] == 0
+    with pytest.raises(AutoPruneError, match="differ in truth"):
+        paired(here, {**noisy, "truth": "u.json"}, "random")
     other = run(truth, seeds=3, budget=10, only=["random"], noise=0.02, **quiet)
     with pytest.raises(AutoPruneError, match="differ in noise"):
         paired(noisy, other, "random")

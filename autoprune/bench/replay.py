@@ -427,8 +427,12 @@ def paired(base: dict, new: dict, strategy: str, new_strategy: str | None = None
     more. A seed that never reached a level counts the compute of its whole budget, a lower
     bound (`censored` counts them); a seed neither reached is left out."""
     new_strategy = new_strategy or strategy
+
+    def named(value):  # a table by its file name: one replay may name it from elsewhere
+        return Path(value).name if isinstance(value, str) else value
+
     for key in ("truth", "seeds", "noise", "warm_start_from"):
-        if base.get(key) != new.get(key):
+        if named(base.get(key)) != named(new.get(key)):
             raise AutoPruneError(
                 f"not paired: the replays differ in {key} ({base.get(key)!r} against "
                 f"{new.get(key)!r}); replay the same table with the same --seeds and --noise"
