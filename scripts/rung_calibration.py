@@ -4,8 +4,9 @@ The stop rule predicts a keep set's full-budget val MASE from its rung value thr
 calibration learned from the keep sets seen at both. Over every row of an exhaustive table:
 the shift-only calibration (log full = log rung + d, the default's `Calibration`) against a
 fitted line (log full = a + b log rung): residual spread and slope over all rows, then the mean
-held-out log-likelihood of each when learned from n random rows (Gaussian with the default's
-widened spread, against the line's Student-t prediction interval), median over draws.
+held-out log-likelihood of each when learned from n random rows (the default's `Calibration`
+itself, Gaussian with its widened spread, against the line's Student-t prediction interval),
+median over draws.
 
     python scripts/rung_calibration.py studies/bench/truth-moirai-tiny-8-etth1.json [--rung 10]
 """
@@ -21,6 +22,7 @@ from scipy import stats
 
 from autoprune.bench.replay import Table
 from autoprune.bench.truth import load_truth
+from autoprune.multifidelity import MIN_PAIRS, Calibration
 
 
 def held_out(x: np.ndarray, y: np.ndarray, n: int, draws: int, rng) -> dict[str, float]:
@@ -28,9 +30,8 @@ def held_out(x: np.ndarray, y: np.ndarray, n: int, draws: int, rng) -> dict[str,
     for _ in range(draws):
         seen = rng.choice(len(x), n, replace=False)
         rest = np.setdiff1d(np.arange(len(x)), seen)
-        d = y[seen] - x[seen]
-        sd = d.std(ddof=1) * np.sqrt(1 + 1 / n)
-        shift.append(stats.norm.logpdf(y[rest], x[rest] + d.mean(), sd).mean())
+        default = Calibration.fit(list(zip(np.exp(x[seen]), np.exp(y[seen]), strict=True)))
+        shift.append(stats.norm.logpdf(y[rest], x[rest] + default.mu, default.sigma).mean())
         slope, intercept = np.polyfit(x[seen], y[seen], 1)
         scale = np.sqrt(((y[seen] - intercept - slope * x[seen]) ** 2).sum() / (n - 2))
         centre, spread = x[seen].mean(), ((x[seen] - x[seen].mean()) ** 2).sum()
@@ -46,6 +47,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, nargs="+", default=[4, 6, 8, 12, 20])
     parser.add_argument("--draws", type=int, default=300)
     args = parser.parse_args()
+    if min(args.pairs) < MIN_PAIRS:
+        parser.exit(2, f"rung_calibration: the default calibration needs {MIN_PAIRS}+ pairs\n")
     table = Table.load(*load_truth(args.truth))
     if args.rung not in table.rungs:
         parser.exit(2, f"rung_calibration: the table has rungs {sorted(table.rungs)} only\n")

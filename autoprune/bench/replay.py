@@ -448,12 +448,12 @@ def paired(base: dict, new: dict, strategy: str, new_strategy: str | None = None
             f"not paired: {strategy!r} ran {len(runs[0]['curves'])} seed(s) and {new_strategy!r} "
             f"{len(runs[1]['curves'])} (a deterministic strategy runs every seed only with --noise)"
         )
+    spent = [np.array([c[-1] for c in r["compute_s"]]) for r in runs]  # each seed's budget
     levels = {}
     for level in LEVELS:
         hits = [
             np.array(compute_hits(r["curves"], r["compute_s"], level), dtype=float) for r in runs
         ]
-        spent = [np.array([c[-1] for c in r["compute_s"]]) for r in runs]
         both = np.isfinite(hits[0]) | np.isfinite(hits[1])
         capped = [np.where(np.isfinite(h), h, total) for h, total in zip(hits, spent, strict=True)]
         log_ratio = np.log(capped[1][both] / capped[0][both])
