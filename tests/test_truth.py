@@ -19,3 +19,21 @@ def test_a_random_row_of_each_shipped_truth_table_reproduces(table, studies, cap
     out = capsys.readouterr().out
     assert code == 0, out
     assert "re-aligned: reproduced" in out and "zero-shot: reproduced" in out
+
+
+def test_correlations_rank_each_named_fidelity_overall_and_within_size():
+    from autoprune.bench.truth import correlations
+
+    # within each size the "good" column orders keep sets as the full budget does, "bad"
+    # reverses them; across sizes both follow the size
+    rows = [
+        {"kept": k, "mase": 10 * k + i, "good": 10 * k + i, "bad": 10 * k - i}
+        for k in (1, 2)
+        for i in range(5)
+    ]
+    measured = correlations(rows, ("good", "bad"))
+    assert list(measured) == ["good", "bad"]
+    assert measured["good"]["overall"] == pytest.approx(1.0)
+    assert measured["good"]["within_size_weighted_mean"] == pytest.approx(1.0)
+    assert measured["bad"]["within_size"] == {"1": pytest.approx(-1.0), "2": pytest.approx(-1.0)}
+    assert measured["bad"]["overall"] > 0.5  # the size still ranks them

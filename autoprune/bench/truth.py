@@ -12,6 +12,7 @@ import io
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -188,14 +189,15 @@ def _progress(study, target: int, log) -> None:
         log(f"{done}/{target} re-aligned")
 
 
-def correlations(rows: list[dict]) -> dict:
-    """Spearman between each cheap fidelity (zero-shot screens, rungs) and re-aligned val MASE: over
-    all re-aligned keep sets, and within sets of equal size (the ranking a screen must do once the
-    cost is fixed), with the size-weighted mean of the latter."""
+def correlations(rows: list[dict], fidelities: Sequence[str] | None = None) -> dict:
+    """Spearman between each cheap fidelity (zero-shot screens and rungs, or the columns named by
+    `fidelities`) and re-aligned val MASE: over all re-aligned keep sets, and within sets of
+    equal size (the ranking a screen must do once the cost is fixed), with the size-weighted
+    mean of the latter."""
     done = [r for r in rows if r["mase"] is not None]
     result = {}
     rungs = [k for k in rows[0] if k.startswith("r") and k.endswith("_mase")] if rows else []
-    for fidelity in ("zs_nll", "zs_mase", *rungs):
+    for fidelity in fidelities or ("zs_nll", "zs_mase", *rungs):
         if any(r[fidelity] is None for r in done):
             continue
         within, weights = {}, {}
