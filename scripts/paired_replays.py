@@ -31,7 +31,13 @@ def main() -> None:
     parser.add_argument("--new-strategy", help="NEW's strategy (default: --strategy)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    base, new = (json.loads(p.read_text()) for p in (args.base, args.new))
+    replays = []
+    for path in (args.base, args.new):
+        try:
+            replays.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as error:  # missing, unreadable or not JSON
+            parser.exit(2, f"paired_replays: cannot read a replay from {path}: {error}\n")
+    base, new = replays
     try:
         result = paired(base, new, args.strategy, args.new_strategy)
     except AutoPruneError as error:

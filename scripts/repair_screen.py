@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("truth", type=Path)
     parser.add_argument("--out", type=Path, help="write each keep set's repaired screen here")
     args = parser.parse_args()
+    if not args.truth.is_file() or not args.truth.with_suffix(".csv").is_file():
+        parser.exit(2, f"repair_screen: {args.truth} and its .csv are not both there\n")
     meta, rows = load_truth(args.truth)
     if not meta["model"].startswith("moirai"):
         parser.exit(2, f"repair_screen: Moirai tables only, not {meta['model']}\n")

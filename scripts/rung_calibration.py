@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, nargs="+", default=[4, 6, 8, 12, 20])
     parser.add_argument("--draws", type=int, default=300)
     args = parser.parse_args()
+    if not args.truth.is_file() or not args.truth.with_suffix(".csv").is_file():
+        parser.exit(2, f"rung_calibration: {args.truth} and its .csv are not both there\n")
     if min(args.pairs) < MIN_PAIRS:
         parser.exit(2, f"rung_calibration: the default calibration needs {MIN_PAIRS}+ pairs\n")
     table = Table.load(*load_truth(args.truth))
