@@ -70,6 +70,13 @@ def candidate_pool(space: SearchSpace, seed: int) -> list[KeepSet]:
     return sorted(pool)
 
 
+def window_mase(mean: torch.Tensor, future: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Per window, the MASE of a mean forecast (B, steps) against `future` (B, horizon), scaled
+    by each window's seasonal error: the screen's measure. One pass of an autoregressive model
+    covers only its first steps, so the future is cut to them."""
+    return (future[:, : mean.shape[1]] - mean).abs().mean(dim=1) / scale
+
+
 @torch.no_grad()
 def screen(
     adapter: Adapter,
@@ -109,8 +116,7 @@ def screen(
         hiddens = [hidden for _, hidden in pending]
         hiddens += hiddens[-1:] * (batch - len(hiddens))  # a last, short batch is padded
         mean, nll = heads.mean_and_nll(hiddens[0] if batch == 1 else torch.cat(hiddens), futures)
-        covered = futures[:, : mean.shape[1]]  # one pass of an autoregressive model covers less
-        mase = ((covered - mean).abs().mean(dim=1) / scales).view(batch, -1).mean(dim=1)
+        mase = window_mase(mean, futures, scales).view(batch, -1).mean(dim=1)
         nll = nll.view(batch, -1).mean(dim=1)
         for i, (keep, _) in enumerate(pending):
             results[keep] = {"nll": nll[i].item(), "mase": mase[i].item()}

@@ -23,18 +23,23 @@ import numpy as np
 import torch
 
 from autoprune.bench.truth import correlations, load_truth, table_context
+from autoprune.errors import AutoPruneError
 from autoprune.metrics import seasonal_error
-from autoprune.screen import SCREEN_WINDOWS
+from autoprune.screen import SCREEN_WINDOWS, window_mase
 
 TRAIN_WINDOWS = 256
 RIDGE = 1e-2  # times the mean squared feature: the penalty of the repair's regression
 
 
-def last_hidden(staged, layers, keep) -> torch.Tensor:
-    hidden = staged.embed()
+def last_hidden(staged, embedded: torch.Tensor, layers, keep) -> torch.Tensor:
+    hidden = embedded
     for layer in keep:
         hidden = staged.apply(layers[layer], hidden)
     return hidden
+
+
+def with_bias(x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
 
 
 @torch.no_grad()
@@ -46,6 +51,7 @@ def repaired(ctx, keeps) -> dict[tuple[int, ...], dict[str, float]]:
     val = series.eval_windows("val", context, horizon, SCREEN_WINDOWS)
     fit_on = adapter.staged(model, torch.as_tensor(train.past), horizon, patch)
     score_on = adapter.staged(model, torch.as_tensor(val.past), horizon, patch)
+    fit_in, score_in = fit_on.embed(), score_on.embed()  # the same for every keep set
     heads = slice(score_on.first, None)  # the tokens the forecast head reads
     future = torch.as_tensor(val.future)
     scale = torch.as_tensor(seasonal_error(val.past, series.seasonality))
@@ -55,21 +61,21 @@ def repaired(ctx, keeps) -> dict[tuple[int, ...], dict[str, float]]:
         flat = hidden[:, heads].double()
         return flat.reshape(-1, flat.shape[-1])
 
-    target = rows(last_hidden(fit_on, layers, everything))
+    target = rows(last_hidden(fit_on, fit_in, layers, everything))
     result = {}
     for keep in keeps:
-        x = rows(last_hidden(fit_on, layers, keep))
-        x1 = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+        x = rows(last_hidden(fit_on, fit_in, layers, keep))
+        x1 = with_bias(x)
         penalty = RIDGE * (x1**2).sum() / x1.shape[1]
         gram = x1.T @ x1 + penalty * torch.eye(x1.shape[1], dtype=x.dtype)
         weights = torch.linalg.solve(gram, x1.T @ (target - x))
-        hidden = last_hidden(score_on, layers, keep)
+        hidden = last_hidden(score_on, score_in, layers, keep)
         v = rows(hidden)
-        fixed = v + torch.cat([v, torch.ones(len(v), 1, dtype=v.dtype)], 1) @ weights
+        fixed = v + with_bias(v) @ weights
         hidden = hidden.clone()
         hidden[:, heads] = fixed.to(hidden.dtype).view(hidden[:, heads].shape)
         mean, nll = score_on.mean_and_nll(hidden, future)
-        mase = ((future[:, : mean.shape[1]] - mean).abs().mean(dim=1) / scale).mean()
+        mase = window_mase(mean, future, scale).mean()
         result[keep] = {"rep_nll": nll.mean().item(), "rep_mase": mase.item()}
     return result
 
@@ -79,9 +85,10 @@ def main() -> None:
     parser.add_argument("truth", type=Path)
     parser.add_argument("--out", type=Path, help="write each keep set's repaired screen here")
     args = parser.parse_args()
-    if not args.truth.is_file() or not args.truth.with_suffix(".csv").is_file():
-        parser.exit(2, f"repair_screen: {args.truth} and its .csv are not both there\n")
-    meta, rows = load_truth(args.truth)
+    try:
+        meta, rows = load_truth(args.truth)
+    except AutoPruneError as error:
+        parser.exit(2, f"repair_screen: {error}\n")
     if not meta["model"].startswith("moirai"):
         parser.exit(2, f"repair_screen: Moirai tables only, not {meta['model']}\n")
     torch.set_num_threads(1)

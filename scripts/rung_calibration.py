@@ -22,6 +22,7 @@ from scipy import stats
 
 from autoprune.bench.replay import Table
 from autoprune.bench.truth import load_truth
+from autoprune.errors import AutoPruneError
 from autoprune.multifidelity import MIN_PAIRS, Calibration
 
 
@@ -47,11 +48,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, nargs="+", default=[4, 6, 8, 12, 20])
     parser.add_argument("--draws", type=int, default=300)
     args = parser.parse_args()
-    if not args.truth.is_file() or not args.truth.with_suffix(".csv").is_file():
-        parser.exit(2, f"rung_calibration: {args.truth} and its .csv are not both there\n")
     if min(args.pairs) < MIN_PAIRS:
         parser.exit(2, f"rung_calibration: the default calibration needs {MIN_PAIRS}+ pairs\n")
-    table = Table.load(*load_truth(args.truth))
+    try:
+        table = Table.load(*load_truth(args.truth))
+    except AutoPruneError as error:
+        parser.exit(2, f"rung_calibration: {error}\n")
     if args.rung not in table.rungs:
         parser.exit(2, f"rung_calibration: the table has rungs {sorted(table.rungs)} only\n")
     x, y = np.log(table.rungs[args.rung]), np.log(table.values[:, 0])

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from autoprune.bench.truth import correlations
 from autoprune.cli import main
 
 BENCH = Path(__file__).resolve().parents[1] / "studies" / "bench"
@@ -22,8 +23,6 @@ def test_a_random_row_of_each_shipped_truth_table_reproduces(table, studies, cap
 
 
 def test_correlations_rank_each_named_fidelity_overall_and_within_size():
-    from autoprune.bench.truth import correlations
-
     # within each size the "good" column orders keep sets as the full budget does, "bad"
     # reverses them; across sizes both follow the size
     rows = [

@@ -220,7 +220,10 @@ def correlations(rows: list[dict], fidelities: Sequence[str] | None = None) -> d
 
 
 def load_truth(json_path: Path) -> tuple[dict, list[dict]]:
-    meta = json.loads(Path(json_path).read_text())
+    json_path = Path(json_path)
+    if not json_path.is_file() or not json_path.with_suffix(".csv").is_file():
+        raise AutoPruneError(f"{json_path} and its .csv are not both there (a `bench truth` table)")
+    meta = json.loads(json_path.read_text())
     rows = []
     with open(Path(json_path).with_suffix(".csv")) as fh:
         for row in csv.DictReader(fh):
