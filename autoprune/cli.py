@@ -421,8 +421,19 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
     for line in summary["findings"]:
         out.print(line)
+    out.print(_compute_line(summary["compute"]))
     out.print(f"report: {report_dir / 'report.html'}  ({time.perf_counter() - started:.0f} s)")
     return 0
+
+
+def _compute_line(compute: dict) -> str:
+    """Where the study's compute went, in one line (the report's Compute table)."""
+    parts = "; ".join(
+        ("" if row["count"] is None else f"{row['count']} ")
+        + f"{row['step']} {row['seconds']:.0f} s"
+        for row in compute["steps"]
+    )
+    return f"compute, all runs of this study: {compute['total_s']:.0f} s ({parts})"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

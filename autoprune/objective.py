@@ -520,7 +520,8 @@ def make_objective(ctx: TrialContext, target: int | None = None) -> Callable[[op
             mark(trial, **stop.record, stopped_at=stop.steps, wall_s=wall_s)
             raise optuna.TrialPruned(str(stop)) from None
         except Exception as exc:
-            mark(trial, fail_reason=failure_reason(exc))
+            wall_s = round(time.perf_counter() - start, 3)
+            mark(trial, fail_reason=failure_reason(exc), wall_s=wall_s)
             raise
         finally:
             free_memory()

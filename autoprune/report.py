@@ -24,6 +24,7 @@ from autoprune.record import TrialRecord
 from autoprune.space import objective_value
 from autoprune.study import (
     BASELINES_ATTR,
+    COMPUTE_ATTR,
     FRONT_TEST_ATTR,
     HOLDOUT_ATTR,
     PRIORS_ATTR,
@@ -150,6 +151,7 @@ def collect(study: optuna.Study) -> dict:
         "holdout": study.user_attrs.get(HOLDOUT_ATTR, {}),
         "aggregate": settings.get("aggregate"),
         "datasets": list((reference or {}).get("realigned", {}).get("datasets", {})),
+        "compute": compute_spent(study),
     }
     summary["per_dataset"] = per_dataset(summary)
     if reference and trained:
@@ -163,6 +165,50 @@ def collect(study: optuna.Study) -> dict:
         }
     summary["findings"] = findings(summary)
     return summary
+
+
+# once-per-study steps in the order a search meets them (`study.spending` records them)
+BEFORE_TRIALS = ("latency profile", "full model (val)", "importance", "screen")
+AFTER_TRIALS = ("full model (test)", "selection", "front test", "held-out")
+TRIAL_KINDS = {
+    "trained": "trials trained to the full budget",
+    "stopped": "trials stopped at a rung",
+    "failed": "trials that failed",
+}
+
+
+def compute_spent(study: optuna.Study) -> dict:
+    """Seconds the study has spent so far, in every run of it, by step: what each trial
+    recorded (trained to the full budget, stopped at a rung, failed; a look-up runs nothing),
+    and the once-per-study steps around them. Summed over processes, so with several workers
+    it exceeds the wall clock; start-up (imports, loading the model and data) is not counted."""
+    spent = study.user_attrs.get(COMPUTE_ATTR, {})
+    trials = {kind: [0, 0.0] for kind in TRIAL_KINDS}
+    for trial in study.get_trials(deepcopy=False):
+        record = TrialRecord.of(trial)
+        if record.wall_s is None:
+            continue
+        kind = (
+            "stopped"
+            if record.stopped_at is not None
+            else "failed"
+            if trial.state == TrialState.FAIL
+            else "trained"
+        )
+        trials[kind][0] += 1
+        trials[kind][1] += record.wall_s
+    rows = [
+        {"step": step, "count": None, "seconds": spent.get(step, 0.0)} for step in BEFORE_TRIALS
+    ]
+    rows += [
+        {"step": TRIAL_KINDS[kind], "count": count, "seconds": round(seconds, 3)}
+        for kind, (count, seconds) in trials.items()
+    ]
+    rows += [
+        {"step": step, "count": None, "seconds": spent.get(step, 0.0)} for step in AFTER_TRIALS
+    ]
+    rows = [r for r in rows if r["seconds"] or r["count"]]
+    return {"steps": rows, "total_s": round(sum(r["seconds"] for r in rows), 3)}
 
 
 def per_dataset(summary: dict) -> list[dict]:
@@ -622,6 +668,21 @@ def front_columns(summary: dict) -> list[str]:
     ]
 
 
+COMPUTE_NOTE = (
+    "Seconds this study has spent in all its runs, by step (summed over workers; start-up, "
+    "loading the model and data, is not counted)"
+)
+
+
+def compute_rows(summary: dict) -> list[dict]:
+    """The compute table: each step's seconds and share of the total."""
+    total = summary["compute"]["total_s"] or 1.0
+    return [
+        {**row, "seconds": round(row["seconds"], 1), "share": f"{row['seconds'] / total:.0%}"}
+        for row in summary["compute"]["steps"]
+    ]
+
+
 def front_rows(summary: dict) -> list[dict]:
     """The front as table rows: validation objectives, then test metrics where computed."""
     return [
@@ -716,6 +777,15 @@ def _markdown(summary: dict) -> str:
             "",
         ]
     lines += ["## Front", "", *table(front_rows(summary), front_columns(summary)), ""]
+    if summary["compute"]["steps"]:
+        lines += [
+            "## Compute",
+            "",
+            f"{COMPUTE_NOTE}: {summary['compute']['total_s']:.0f} s.",
+            "",
+            *table(compute_rows(summary), ["step", "count", "seconds", "share"]),
+            "",
+        ]
     lines += ["## Metrics (lower is better)", ""]
     lines += [f"- `{m}`: {summary['metric_scales'][m]}" for m in METRICS]
     return "\n".join(lines) + "\n"
@@ -784,6 +854,12 @@ def _html(summary: dict, trials: list[dict]) -> str:
         "not re-trained yet (<code>--test-front</code>).</p>"
         + _table(front_rows(summary), front_columns(summary))
     )
+    if summary["compute"]["steps"]:
+        parts.append(
+            f"<h2>Compute</h2><p>{escape(COMPUTE_NOTE)}: "
+            f"{summary['compute']['total_s']:.0f} s.</p>"
+            + _table(compute_rows(summary), ["step", "count", "seconds", "share"])
+        )
     if reference:
         ref_rows = [
             {"model": f"full, {k.replace('_', '-')}", **{o: v.get(o) for o in objectives}}

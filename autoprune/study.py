@@ -38,6 +38,7 @@ FRONT_TEST_ATTR = "front_test"  # test metrics of front keep sets, by keep_key
 BASELINES_ATTR = "baselines"
 PRIORS_ATTR = "priors"
 HOLDOUT_ATTR = "holdout"  # the selection and the full model, zero-shot on held-out datasets
+COMPUTE_ATTR = "compute"  # seconds each once-per-study step took, by step (`spending`)
 HEARTBEAT_S = 5
 GRACE_S = 15
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -372,6 +373,19 @@ def create_or_resume(
     study.set_metric_names(list(settings["objectives"]))
     study.set_user_attr(SETTINGS_ATTR, settings)
     return study
+
+
+@contextlib.contextmanager
+def spending(study: optuna.Study, step: str) -> Iterator[None]:
+    """Add the seconds the block takes to the study's record of `step` (`COMPUTE_ATTR`), once
+    it finishes: what a study spent outside its trials (screen, reference, test metrics, ...)
+    is kept beside what each trial records, so its report can say where the compute went."""
+    start = time.perf_counter()
+    yield
+    seconds = time.perf_counter() - start
+    spent = dict(study.user_attrs.get(COMPUTE_ATTR, {}))
+    spent[step] = round(spent.get(step, 0.0) + seconds, 3)
+    study.set_user_attr(COMPUTE_ATTR, spent)
 
 
 def is_trained(trial: FrozenTrial) -> bool:

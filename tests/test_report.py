@@ -11,11 +11,12 @@ import autoprune.objective as objective_module
 from autoprune.cli import main
 from autoprune.metrics import METRICS
 from autoprune.objective import latency_off_profile
+from autoprune.record import TrialRecord
 from autoprune.report import collect, findings, write_report
 from autoprune.search.cached import front_test
 from autoprune.search.options import prepared_from_study
 from autoprune.search.run import search
-from autoprune.study import FRONT_TEST_ATTR, keep_key, load_study
+from autoprune.study import FRONT_TEST_ATTR, keep_key, load_study, trained_trials
 from tests.conftest import options, quiet
 
 
@@ -107,6 +108,7 @@ def test_the_search_and_the_report_end_with_the_verdict_on_test(
     zero_shot = summary["reference"]["zero_shot"]["test"]["mase"]
     assert verdict.startswith("WORSE" if selected > zero_shot else "The selection")
     assert verdict in searched
+    assert "compute, all runs of this study:" in searched and "3 trials trained" in searched
     assert main(["report", "c1"]) == 0
     reported = capsys.readouterr().out
     assert verdict in reported and "report.md" in reported
@@ -121,10 +123,29 @@ def test_report_test_front_computes_every_front_point(
     search(
         options(tiny_model_dir, tiny_csv, tiny_space, threads=1, study="c2", trials=4), log=quiet
     )
+    study = load_study("c2")
+    searched = {r["step"]: r for r in collect(study)["compute"]["steps"]}
+    study.set_user_attr(FRONT_TEST_ATTR, {})  # so --test-front re-trains at least one point
     assert main(["report", "c2", "--test-front", "--device", "cpu", "--threads", "1"]) == 0
     summary = collect(load_study("c2"))
     assert all(f["test"] for f in summary["front"])
     assert not any("--test-front" in line for line in summary["findings"])
+
+    # where the compute went: every step of the search once, then the front's test metrics
+    steps = {r["step"]: r for r in summary["compute"]["steps"]}
+    before = ["latency profile", "full model (val)", "importance", "screen"]
+    after = ["full model (test)", "selection", "front test"]
+    trained = "trials trained to the full budget"
+    assert list(searched) == [*before, trained, *after[:2]]
+    assert list(steps) == [*before, trained, *after]
+    assert all(steps[s]["seconds"] > 0 for s in steps)
+    assert all(steps[s] == searched[s] for s in searched)  # the report re-ran none of them
+    records = [TrialRecord.of(t) for t in trained_trials(load_study("c2"))]
+    assert steps[trained]["count"] == len(records) == 4
+    assert steps[trained]["seconds"] == pytest.approx(sum(r.wall_s for r in records))
+    assert summary["compute"]["total_s"] == pytest.approx(sum(r["seconds"] for r in steps.values()))
+    markdown = (studies / "c2" / "report" / "report.md").read_text()
+    assert "## Compute" in markdown and "| screen |" in markdown
 
 
 def test_latency_off_the_profile_is_flagged_in_the_trial_and_the_report(

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 import autoprune.study as study_module
 from autoprune.errors import StudyError
 from autoprune.pareto import non_dominated
+from autoprune.report import collect
 from autoprune.search.options import SearchOptions, prepare
 from autoprune.search.run import search
 from autoprune.study import load_study, trained_trials
@@ -115,6 +116,10 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(
     assert len(failed) == 1
     assert failed[0].user_attrs["fail_reason"] == "FloatingPointError: val mase is not finite"
     assert len(trained_trials(study)) == 3
+    # the time it ran before failing is compute the study spent, and its report says so
+    assert failed[0].user_attrs["wall_s"] >= 0
+    steps = {r["step"]: r for r in collect(study)["compute"]["steps"]}
+    assert steps["trials that failed"]["count"] == 1
 
 
 def test_a_nan_loss_fails_that_trial_only(

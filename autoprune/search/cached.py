@@ -33,6 +33,7 @@ from autoprune.study import (
     RESUME_KEYS,
     front_of,
     keep_key,
+    spending,
     study_dir,
 )
 
@@ -52,7 +53,8 @@ def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict
             )
     else:
         log("measuring the latency profile ...")
-        ctx.profile = fit_latency_profile(ctx)
+        with spending(study, "latency profile"):
+            ctx.profile = fit_latency_profile(ctx)
         # processes sharing a storage may start together: the first profile stored is the one
         # every trial of the study predicts latency from
         ctx.profile = study.user_attrs.get(PROFILE_ATTR) or ctx.profile
@@ -65,13 +67,14 @@ def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict
     if REFERENCE_ATTR in attrs:
         return know_full(ctx, attrs[REFERENCE_ATTR])
     everything = tuple(range(ctx.adapter.num_layers))
-    log("evaluating the full model zero-shot ...")
-    model, zero_shot = run_trial(ctx, everything, realign_model=False)
-    del model
-    log(f"re-aligning the full model ({ctx.space.realign.steps} steps, as every trial) ...")
-    model, realigned = run_trial(ctx, everything)
-    del model
-    free_memory()
+    with spending(study, "full model (val)"):
+        log("evaluating the full model zero-shot ...")
+        model, zero_shot = run_trial(ctx, everything, realign_model=False)
+        del model
+        log(f"re-aligning the full model ({ctx.space.realign.steps} steps, as every trial) ...")
+        model, realigned = run_trial(ctx, everything)
+        del model
+        free_memory()
     if ctx.more:  # the zero-shot model's ratios are to the re-aligned one, known only now
         ctx.full["val"] = realigned["datasets"]
         zero_shot |= relative(ctx, zero_shot["datasets"], "val")
@@ -105,12 +108,13 @@ def reference_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
         if "test" in reference[kind]:
             continue
         log(f"evaluating the full model ({kind.replace('_', '-')}) on the test split ...")
-        model = ctx.adapter.prune(everything).to(ctx.device)
-        if realign_model:
-            realign(ctx, model)
-        reference[kind] = {**reference[kind], "test": test_metrics(ctx, model)}
-        del model
-        free_memory()
+        with spending(study, "full model (test)"):
+            model = ctx.adapter.prune(everything).to(ctx.device)
+            if realign_model:
+                realign(ctx, model)
+            reference[kind] = {**reference[kind], "test": test_metrics(ctx, model)}
+            del model
+            free_memory()
         study.set_user_attr(REFERENCE_ATTR, reference)
         know_full(ctx, reference)
     return reference
@@ -137,11 +141,12 @@ def keep_test(
     if keep_key(keep) in stored:
         return stored[keep_key(keep)]
     log(f"re-training keep set {list(keep)} ({what}) for its test metrics ...")
-    model = ctx.adapter.prune(keep).to(ctx.device)
-    realign(ctx, model)
-    test = test_metrics(ctx, model)
-    del model
-    free_memory()
+    with spending(study, "front test"):
+        model = ctx.adapter.prune(keep).to(ctx.device)
+        realign(ctx, model)
+        test = test_metrics(ctx, model)
+        del model
+        free_memory()
     store_front_test(study, keep, test)
     return test
 
@@ -172,20 +177,21 @@ def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
         + (f", on each of {len(ctx.datasets)} datasets" if ctx.more else "")
         + ") ..."
     )
-    tables = [
-        screen(
-            ctx.adapter,
-            ctx.adapter.model,
-            series.eval_windows(
-                "val", ctx.setting.context_length, ctx.setting.horizon, SCREEN_WINDOWS
-            ),
-            ctx.setting.horizon,
-            ctx.setting.patch_size,
-            series.seasonality,
-            [*pool_sets, everything],
-        )
-        for series in ctx.datasets
-    ]
+    with spending(prep.study, "screen"):
+        tables = [
+            screen(
+                ctx.adapter,
+                ctx.adapter.model,
+                series.eval_windows(
+                    "val", ctx.setting.context_length, ctx.setting.horizon, SCREEN_WINDOWS
+                ),
+                ctx.setting.horizon,
+                ctx.setting.patch_size,
+                series.seasonality,
+                [*pool_sets, everything],
+            )
+            for series in ctx.datasets
+        ]
     # several datasets: each keep set's screen is the aggregate of its ratios to the full model's
     table = (
         tables[0]
@@ -216,15 +222,16 @@ def priors(
         validation = ctx.series.eval_windows(
             "val", setting.context_length, setting.horizon, ctx.space.val_windows
         )
-        computed = scores(
-            missing,
-            ctx.adapter,
-            ctx.adapter.model,
-            calibration,
-            validation,
-            setting.horizon,
-            setting.patch_size,
-        )
+        with spending(prep.study, "importance"):
+            computed = scores(
+                missing,
+                ctx.adapter,
+                ctx.adapter.model,
+                calibration,
+                validation,
+                setting.horizon,
+                setting.patch_size,
+            )
         stored |= {method: values.tolist() for method, values in computed.items()}
         prep.study.set_user_attr(PRIORS_ATTR, stored)
     return stored

@@ -41,6 +41,7 @@ from autoprune.study import (
     full_values,
     load_study,
     selected_checkpoint,
+    spending,
     study_dir,
     trained_trials,
 )
@@ -64,19 +65,20 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
     log(f"re-training the selected keep set {TrialRecord.of(chosen).keep} and evaluating it on "
         "the test split ...")  # fmt: skip
     reference = full_values(study.user_attrs[REFERENCE_ATTR], objectives)
-    selection = write_trial(
-        prep,
-        chosen,
-        checkpoint,
-        {
-            "rule": str(rule),
-            "rule_met": rule_met(rule, objectives, chosen.values, reference),
-            "values": {
-                o: objective_value(o, v) for o, v in zip(objectives, chosen.values, strict=True)
+    with spending(study, "selection"):
+        selection = write_trial(
+            prep,
+            chosen,
+            checkpoint,
+            {
+                "rule": str(rule),
+                "rule_met": rule_met(rule, objectives, chosen.values, reference),
+                "values": {
+                    o: objective_value(o, v) for o, v in zip(objectives, chosen.values, strict=True)
+                },
+                "checkpoint": str(checkpoint.relative_to(study_dir(prep.name))),
             },
-            "checkpoint": str(checkpoint.relative_to(study_dir(prep.name))),
-        },
-    )
+        )
     store_front_test(study, selection["keep"], selection["test"])
     study.set_user_attr(SELECTION_ATTR, selection)
     return selection
@@ -160,26 +162,27 @@ def holdout_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
         missing = {name: series for name, series in todo.items() if label not in fresh[name]}
         if not missing:
             continue
-        adapter = ctx.adapter
-        if label == "selection":  # the checkpoint `finalize` wrote, as a user reloads it
-            adapter = load_adapter(str(selected_checkpoint(study)))
-        model = adapter.prune(tuple(range(adapter.num_layers))).to(ctx.device)
-        if label == "full_realigned":
-            log("re-training the full model for the held-out datasets ...")
-            realign(ctx, model)
-        for name, series in missing.items():
-            log(f"evaluating the {label.replace('_', ' ')} on held-out {name} (test split) ...")
-            fresh[name][label] = evaluate(
-                adapter,
-                model,
-                series,
-                "test",
-                ctx.setting,
-                max_windows=None,
-                num_samples=ctx.space.num_samples,
-            )
-        del model
-        free_memory()
+        with spending(study, "held-out"):
+            adapter = ctx.adapter
+            if label == "selection":  # the checkpoint `finalize` wrote, as a user reloads it
+                adapter = load_adapter(str(selected_checkpoint(study)))
+            model = adapter.prune(tuple(range(adapter.num_layers))).to(ctx.device)
+            if label == "full_realigned":
+                log("re-training the full model for the held-out datasets ...")
+                realign(ctx, model)
+            for name, series in missing.items():
+                log(f"evaluating the {label.replace('_', ' ')} on held-out {name} (test split) ...")
+                fresh[name][label] = evaluate(
+                    adapter,
+                    model,
+                    series,
+                    "test",
+                    ctx.setting,
+                    max_windows=None,
+                    num_samples=ctx.space.num_samples,
+                )
+            del model
+            free_memory()
     study.set_user_attr(HOLDOUT_ATTR, stored | fresh)
     return stored | fresh
 
