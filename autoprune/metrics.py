@@ -45,6 +45,25 @@ def mean_weighted_quantile_loss(
     return float(np.mean(losses))
 
 
+def sample_quantiles(samples: np.ndarray, levels) -> np.ndarray:
+    """`np.quantile(samples, levels, axis=1)` (its default, linear method), from one sort of
+    the sample axis instead of a partition per level: the same values, bit for bit (the same
+    interpolation, a slice with a NaN gives NaN), several times faster on (N, 100, H) samples.
+    Returns (len(levels), N, H)."""
+    ordered = np.sort(samples, axis=1)
+    count = ordered.shape[1]
+    virtual = np.asarray(levels, dtype=float) * (count - 1)
+    below = np.floor(virtual).astype(int)
+    above = np.minimum(below + 1, count - 1)
+    gamma = (virtual - below)[None, :, None]
+    low, high = ordered[:, below], ordered[:, above]
+    step = high - low
+    # np.quantile's interpolation: from the nearer end, so a level's value stays within bounds
+    values = np.where(gamma >= 0.5, high - step * (1 - gamma), low + step * gamma)
+    values[np.broadcast_to(np.isnan(ordered[:, -1:]), values.shape)] = np.nan
+    return np.moveaxis(values, 1, 0)
+
+
 def forecast_metrics(
     past: np.ndarray,
     future: np.ndarray,
@@ -57,7 +76,7 @@ def forecast_metrics(
     GluonTS's Evaluator aggregates: `mase` is the mean of the per-window values (one window is
     one GluonTS item), `crps` the weighted quantile loss over all windows averaged over the
     quantiles 0.1..0.9 (`mean_wQuantileLoss`)."""
-    quantiles = dict(zip(QUANTILES, np.quantile(samples, QUANTILES, axis=1), strict=True))
+    quantiles = dict(zip(QUANTILES, sample_quantiles(samples, QUANTILES), strict=True))
     median = quantiles[0.5]
     mean = samples.mean(axis=1)
     per_window_mase = np.mean(np.abs(future - median), axis=-1) / seasonal_error(past, seasonality)

@@ -6,6 +6,7 @@ from autoprune.metrics import (
     QUANTILES,
     forecast_metrics,
     mean_weighted_quantile_loss,
+    sample_quantiles,
     seasonal_error,
     seasonal_naive,
 )
@@ -69,3 +70,22 @@ def test_seasonal_naive_repeats_last_season():
     past = np.arange(10, dtype=float)[None, :]
     assert seasonal_naive(past, 5, 3).tolist() == [[7, 8, 9, 7, 8]]
     assert seasonal_naive(past, 2, 1).tolist() == [[9, 9]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sample_quantiles_are_numpys_bit_for_bit(dtype):
+    """The metrics' quantiles come from one sort, not np.quantile: the same values exactly, with
+    ties, infinities, NaN and one-sample forecasts, at the levels the metrics use and others."""
+    rng = np.random.default_rng(0)
+    for samples in (100, 37, 2, 1):
+        x = rng.standard_normal((6, samples, 5)).astype(dtype)
+        x[0, : samples // 2] = 1.0  # ties
+        if samples > 2:
+            x[1, 0, 0] = np.nan
+            x[2, 1, 1], x[2, 2, 2] = np.inf, -np.inf
+        for levels in (QUANTILES, (0.0, 0.5, 1.0), (0.25,)):
+            with np.errstate(invalid="ignore"):
+                expected = np.quantile(x, levels, axis=1)
+                got = sample_quantiles(x, levels)
+            assert got.dtype == expected.dtype
+            assert np.array_equal(got, expected, equal_nan=True), (samples, levels)
