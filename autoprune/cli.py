@@ -340,7 +340,7 @@ def _front_table(summary: dict) -> Table:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from autoprune.report import collect, write_report
+    from autoprune.report import collect, compute_line, write_report
     from autoprune.search.cached import ensure_reference
     from autoprune.search.options import DEFAULT_TRIALS, SearchOptions, prepare
     from autoprune.search.run import search
@@ -421,19 +421,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
     for line in summary["findings"]:
         out.print(line)
-    out.print(_compute_line(summary["compute"]))
+    out.print(compute_line(summary["compute"]))
     out.print(f"report: {report_dir / 'report.html'}  ({time.perf_counter() - started:.0f} s)")
     return 0
-
-
-def _compute_line(compute: dict) -> str:
-    """Where the study's compute went, in one line (the report's Compute table)."""
-    parts = "; ".join(
-        ("" if row["count"] is None else f"{row['count']} ")
-        + f"{row['step']} {row['seconds']:.0f} s"
-        for row in compute["steps"]
-    )
-    return f"compute, all runs of this study: {compute['total_s']:.0f} s ({parts})"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

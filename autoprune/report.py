@@ -589,6 +589,25 @@ def _figures(summary: dict, trials: list[dict]) -> list[tuple[str, str]]:
         )
         figures.append(("Hypervolume over trials", curve))
 
+    steps = summary["compute"]["steps"]
+    if steps:
+        spent = go.Figure(
+            go.Bar(
+                x=[r["seconds"] for r in steps],
+                y=[compute_label(r) for r in steps],
+                orientation="h",
+                text=[f"{r['seconds']:.0f} s" for r in steps],
+                marker_color="#1f77b4",
+            )
+        )
+        spent.update_layout(
+            height=120 + 30 * len(steps),
+            template="plotly_white",
+            xaxis_title="seconds, all runs of the study",
+            yaxis=dict(autorange="reversed"),
+        )
+        figures.append(("Where the compute went", spent))
+
     measured = [
         (r["latency_ms"], r["latency_measured_ms"])
         for r in done
@@ -672,6 +691,17 @@ COMPUTE_NOTE = (
     "Seconds this study has spent in all its runs, by step (summed over workers; start-up, "
     "loading the model and data, is not counted)"
 )
+
+
+def compute_label(row: dict) -> str:
+    """A compute step as a user reads it: "30 trials trained to the full budget", "screen"."""
+    return ("" if row["count"] is None else f"{row['count']} ") + row["step"]
+
+
+def compute_line(compute: dict) -> str:
+    """Where the study's compute went, in the one line `autoprune search` ends with."""
+    parts = "; ".join(f"{compute_label(row)} {row['seconds']:.0f} s" for row in compute["steps"])
+    return f"compute, all runs of this study: {compute['total_s']:.0f} s ({parts})"
 
 
 def compute_rows(summary: dict) -> list[dict]:
