@@ -15,6 +15,7 @@ import autoprune.study as study_module
 from autoprune.errors import StudyError
 from autoprune.pareto import non_dominated
 from autoprune.report import collect
+from autoprune.search.cached import screen_progress
 from autoprune.search.options import SearchOptions, prepare
 from autoprune.search.run import search
 from autoprune.study import load_study, trained_trials
@@ -235,6 +236,22 @@ def test_screened_sampler_caches_its_screen(tiny_model_dir, tiny_csv, tiny_space
     trained = trained_trials(load_study("s1"))
     keeps = [tuple(t.user_attrs["keep"]) for t in trained]
     assert len(trained) == 6 and len(set(keeps)) == 6
+
+
+def test_a_long_screen_reports_its_progress_each_quarter():
+    """`screen` calls its hook every 256 keep sets; the user sees a line per quarter crossed,
+    with the time left."""
+    lines = []
+    hook = screen_progress(4095, lines.append)
+    for done in range(256, 4095, 256):
+        hook(done)
+    assert [line.split(":")[0].strip() for line in lines] == [
+        f"screened {n:,} of 4,095 keep sets" for n in (1024, 2048, 3072)
+    ]
+    assert all("s left" in line for line in lines)
+    lines.clear()
+    screen_progress(300, lines.append)(256)  # a short screen: one line, not three
+    assert len(lines) == 1 and lines[0].startswith("  screened 256 of 300 keep sets")
 
 
 def test_enqueued_seeds_come_first(tiny_model_dir, tiny_csv, tiny_space, studies):

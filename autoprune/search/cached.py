@@ -7,6 +7,7 @@ keep sets asked for after the search.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 
 import optuna
@@ -189,6 +190,7 @@ def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
                 ctx.setting.patch_size,
                 series.seasonality,
                 [*pool_sets, everything],
+                on_progress=screen_progress(len(pool_sets) + 1, log),
             )
             for series in ctx.datasets
         ]
@@ -204,6 +206,22 @@ def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     payload = {"key": key, "sets": {" ".join(map(str, k)): v for k, v in table.items()}}
     atomic_write_text(cache, json.dumps(payload))
     return table
+
+
+def screen_progress(total: int, log: Callable[[str], None]) -> Callable[[int], None]:
+    """`screen`'s progress hook: a line at every quarter of the keep sets (it reports every
+    256), with the time taken and left, so a long screen does not look stuck."""
+    started, quarter = time.perf_counter(), total / 4
+
+    def on_progress(done: int) -> None:
+        if done // quarter > (done - 256) // quarter and done < total:
+            elapsed = time.perf_counter() - started
+            log(
+                f"  screened {done:,} of {total:,} keep sets: {elapsed:.0f} s, about "
+                f"{elapsed / done * (total - done):.0f} s left"
+            )
+
+    return on_progress
 
 
 def priors(
