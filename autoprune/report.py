@@ -31,6 +31,8 @@ from autoprune.study import (
     PROFILE_ATTR,
     REFERENCE_ATTR,
     SELECTION_ATTR,
+    STEPS_AFTER_TRIALS,
+    STEPS_BEFORE_TRIALS,
     front_of,
     keep_key,
     settings_of,
@@ -167,9 +169,6 @@ def collect(study: optuna.Study) -> dict:
     return summary
 
 
-# once-per-study steps in the order a search meets them (`study.spending` records them)
-BEFORE_TRIALS = ("latency profile", "full model (val)", "importance", "screen")
-AFTER_TRIALS = ("full model (test)", "selection", "front test", "held-out")
 TRIAL_KINDS = {
     "trained": "trials trained to the full budget",
     "stopped": "trials stopped at a rung",
@@ -197,16 +196,16 @@ def compute_spent(study: optuna.Study) -> dict:
         )
         trials[kind][0] += 1
         trials[kind][1] += record.wall_s
-    rows = [
-        {"step": step, "count": None, "seconds": spent.get(step, 0.0)} for step in BEFORE_TRIALS
-    ]
+
+    def once(steps):
+        return [{"step": s, "count": None, "seconds": spent.get(s, 0.0)} for s in steps]
+
+    rows = once(STEPS_BEFORE_TRIALS)
     rows += [
         {"step": TRIAL_KINDS[kind], "count": count, "seconds": round(seconds, 3)}
         for kind, (count, seconds) in trials.items()
     ]
-    rows += [
-        {"step": step, "count": None, "seconds": spent.get(step, 0.0)} for step in AFTER_TRIALS
-    ]
+    rows += once(STEPS_AFTER_TRIALS)
     rows = [r for r in rows if r["seconds"] or r["count"]]
     return {"steps": rows, "total_s": round(sum(r["seconds"] for r in rows), 3)}
 
@@ -687,6 +686,7 @@ def front_columns(summary: dict) -> list[str]:
     ]
 
 
+COMPUTE_COLUMNS = ["step", "count", "seconds", "share"]
 COMPUTE_NOTE = (
     "Seconds this study has spent in all its runs, by step (summed over workers; start-up, "
     "loading the model and data, is not counted)"
@@ -813,7 +813,7 @@ def _markdown(summary: dict) -> str:
             "",
             f"{COMPUTE_NOTE}: {summary['compute']['total_s']:.0f} s.",
             "",
-            *table(compute_rows(summary), ["step", "count", "seconds", "share"]),
+            *table(compute_rows(summary), COMPUTE_COLUMNS),
             "",
         ]
     lines += ["## Metrics (lower is better)", ""]
@@ -888,7 +888,7 @@ def _html(summary: dict, trials: list[dict]) -> str:
         parts.append(
             f"<h2>Compute</h2><p>{escape(COMPUTE_NOTE)}: "
             f"{summary['compute']['total_s']:.0f} s.</p>"
-            + _table(compute_rows(summary), ["step", "count", "seconds", "share"])
+            + _table(compute_rows(summary), COMPUTE_COLUMNS)
         )
     if reference:
         ref_rows = [

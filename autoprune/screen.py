@@ -28,6 +28,7 @@ SCREEN_WINDOWS = 64
 # keep sets per head call: on small models the head's per-call cost dominates, not its arithmetic
 # (README, "Priors, screening and one-shot baselines")
 SCREEN_BATCH = 8
+PROGRESS_EVERY = 256  # keep sets between two calls of `screen`'s progress hook
 
 
 def all_keep_sets(space: SearchSpace) -> list[KeepSet]:
@@ -134,7 +135,7 @@ def screen(
         pending.append((keep, states[-1]))
         if len(pending) == batch:
             run_heads()
-        if done % 256 == 0:
+        if done % PROGRESS_EVERY == 0:
             on_progress(done)
     if pending:
         run_heads()

@@ -39,6 +39,9 @@ BASELINES_ATTR = "baselines"
 PRIORS_ATTR = "priors"
 HOLDOUT_ATTR = "holdout"  # the selection and the full model, zero-shot on held-out datasets
 COMPUTE_ATTR = "compute"  # seconds each once-per-study step took, by step (`spending`)
+# the once-per-study steps `spending` records, in the order a search meets them
+STEPS_BEFORE_TRIALS = ("latency profile", "full model (val)", "importance", "screen")
+STEPS_AFTER_TRIALS = ("full model (test)", "selection", "front test", "held-out")
 HEARTBEAT_S = 5
 GRACE_S = 15
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -380,6 +383,8 @@ def spending(study: optuna.Study, step: str) -> Iterator[None]:
     """Add the seconds the block takes to the study's record of `step` (`COMPUTE_ATTR`), once
     it finishes: what a study spent outside its trials (screen, reference, test metrics, ...)
     is kept beside what each trial records, so its report can say where the compute went."""
+    if step not in STEPS_BEFORE_TRIALS + STEPS_AFTER_TRIALS:
+        raise ValueError(f"{step!r} is not a compute step the report knows")
     start = time.perf_counter()
     yield
     seconds = time.perf_counter() - start

@@ -9,9 +9,11 @@ import time
 import uuid
 from pathlib import Path
 
+import optuna
 import pytest
 
 import autoprune
+from autoprune.study import COMPUTE_ATTR, spending
 from tests.test_storage_rdb import postgres_url
 
 CREATE = """
@@ -78,3 +80,14 @@ def test_a_study_opened_between_its_creation_and_its_settings_waits_for_them(stu
     study = create_or_resume("late", None, settings)
     writer.join()
     assert study.user_attrs[SETTINGS_ATTR] == settings
+
+
+def test_a_compute_step_the_report_does_not_know_is_refused():
+    """A misspelt step would be recorded and never shown: `spending` refuses it up front."""
+    study = optuna.create_study()
+    with spending(study, "screen"):
+        pass
+    assert set(study.user_attrs[COMPUTE_ATTR]) == {"screen"}
+    with pytest.raises(ValueError, match="scren"), spending(study, "scren"):
+        pass
+    assert set(study.user_attrs[COMPUTE_ATTR]) == {"screen"}

@@ -225,7 +225,7 @@ def load_truth(json_path: Path) -> tuple[dict, list[dict]]:
         raise AutoPruneError(f"{json_path} and its .csv are not both there (a `bench truth` table)")
     meta = json.loads(json_path.read_text())
     rows = []
-    with open(Path(json_path).with_suffix(".csv")) as fh:
+    with open(json_path.with_suffix(".csv")) as fh:
         for row in csv.DictReader(fh):
             parsed = {"keep": tuple(int(i) for i in row["keep"].split())}
             for key, value in row.items():

@@ -24,7 +24,7 @@ from autoprune.objective import (
     test_metrics,
 )
 from autoprune.record import TrialRecord
-from autoprune.screen import SCREEN_WINDOWS, candidate_pool, screen
+from autoprune.screen import PROGRESS_EVERY, SCREEN_WINDOWS, candidate_pool, screen
 from autoprune.search.prepared import Prepared
 from autoprune.study import (
     FRONT_TEST_ATTR,
@@ -210,11 +210,11 @@ def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
 
 def screen_progress(total: int, log: Callable[[str], None]) -> Callable[[int], None]:
     """`screen`'s progress hook: a line at every quarter of the keep sets (it reports every
-    256), with the time taken and left, so a long screen does not look stuck."""
+    PROGRESS_EVERY), with the time taken and left, so a long screen does not look stuck."""
     started, quarter = time.perf_counter(), total / 4
 
     def on_progress(done: int) -> None:
-        if done // quarter > (done - 256) // quarter and done < total:
+        if done // quarter > (done - PROGRESS_EVERY) // quarter and done < total:
             elapsed = time.perf_counter() - started
             log(
                 f"  screened {done:,} of {total:,} keep sets: {elapsed:.0f} s, about "
