@@ -46,6 +46,32 @@ def test_loss_is_finite_and_trains(adapter):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
+def test_scoring_draws_nothing_and_changes_no_loss_or_gradient(adapter, monkeypatch):
+    """`draw_free` against uni2ts's own mixture log-probability (which draws a stand-in sample
+    of every component): the same loss and gradients to the last bit, also where the targets
+    are whole numbers (inside the negative binomial's support), and the global random state
+    is left where it was."""
+    past, future = _past(8, 64), _past(8, 16, seed=1)
+    future[::2] = future[::2].round()  # whole numbers: the count component scores them
+
+    def loss_and_grads():
+        model = adapter.prune((0, 1, 2))
+        loss = adapter.loss(model, past, future, 16)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    torch.manual_seed(7)
+    state = torch.get_rng_state()
+    free_loss, free_grads = loss_and_grads()
+    assert torch.equal(torch.get_rng_state(), state)
+    monkeypatch.setattr("autoprune.models.moirai.draw_free", lambda distr: distr)
+    own_loss, own_grads = loss_and_grads()
+    assert not torch.equal(torch.get_rng_state(), state)  # uni2ts's own scoring draws
+    assert torch.equal(free_loss, own_loss)
+    assert len(free_grads) == len(own_grads) > 0
+    assert all(torch.equal(a, b) for a, b in zip(free_grads, own_grads, strict=True))
+
+
 def test_forecast_samples_the_horizon_with_every_patch_size(adapter):
     """Sampled paths (B, samples, horizon), also for patch 8, narrower than the 16-wide head
     (the staged pass against MoiraiModule.forward: test_contracts_families)."""

@@ -39,6 +39,25 @@ def _uni2ts():
     return MoiraiModule, MoiraiForecast, PackedNLLLoss, mask_fill, packed_attention_mask
 
 
+def draw_free(distr):
+    """`distr` (a uni2ts mixture, bare or affine-transformed), its `log_prob` made draw-free.
+
+    uni2ts's `Mixture.log_prob` draws a sample of every component, as wide as the batch, only to
+    stand in for targets outside that component's support, where the log-probability is -inf
+    whatever stands in. A constant inside the support does as well: the same values and the
+    same gradients, without the draws (a quarter of a screen head's time, Gamma and Poisson
+    draws) and without moving the global random state. Only for scoring: `sample` of the
+    mixture itself is untouched."""
+    mixture = getattr(distr, "base_dist", distr)
+    for component in getattr(mixture, "components", ()):
+        for stand_in in (0.0, 1.0):
+            value = mixture.weights.logits.new_tensor(stand_in)
+            if bool(component.support.check(value)):
+                component.sample = lambda sample_shape=None, value=value: value
+                break
+    return distr
+
+
 _MOIRAI_SHAPES = {
     "small": (dict(d_model=384, num_layers=6), 13_827_528),
     "base": (dict(d_model=768, num_layers=12), 91_357_728),
@@ -275,7 +294,7 @@ class MoiraiAdapter(Adapter):
         )
         distr = model(target, observed, sample_id, time_id, variate_id, pred_mask, patch)
         return PackedNLLLoss()(
-            pred=distr,
+            pred=draw_free(distr),
             target=target,
             prediction_mask=pred_mask,
             observed_mask=observed,
@@ -350,7 +369,7 @@ class MoiraiStaged(Staged):
     def mean_and_nll(
         self, hidden: torch.Tensor, future: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        distr = self.distribution(hidden)
+        distr = draw_free(self.distribution(hidden))
         tokens, p = distr.batch_shape[1], self.patch_size
         padded = torch.zeros(future.shape[0], tokens * p, dtype=future.dtype, device=future.device)
         padded[:, : self.horizon] = future

@@ -20,7 +20,7 @@ from torch import nn
 
 from autoprune.errors import ModelLoadError
 from autoprune.models._base import ModelEntry, Staged, install_command, quantiles_to_paths
-from autoprune.models.moirai import MoiraiAdapter
+from autoprune.models.moirai import MoiraiAdapter, draw_free
 
 INSTALL = install_command("uni2ts2")
 
@@ -174,7 +174,7 @@ class MoiraiMoEAdapter(MoiraiAdapter):
         distr = model(target, observed, sample_id, time_id, variate_id, pred_mask, patch)
         # the distribution of token t forecasts token t + 1
         return _moe().packed.PackedNLLLoss()(
-            pred=distr,
+            pred=draw_free(distr),
             target=_shift(target, 1),
             prediction_mask=_shift(pred_mask, 1, fill=False),
             observed_mask=_shift(observed, 1, fill=False),
@@ -272,7 +272,7 @@ class MoiraiMoEStaged(_ContextPass):
     def mean_and_nll(
         self, hidden: torch.Tensor, future: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        distr = self.distribution(hidden)
+        distr = draw_free(self.distribution(hidden))
         covered = min(self.patch_size, self.horizon)
         padded = future.new_zeros(future.shape[0], 1, self.patch_size)
         padded[:, 0, :covered] = future[:, :covered]
