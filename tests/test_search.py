@@ -18,7 +18,7 @@ from autoprune.report import collect
 from autoprune.search.cached import screen_progress
 from autoprune.search.options import SearchOptions, prepare
 from autoprune.search.run import search
-from autoprune.study import load_study, trained_trials
+from autoprune.study import load_study, study_dir, trained_trials
 from tests.conftest import options, quiet
 
 
@@ -445,13 +445,23 @@ def test_a_multi_fidelity_study_stops_hopeless_keep_sets_and_can_continue_them(
     assert sum(t.state == TrialState.PRUNED for t in study.trials) == len(stopped)
 
 
-def test_the_reference_test_metrics_wait_for_the_end(tiny_model_dir, tiny_csv, tiny_space, studies):
-    from autoprune.search.cached import ensure_reference
+def test_the_reference_test_metrics_wait_for_the_end(
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
+):
+    from autoprune.search.cached import REALIGNED_FULL, ensure_reference
 
     prep = prepare(options(tiny_model_dir, tiny_csv, tiny_space))
     reference = ensure_reference(prep, quiet)
     assert "test" not in reference["zero_shot"] and "test" not in reference["realigned"]
+    kept = study_dir("s1") / REALIGNED_FULL  # the re-aligned full model waits for its test
+    assert kept.is_file()
+
+    def realign_again(*args, **kwargs):
+        raise AssertionError("the kept re-aligned full model should have been used")
+
+    monkeypatch.setattr("autoprune.search.cached.realign", realign_again)
     first = search(options(tiny_model_dir, tiny_csv, tiny_space, trials=2), log=quiet)
+    assert not kept.exists()  # used, then removed
     reference = load_study("s1").user_attrs["reference"]
     assert reference["realigned"]["test"]["mase"] > 0 and reference["zero_shot"]["test"]["mase"] > 0
     assert first["selection"]["test"]["mase"] > 0
@@ -460,6 +470,29 @@ def test_the_reference_test_metrics_wait_for_the_end(tiny_model_dir, tiny_csv, t
 
     _, record = run_trial(prep.ctx, tuple(range(prep.ctx.adapter.num_layers)), test=True)
     assert record["test"]["mase"] == reference["realigned"]["test"]["mase"]
+
+
+def test_a_kept_model_is_restored_only_when_it_fits(tiny_model_dir, tmp_path):
+    import safetensors.torch
+    import torch
+
+    from autoprune.models import load_adapter
+    from autoprune.search.cached import restored
+
+    adapter = load_adapter(str(tiny_model_dir))
+    full, short = adapter.prune((0, 1, 2, 3)), adapter.prune((0, 1))
+    with torch.no_grad():
+        next(full.parameters()).add_(1.0)
+    path = tmp_path / "kept.safetensors"
+    assert not restored(adapter.prune((0, 1, 2, 3)), path)  # not there: re-align
+    safetensors.torch.save_model(full, path)
+    assert not restored(short, path)  # another model's weights
+    again = adapter.prune((0, 1, 2, 3))
+    assert restored(again, path)
+    pairs = zip(full.parameters(), again.parameters(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+    path.write_bytes(path.read_bytes()[:100])  # cut short
+    assert not restored(adapter.prune((0, 1, 2, 3)), path)
 
 
 def test_a_warm_start_reads_finished_studies_of_the_same_model(

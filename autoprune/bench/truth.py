@@ -88,7 +88,7 @@ def build(
     ctx, space = prep.ctx, prep.ctx.space
     sets = all_keep_sets(space)
     target = min(sample or space.size, space.size)
-    reference = ensure_reference(prep, log)
+    reference = ensure_reference(prep, log, keep_model=False)  # no test metrics here
     prep.study.sampler = study_sampler(prep, log)
     log(f"re-aligning {target} of {space.size} keep sets (resumable study {name!r}) ...")
     start = time.perf_counter()

@@ -7,10 +7,13 @@ keep sets asked for after the search.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 
 import optuna
+import safetensors.torch
+from torch import nn
 
 from autoprune.export import atomic_write_text
 from autoprune.importance import scores
@@ -38,11 +41,17 @@ from autoprune.study import (
     study_dir,
 )
 
+REALIGNED_FULL = "full-realigned.safetensors"
 
-def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict:
+
+def ensure_reference(
+    prep: Prepared, log: Callable[[str], None] = print, keep_model: bool = True
+) -> dict:
     """Latency profile and the full model, zero-shot and re-aligned, on the validation split,
     computed once per study. Their test metrics wait for the end (`reference_test`): nothing
-    only the final report needs runs before the first trial."""
+    only the final report needs runs before the first trial. With `keep_model`, the re-aligned
+    full model waits for them in the study folder (REALIGNED_FULL), so it is not re-aligned a
+    second time."""
     study, ctx = prep.study, prep.ctx
     attrs = study.user_attrs
     if PROFILE_ATTR in attrs:
@@ -74,6 +83,11 @@ def ensure_reference(prep: Prepared, log: Callable[[str], None] = print) -> dict
         del model
         log(f"re-aligning the full model ({ctx.space.realign.steps} steps, as every trial) ...")
         model, realigned = run_trial(ctx, everything)
+        if keep_model:
+            path = study_dir(prep.name) / REALIGNED_FULL
+            path.parent.mkdir(parents=True, exist_ok=True)
+            safetensors.torch.save_model(model, f"{path}.partial")
+            os.replace(f"{path}.partial", path)  # a kill leaves no half-written model
         del model
         free_memory()
     if ctx.more:  # the zero-shot model's ratios are to the re-aligned one, known only now
@@ -99,9 +113,11 @@ def know_full(ctx: TrialContext, reference: dict) -> dict:
 
 
 def reference_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
-    """The full model's test metrics, zero-shot and re-aligned (same budget and seed, so the
-    same model as the reference), computed once, when the search is over."""
+    """The full model's test metrics, zero-shot and re-aligned (the model `ensure_reference`
+    kept, or one re-aligned again with the same budget and seed: the same model), computed once,
+    when the search is over."""
     study, ctx = prep.study, prep.ctx
+    kept = study_dir(prep.name) / REALIGNED_FULL
     reference = dict(study.user_attrs[REFERENCE_ATTR])
     everything = tuple(range(ctx.adapter.num_layers))
     # re-aligned first: with several datasets the zero-shot model's ratios are to its metrics
@@ -111,14 +127,24 @@ def reference_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
         log(f"evaluating the full model ({kind.replace('_', '-')}) on the test split ...")
         with spending(study, "full model (test)"):
             model = ctx.adapter.prune(everything).to(ctx.device)
-            if realign_model:
+            if realign_model and not restored(model, kept):
                 realign(ctx, model)
             reference[kind] = {**reference[kind], "test": test_metrics(ctx, model)}
             del model
             free_memory()
         study.set_user_attr(REFERENCE_ATTR, reference)
         know_full(ctx, reference)
+    kept.unlink(missing_ok=True)
     return reference
+
+
+def restored(model: nn.Module, path) -> bool:
+    """Load `model`'s weights from the safetensors file `path` if it is there and fits."""
+    try:
+        safetensors.torch.load_model(model, path, device=str(next(model.parameters()).device))
+    except (OSError, RuntimeError, safetensors.SafetensorError):
+        return False  # not kept (another machine, an older study) or damaged: re-align
+    return True
 
 
 def front_test(prep: Prepared, log: Callable[[str], None] = print) -> dict[str, dict]:
