@@ -46,6 +46,37 @@ def test_loss_is_finite_and_trains(adapter):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
+def test_the_horizon_loss_is_the_modules_own_loss(adapter):
+    """`loss` scores only the horizon tokens' first patch_size values, from the staged pass;
+    uni2ts's PackedNLLLoss of the module's own forward (every token, the widest patch, the rest
+    masked) is the same loss with the same gradients, up to float rounding, for every patch
+    size, also when the horizon ends inside a patch."""
+    PackedNLLLoss = _uni2ts()[2]
+    past = _past(8, 64)
+    for keep in ((0,), (1, 3), (0, 1, 2, 3)):
+        model = adapter.prune(keep)
+        for patch, horizon in ((8, 16), (16, 16), (16, 20), (32, 40)):
+            future = _past(8, horizon, seed=1)
+            packed, patch_ids, _ = adapter._pack(model, past, horizon, patch, future)
+            target, observed, sample_id, time_id, variate_id, pred_mask = packed
+            distr = model(target, observed, sample_id, time_id, variate_id, pred_mask, patch_ids)
+            own = PackedNLLLoss()(
+                pred=distr,
+                target=target,
+                prediction_mask=pred_mask,
+                observed_mask=observed,
+                sample_id=sample_id,
+                variate_id=variate_id,
+            )
+            ours = adapter.loss(model, past, future, patch)
+            params = list(model.parameters())
+            for a, b in zip(
+                torch.autograd.grad(ours, params), torch.autograd.grad(own, params), strict=True
+            ):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(ours, own, rtol=1e-6, atol=0)
+
+
 def test_scoring_draws_nothing_and_changes_no_loss_or_gradient(adapter, monkeypatch):
     """`draw_free` against uni2ts's own mixture log-probability (which draws a stand-in sample
     of every component): the same loss and gradients to the last bit, also where the targets

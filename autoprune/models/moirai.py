@@ -66,7 +66,7 @@ def draw(distr, sample_shape: torch.Size) -> torch.Tensor:
     alone (the component picked most often is drawn everywhere: cheaper than gathering its
     parameters). A seed gives other draws than uni2ts's. On the shipped models' forecasts the
     count component (Gamma then Poisson draws, the slowest) is picked for ~0.1% of points, and
-    sampling takes ~40% of the time it took."""
+    sampling 100 paths of a 128-window batch takes about half the time uni2ts's does."""
     mixture = getattr(distr, "base_dist", distr)
     if not hasattr(mixture, "components"):
         return distr.sample(sample_shape)
@@ -320,18 +320,23 @@ class MoiraiAdapter(Adapter):
     def loss(
         self, model: nn.Module, past: torch.Tensor, future: torch.Tensor, patch_size: int
     ) -> torch.Tensor:
+        """uni2ts's PackedNLLLoss of the horizon, from the staged pass. The module's own forward
+        builds the mixture over every token and the widest patch, and the loss masks out all
+        but the horizon tokens' first `patch_size` values: scoring only those is the same loss
+        (up to float rounding) and halves a one-layer keep set's training step."""
         PackedNLLLoss = _uni2ts()[2]
-        (target, observed, sample_id, time_id, variate_id, pred_mask), patch, _ = self._pack(
-            model, past, future.shape[1], patch_size, future
-        )
-        distr = model(target, observed, sample_id, time_id, variate_id, pred_mask, patch)
+        staged = MoiraiStaged(self, model, past, future.shape[1], patch_size, future)
+        hidden = staged.embed()
+        for layer in self.layers(model):
+            hidden = staged.apply(layer, hidden)
+        horizon = (slice(None), slice(staged.first, None))
         return PackedNLLLoss()(
-            pred=draw_free(distr),
-            target=target,
-            prediction_mask=pred_mask,
-            observed_mask=observed,
-            sample_id=sample_id,
-            variate_id=variate_id,
+            pred=draw_free(staged.distribution(hidden)),
+            target=staged.target[horizon][..., :patch_size],
+            prediction_mask=staged.mask[horizon],
+            observed_mask=staged.observed[horizon][..., :patch_size],
+            sample_id=staged.sample_id[horizon],
+            variate_id=staged.variate_id[horizon],
         )
 
     def staged(
@@ -370,9 +375,12 @@ class MoiraiStaged(Staged):
         past: torch.Tensor,
         horizon: int,
         patch_size: int,
+        future: torch.Tensor | None = None,
     ) -> None:
+        """`future` (known when training) is packed as the horizon's target; the model never
+        sees it (the horizon tokens' inputs are the mask encoding, as in the module)."""
         self.model, self.horizon, self.patch_size = model, horizon, patch_size
-        packed, self.patch, self.first = adapter._pack(model, past, horizon, patch_size)
+        packed, self.patch, self.first = adapter._pack(model, past, horizon, patch_size, future)
         self.target, self.observed, sample_id, self.time_id, self.variate_id, self.mask = packed
         self.sample_id = sample_id
         self.attn_mask = _uni2ts()[4](sample_id)
