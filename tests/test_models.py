@@ -2,6 +2,7 @@
 reloads, the staged pass against MoiraiModule.forward and exact parameter counts are the
 contract every family keeps: test_contracts_families.py."""
 
+import contextlib
 import math
 
 import pytest
@@ -75,6 +76,31 @@ def test_the_horizon_loss_is_the_modules_own_loss(adapter):
             ):
                 torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
             torch.testing.assert_close(ours, own, rtol=1e-6, atol=0)
+
+
+def test_one_patch_size_changes_no_bit(adapter, monkeypatch):
+    """The staged pass with uni2ts's multi-size layers computing the batch's patch size only
+    (`one_patch_size`): loss, gradients and the forecast distribution are bit for bit those of
+    the layers computing every size, for every patch size the model has."""
+
+    def run():
+        model = adapter.prune((0, 2))
+        out = []
+        for patch in adapter.patch_sizes:
+            past, future = _past(8, 64), _past(8, 20, seed=1)
+            loss = adapter.loss(model, past, future, patch)
+            out += [loss, *torch.autograd.grad(loss, list(model.parameters()))]
+            with torch.no_grad():
+                out.append(adapter.forward(model, past, 20, patch).mean)
+        return out
+
+    fast = run()
+    monkeypatch.setattr(
+        "autoprune.models.moirai.one_patch_size", lambda module, size: contextlib.nullcontext()
+    )
+    every = run()
+    assert len(fast) == len(every) > 0
+    assert all(torch.equal(a, b) for a, b in zip(fast, every, strict=True))
 
 
 def test_scoring_draws_nothing_and_changes_no_loss_or_gradient(adapter, monkeypatch):
