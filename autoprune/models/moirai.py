@@ -360,8 +360,9 @@ class MoiraiAdapter(Adapter):
     ) -> torch.Tensor:
         """uni2ts's PackedNLLLoss of the horizon, from the staged pass. The module's own forward
         builds the mixture over every token and the widest patch, and the loss masks out all
-        but the horizon tokens' first `patch_size` values: scoring only those is the same loss
-        (up to float rounding) and halves a one-layer keep set's training step."""
+        but the horizon tokens' first `patch_size` values: scoring only those gives the same
+        gradients bit for bit (the loss itself may differ in its last bit: it sums in another
+        order) and takes over half off a one-layer keep set's training step."""
         PackedNLLLoss = _uni2ts()[2]
         staged = MoiraiStaged(self, model, past, future.shape[1], patch_size, future)
         hidden = staged.embed()
@@ -369,7 +370,7 @@ class MoiraiAdapter(Adapter):
             hidden = staged.apply(layer, hidden)
         horizon = (slice(None), slice(staged.first, None))
         return PackedNLLLoss()(
-            pred=draw_free(staged.distribution(hidden)),
+            pred=draw_free(staged.distribution(hidden, trained=True)),
             target=staged.target[horizon][..., :patch_size],
             prediction_mask=staged.mask[horizon],
             observed_mask=staged.observed[horizon][..., :patch_size],
@@ -435,13 +436,20 @@ class MoiraiStaged(Staged):
     def apply(self, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         return layer(hidden, self.attn_mask, var_id=self.variate_id, time_id=self.time_id)
 
-    def distribution(self, hidden: torch.Tensor):
+    def distribution(self, hidden: torch.Tensor, trained: bool = False):
+        """The horizon's distribution. `trained`: the final norm and the head's projection run
+        over every token and the horizon is cut out after them, so that a re-alignment's
+        gradients are bit for bit those of the module's own forward (their weight gradients
+        sum over the same rows); the mixture is still built over the horizon only."""
         model, p, tokens = self.model, self.patch_size, slice(self.first, None)
-        reprs = model.encoder.norm(hidden[:, tokens])
+        rows = slice(None) if trained else tokens
+        reprs = model.encoder.norm(hidden[:, rows])
         with one_patch_size(model.param_proj, p):
-            params = model.param_proj(reprs, self.patch[:, tokens])
-        # every parameter leaf is (batch, token, max_patch, ...): keep the first patch_size
-        params = torch.utils._pytree.tree_map(lambda t: t[:, :, :p], params)
+            params = model.param_proj(reprs, self.patch[:, rows])
+        # every parameter leaf is (batch, token, max_patch, ...): keep the horizon's first
+        # patch_size values
+        cut = (slice(None), tokens if trained else slice(None), slice(None, p))
+        params = torch.utils._pytree.tree_map(lambda t: t[cut], params)
         return model.distr_output.distribution(
             params, loc=self.loc[:, tokens, :p], scale=self.scale[:, tokens, :p]
         )
