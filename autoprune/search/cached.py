@@ -7,15 +7,15 @@ keep sets asked for after the search.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import optuna
 import safetensors.torch
 from torch import nn
 
-from autoprune.export import atomic_write_text
+from autoprune.export import atomic_write_bytes, atomic_write_text
 from autoprune.importance import scores
 from autoprune.objective import (
     TrialContext,
@@ -41,7 +41,7 @@ from autoprune.study import (
     study_dir,
 )
 
-REALIGNED_FULL = "full-realigned.safetensors"
+REALIGNED_FULL = ".full-realigned.safetensors"  # hidden: a study's intermediate, removed once used
 
 
 def ensure_reference(
@@ -84,10 +84,7 @@ def ensure_reference(
         log(f"re-aligning the full model ({ctx.space.realign.steps} steps, as every trial) ...")
         model, realigned = run_trial(ctx, everything)
         if keep_model:
-            path = study_dir(prep.name) / REALIGNED_FULL
-            path.parent.mkdir(parents=True, exist_ok=True)
-            safetensors.torch.save_model(model, f"{path}.partial")
-            os.replace(f"{path}.partial", path)  # a kill leaves no half-written model
+            save_weights(model, study_dir(prep.name) / REALIGNED_FULL)
         del model
         free_memory()
     if ctx.more:  # the zero-shot model's ratios are to the re-aligned one, known only now
@@ -138,12 +135,24 @@ def reference_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     return reference
 
 
-def restored(model: nn.Module, path) -> bool:
-    """Load `model`'s weights from the safetensors file `path` if it is there and fits."""
+def save_weights(model: nn.Module, path: Path) -> None:
+    """`model`'s weights as safetensors at `path`, written whole or not at all; tensors the
+    model shares are stored under each of their names (copies), as `restored` reads them."""
+    state = {k: t.detach().to("cpu", copy=True) for k, t in model.state_dict().items()}
+    atomic_write_bytes(path, safetensors.torch.save(state))
+
+
+def restored(model: nn.Module, path: Path) -> bool:
+    """Load `model`'s weights from the safetensors file `path` if it is there and fits it
+    exactly (same names and shapes); otherwise leave `model` untouched."""
     try:
-        safetensors.torch.load_model(model, path, device=str(next(model.parameters()).device))
-    except (OSError, RuntimeError, safetensors.SafetensorError):
+        state = safetensors.torch.load_file(path, device=str(next(model.parameters()).device))
+    except (OSError, safetensors.SafetensorError):
         return False  # not kept (another machine, an older study) or damaged: re-align
+    own = model.state_dict()
+    if state.keys() != own.keys() or any(state[k].shape != own[k].shape for k in own):
+        return False
+    model.load_state_dict(state)
     return True
 
 
