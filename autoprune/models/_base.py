@@ -184,6 +184,13 @@ class Staged(ABC):
     def apply(self, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         """One layer of the stack."""
 
+    def through(self, layers: Sequence[nn.Module]) -> torch.Tensor:
+        """Embed, then apply `layers` in turn: the stack's last hidden state."""
+        hidden = self.embed()
+        for layer in layers:
+            hidden = self.apply(layer, hidden)
+        return hidden
+
     @abstractmethod
     def distribution(self, hidden: torch.Tensor):
         """The predictive distribution of the horizon, from the stack's last hidden state."""
@@ -269,10 +276,7 @@ class Adapter(ABC):
     ) -> tuple[Staged, torch.Tensor]:
         """The staged pass through every layer of `model`: the pass and its last hidden state."""
         staged = self.staged(model, past, horizon, patch_size)
-        hidden = staged.embed()
-        for layer in self.layers(model):
-            hidden = staged.apply(layer, hidden)
-        return staged, hidden
+        return staged, staged.through(self.layers(model))
 
     def forward(self, model: nn.Module, past: torch.Tensor, horizon: int, patch_size: int):
         """One inference forward pass without sampling (what latency measures); returns the

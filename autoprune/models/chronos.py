@@ -531,10 +531,7 @@ class BoltStaged(_QuantileStaged):
                 batch, paths, length = context.shape
                 flat = context.reshape(batch * paths, length)
                 sub = BoltStaged(self.adapter, model, flat, steps, hooks=False)
-                hidden = sub.embed()
-                for block in blocks:
-                    hidden = sub.apply(block, hidden)
-                forecasts = sub._one_pass(hidden)[1].to(context.dtype)
+                forecasts = sub._one_pass(sub.through(blocks))[1].to(context.dtype)
                 forecasts = forecasts.reshape(batch, paths * len(levels), -1)
                 prediction = torch.quantile(forecasts, q=levels, dim=1).transpose(0, 1)
                 predictions.append(prediction)

@@ -366,9 +366,7 @@ class MoiraiAdapter(Adapter):
         order) and takes over half off a one-layer keep set's training step."""
         PackedNLLLoss = _uni2ts()[2]
         staged = MoiraiStaged(self, model, past, future.shape[1], patch_size, future)
-        hidden = staged.embed()
-        for layer in self.layers(model):
-            hidden = staged.apply(layer, hidden)
+        hidden = staged.through(self.layers(model))
         horizon = (slice(None), slice(staged.first, None))
         return PackedNLLLoss()(
             pred=draw_free(staged.distribution(hidden, trained=True)),
