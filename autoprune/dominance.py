@@ -19,7 +19,12 @@ from autoprune.export import atomic_write_figure, atomic_write_text
 from autoprune.metrics import accuracy_index
 from autoprune.pareto import non_dominated
 from autoprune.record import TrialRecord
-from autoprune.search.cached import ensure_reference, keep_test, reference_test
+from autoprune.search.cached import (
+    drop_realigned_full,
+    ensure_reference,
+    keep_test,
+    reference_test,
+)
 from autoprune.search.options import prepared_from_study
 from autoprune.search.prepared import Prepared
 from autoprune.study import settings_of, trained_trials
@@ -66,6 +71,7 @@ def study_dominance(
     accuracy = objectives[accuracy_index(objectives)]
     ensure_reference(prep, log)
     reference = reference_test(prep, log)
+    drop_realigned_full(prep)
     layers = adapter.num_layers
     front = candidates(study, accuracy)
     answers = []

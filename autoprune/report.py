@@ -261,6 +261,13 @@ def front_test_estimate(study: optuna.Study, front: list[optuna.trial.FrozenTria
     return {"missing": numbers, "windows": test["windows"], "seconds": seconds}
 
 
+def earlier_selection(summary: dict, held: dict) -> bool:
+    """Whether a held-out dataset's stored numbers are of another keep set than the current
+    selection (selected again since, e.g. by `autoprune report --rule`)."""
+    selection = summary.get("selection")
+    return bool(selection) and held["keep"] != selection["keep"]
+
+
 def _versus(metric: str, chosen: float, zero_shot: float, realigned: float) -> str:
     """A model's test accuracy next to the full model's, zero-shot and re-aligned."""
     return (
@@ -301,6 +308,13 @@ def findings(summary: dict) -> list[str]:
             + "."
         )
     for name, held in (summary.get("holdout") or {}).items():
+        if earlier_selection(summary, held):
+            said.append(
+                f"ON HELD-OUT {name} THE NUMBERS ARE OF AN EARLIER SELECTION (keep set "
+                f"{held['keep']}, not {selection['keep']}); resume the search with "
+                f"--holdout-dataset {name} to measure the current one."
+            )
+            continue
         chosen, zero = held["selection"][metric], held["full_zero_shot"][metric]
         versus = _versus(metric, chosen, zero, held["full_realigned"][metric])
         if chosen > zero:
@@ -793,7 +807,13 @@ def _markdown(summary: dict) -> str:
         ]
     if summary.get("holdout"):
         rows = [
-            {"dataset": name, "model": label.replace("_", " "), **held[label]}
+            {
+                "dataset": name,
+                "model": f"earlier selection {held['keep']}"
+                if label == "selection" and earlier_selection(summary, held)
+                else label.replace("_", " "),
+                **held[label],
+            }
             for name, held in summary["holdout"].items()
             for label in ("selection", "full_zero_shot", "full_realigned")
         ]

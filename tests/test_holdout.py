@@ -8,6 +8,7 @@ import pytest
 from autoprune.cli import main
 from autoprune.metrics import METRICS
 from autoprune.report import collect
+from autoprune.search.cached import REALIGNED_FULL
 from autoprune.search.run import search
 from autoprune.study import load_study, selected_checkpoint
 from tests.conftest import options
@@ -28,10 +29,10 @@ def test_held_out_datasets_are_forecast_zero_shot_by_the_selection_and_the_full_
     opts.holdout_dataset = str(other_csv)
     said = []
     search(opts, log=said.append)
-    # the selection is its saved checkpoint, reloaded: only the full model is re-aligned again
-    assert [m for m in said if "held-out" in m and m.startswith("re-training")] == [
-        "re-training the full model for the held-out datasets ..."
-    ]
+    # the selection is its saved checkpoint, reloaded, and the full model the re-aligned one the
+    # study kept for its test metrics: nothing is re-trained for the held-out datasets
+    assert not [m for m in said if m.startswith("re-training the full model")]
+    assert not (studies / "s1" / REALIGNED_FULL).exists()  # used, then removed
     study = load_study("s1")
     held = collect(study)["holdout"][str(other_csv)]
     assert held["keep"] == study.user_attrs["selection"]["keep"]
@@ -56,6 +57,10 @@ def test_held_out_datasets_are_forecast_zero_shot_by_the_selection_and_the_full_
     # evaluated again; the full model's numbers do not depend on it
     stale = {str(other_csv): {**held, "keep": [0]}}
     load_study("s1").set_user_attr("holdout", stale)
+    assert main(["report", "s1"]) == 0  # the report does not pass them off as the selection's
+    text = (studies / "s1" / "report" / "report.md").read_text()
+    assert f"ON HELD-OUT {other_csv} THE NUMBERS ARE OF AN EARLIER SELECTION" in text
+    assert "| earlier selection [0] |" in text
     messages = []
     search(opts, log=messages.append)
     again = load_study("s1").user_attrs["holdout"][str(other_csv)]
@@ -65,6 +70,15 @@ def test_held_out_datasets_are_forecast_zero_shot_by_the_selection_and_the_full_
     assert again["full_zero_shot"] == held["full_zero_shot"]  # kept, not computed again
     assert again["full_realigned"] == held["full_realigned"]
     assert all(again["selection"][m] == held["selection"][m] for m in METRICS)
+    # without the kept model (removed at the end of the first run) the full model is re-aligned
+    # again with the same budget and seed: the same numbers as from the kept one
+    stale = {k: v for k, v in held.items() if k != "full_realigned"} | {"keep": [0]}
+    load_study("s1").set_user_attr("holdout", {str(other_csv): stale})
+    messages = []
+    search(opts, log=messages.append)
+    assert "re-training the full model for the held-out datasets ..." in messages
+    again = load_study("s1").user_attrs["holdout"][str(other_csv)]["full_realigned"]
+    assert all(again[m] == held["full_realigned"][m] for m in METRICS)
 
 
 def test_a_held_out_dataset_that_is_the_studys_own_is_refused_creating_nothing(

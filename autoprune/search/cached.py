@@ -50,8 +50,8 @@ def ensure_reference(
     """Latency profile and the full model, zero-shot and re-aligned, on the validation split,
     computed once per study. Their test metrics wait for the end (`reference_test`): nothing
     only the final report needs runs before the first trial. With `keep_model`, the re-aligned
-    full model waits for them in the study folder (REALIGNED_FULL), so it is not re-aligned a
-    second time."""
+    full model waits for them, and for the held-out datasets', in the study folder
+    (REALIGNED_FULL, `realigned_full`), so it is not re-aligned again."""
     study, ctx = prep.study, prep.ctx
     attrs = study.user_attrs
     if PROFILE_ATTR in attrs:
@@ -110,29 +110,44 @@ def know_full(ctx: TrialContext, reference: dict) -> dict:
 
 
 def reference_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
-    """The full model's test metrics, zero-shot and re-aligned (the model `ensure_reference`
-    kept, or one re-aligned again with the same budget and seed: the same model), computed once,
-    when the search is over."""
+    """The full model's test metrics, zero-shot and re-aligned (`realigned_full`), computed
+    once, when the search is over."""
     study, ctx = prep.study, prep.ctx
-    kept = study_dir(prep.name) / REALIGNED_FULL
     reference = dict(study.user_attrs[REFERENCE_ATTR])
-    everything = tuple(range(ctx.adapter.num_layers))
     # re-aligned first: with several datasets the zero-shot model's ratios are to its metrics
-    for kind, realign_model in (("realigned", True), ("zero_shot", False)):
+    for kind in ("realigned", "zero_shot"):
         if "test" in reference[kind]:
             continue
         log(f"evaluating the full model ({kind.replace('_', '-')}) on the test split ...")
         with spending(study, "full model (test)"):
-            model = ctx.adapter.prune(everything).to(ctx.device)
-            if realign_model and not restored(model, kept):
-                realign(ctx, model)
+            if kind == "realigned":
+                model = realigned_full(prep, log, "for its test metrics")
+            else:
+                model = ctx.adapter.prune(tuple(range(ctx.adapter.num_layers))).to(ctx.device)
             reference[kind] = {**reference[kind], "test": test_metrics(ctx, model)}
             del model
             free_memory()
         study.set_user_attr(REFERENCE_ATTR, reference)
         know_full(ctx, reference)
-    kept.unlink(missing_ok=True)
     return reference
+
+
+def realigned_full(prep: Prepared, log: Callable[[str], None], why: str) -> nn.Module:
+    """The full model re-aligned on the study's data, on the study's device: the one
+    `ensure_reference` kept (REALIGNED_FULL), or re-aligned again with the same budget and seed
+    (the same model) when it is not there."""
+    ctx = prep.ctx
+    model = ctx.adapter.prune(tuple(range(ctx.adapter.num_layers))).to(ctx.device)
+    if not restored(model, study_dir(prep.name) / REALIGNED_FULL):
+        log(f"re-training the full model {why} ...")
+        realign(ctx, model)
+    return model
+
+
+def drop_realigned_full(prep: Prepared) -> None:
+    """Remove the kept re-aligned full model: the end of a run that may have needed it (its
+    test metrics, the held-out datasets')."""
+    (study_dir(prep.name) / REALIGNED_FULL).unlink(missing_ok=True)
 
 
 def save_weights(model: nn.Module, path: Path) -> None:

@@ -22,14 +22,16 @@ from autoprune.export import (
 )
 from autoprune.metrics import METRICS
 from autoprune.models import MODELS, load_adapter
-from autoprune.objective import (
-    free_memory,
-    realign,
-    run_trial,
-)
+from autoprune.objective import free_memory, run_trial
 from autoprune.pareto import rule_met
 from autoprune.record import TrialRecord
-from autoprune.search.cached import ensure_reference, reference_test, store_front_test
+from autoprune.search.cached import (
+    drop_realigned_full,
+    ensure_reference,
+    realigned_full,
+    reference_test,
+    store_front_test,
+)
 from autoprune.search.front import choose, selection_is_current
 from autoprune.search.options import prepared_from_study
 from autoprune.search.prepared import Prepared
@@ -48,12 +50,24 @@ from autoprune.study import (
 
 
 def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print) -> dict | None:
-    """Select from the front by `rule`, evaluate the selection once on the test split, and keep
-    its checkpoint under `studies/<name>/selected/`."""
+    """Select from the front by `rule`, evaluate the selection once on the test split, keep its
+    checkpoint under `studies/<name>/selected/`, and forecast the held-out datasets. The full
+    model's test metrics come first (`reference_test`); the re-aligned full model is dropped
+    only once the held-out datasets have used it too."""
     study = prep.study
     remove_leftovers(study_dir(prep.name))  # of a checkpoint a killed run was writing
     if study.user_attrs.get(REFERENCE_ATTR):
         reference_test(prep, log)
+    selection = select(prep, rule_text, log)
+    holdout_test(prep, log)
+    drop_realigned_full(prep)
+    return selection
+
+
+def select(prep: Prepared, rule_text: str, log: Callable[[str], None]) -> dict | None:
+    """The selection by `rule_text`, stored; re-trained, tested and written only when the
+    stored one is not current."""
+    study = prep.study
     if selection_is_current(study, rule_text):
         return study.user_attrs[SELECTION_ATTR]
     picked = choose(study, rule_text)
@@ -166,10 +180,10 @@ def holdout_test(prep: Prepared, log: Callable[[str], None] = print) -> dict:
             adapter = ctx.adapter
             if label == "selection":  # the checkpoint `finalize` wrote, as a user reloads it
                 adapter = load_adapter(str(selected_checkpoint(study)))
-            model = adapter.prune(tuple(range(adapter.num_layers))).to(ctx.device)
-            if label == "full_realigned":
-                log("re-training the full model for the held-out datasets ...")
-                realign(ctx, model)
+            if label == "full_realigned":  # the model `ensure_reference` kept, if it is there
+                model = realigned_full(prep, log, "for the held-out datasets")
+            else:
+                model = adapter.prune(tuple(range(adapter.num_layers))).to(ctx.device)
             for name, series in missing.items():
                 log(f"evaluating the {label.replace('_', ' ')} on held-out {name} (test split) ...")
                 fresh[name][label] = evaluate(

@@ -25,7 +25,7 @@ from autoprune.record import TrialRecord
 from autoprune.report import collect, write_report
 from autoprune.samplers import Beating, SamplerContext, Screen, build_sampler
 from autoprune.search.cached import ensure_reference, front_test, priors, screen_table
-from autoprune.search.finalize import finalize, holdout_test
+from autoprune.search.finalize import finalize
 from autoprune.search.front import selection_is_current, study_rule
 from autoprune.search.options import (
     DEFAULT_TRIALS,
@@ -112,7 +112,6 @@ def search(
     else:
         stopped = local.run(prep.study, prep.ctx, target, on_trial)
     selection = finalize(prep, prep.rule, log)
-    holdout_test(prep, log)
     return {
         "study": prep.name,
         "stopped": stopped,
