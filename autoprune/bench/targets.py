@@ -1,0 +1,165 @@
+"""The search-efficiency targets, read off `autoprune bench replay` results (README, "Search
+efficiency"): per table and noise level, the default strategy's compute to 95% of the true
+hypervolume against the best off-the-shelf Optuna sampler's (target: at most one third), the
+same with a warm start from another table (at most one fifth), and its compute to the whole
+true front against that sampler's to 95% (at most as much).
+
+A median that most seeds never reached within the replay's budget is known only as a bound: the
+seeds that missed count the compute of their whole budget, so the median is more than that.
+A ratio with a bound on either side is a bound, and a verdict is given only where it is decided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autoprune.bench.replay import compute_hits
+from autoprune.errors import AutoPruneError
+
+DEFAULT = "screened-mf"
+WARM = "screened-mf+warm"
+OFF_THE_SHELF = ("random", "tpe-independent", "tpe", "nsga2", "gp")  # Optuna's own samplers
+TARGETS = {"95": 1 / 3, "warm 95": 1 / 5, "100": 1.0}  # the default's compute over the best's
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Median compute seconds over a replay's seeds to a share of the true hypervolume;
+    `exact` False: most seeds never got there, so the median is more than `seconds`."""
+
+    seconds: float
+    exact: bool
+    seeds: int
+
+    @classmethod
+    def of(cls, run: dict, level: float) -> Compute:
+        hits = np.array(compute_hits(run["curves"], run["compute_s"], level), dtype=float)
+        spent = np.array([c[-1] if c else 0.0 for c in run["compute_s"]])
+        capped = np.where(np.isfinite(hits), hits, spent)
+        exact = bool(np.isfinite(np.median(hits)))
+        return cls(float(np.median(capped)), exact, len(hits))
+
+    def __str__(self) -> str:
+        return f"{self.seconds:.0f} s" if self.exact else f"> {self.seconds:.0f} s"
+
+
+def ratio(new: Compute, best: Compute) -> tuple[float, str]:
+    """new / best and what is known of it: "=" exact, "<=" at most, ">=" at least, "?" nothing
+    (both are lower bounds)."""
+    value = new.seconds / best.seconds if best.seconds > 0 else float("inf")
+    kind = {(True, True): "=", (True, False): "<=", (False, True): ">="}
+    return value, kind.get((new.exact, best.exact), "?")
+
+
+def verdict(value: float, kind: str, target: float) -> str:
+    if kind in ("=", "<=") and value <= target:
+        return "met" if kind == "=" else "met (bound)"
+    if kind in ("=", ">=") and value > target:
+        return "not met"
+    return "undecided"
+
+
+def _group(replays: list[tuple[str, dict]]) -> dict[tuple[str, float], dict]:
+    """Replays by (table file name, noise): each strategy's run, the replay it came from,
+    and the warm-started default per table it was warm-started from."""
+    groups: dict[tuple[str, float], dict] = {}
+    for source, replay in replays:
+        try:
+            key = (Path(replay["truth"]).name, float(replay.get("noise") or 0.0))
+            runs = replay["strategies"]
+        except (KeyError, TypeError) as error:
+            raise AutoPruneError(f"{source} is not an `autoprune bench replay` result") from error
+        group = groups.setdefault(key, {"runs": {}, "from": {}, "warm": {}})
+        warm = replay.get("warm_start_from")
+        for name, run in runs.items():
+            slot = (group["warm"], warm) if warm else (group["runs"], name)
+            if warm and name != WARM:
+                continue
+            if slot[1] in slot[0]:
+                raise AutoPruneError(
+                    f"two replays of {name} on {key[0]} (noise {key[1]:g}"
+                    f"{', warm from ' + warm if warm else ''}): {group['from'][(name, warm)]} "
+                    f"and {source}; pass one of them"
+                )
+            slot[0][slot[1]] = run
+            group["from"][(name, warm)] = source
+    return groups
+
+
+def targets(replays: list[tuple[str, dict]], against: str | None = None) -> list[dict]:
+    """Per table and noise level, the three targets (rows for the README's table). `replays`:
+    (where it came from, the replay's JSON); `against`: one off-the-shelf sampler to compare
+    with (default: the best of those replayed on each table)."""
+    if against is not None and against not in OFF_THE_SHELF:
+        raise AutoPruneError(
+            f"--against {against}: not an off-the-shelf sampler; one of {', '.join(OFF_THE_SHELF)}"
+        )
+    rows = []
+    for (table, noise), group in sorted(_group(replays).items()):
+        runs = group["runs"]
+        names = [against] if against else OFF_THE_SHELF
+        shelf = {name: Compute.of(runs[name], 0.95) for name in names if name in runs}
+        row = {"table": table, "noise": noise, "compared": sorted(shelf)}
+        if not shelf or DEFAULT not in runs:
+            missing = (against or "an off-the-shelf sampler") if not shelf else DEFAULT
+            rows.append({**row, "missing": missing})
+            continue
+        best_name = min(shelf, key=lambda n: (not shelf[n].exact, shelf[n].seconds))
+        best = shelf[best_name]
+        mine = {"95": Compute.of(runs[DEFAULT], 0.95), "100": Compute.of(runs[DEFAULT], 1.0)}
+        checks = {}
+        for level, compute in mine.items():
+            value, kind = ratio(compute, best)
+            checks[level] = {
+                "compute": str(compute),
+                "ratio": value,
+                "kind": kind,
+                "verdict": verdict(value, kind, TARGETS[level]),
+            }
+        for origin, run in sorted(group["warm"].items()):
+            compute = Compute.of(run, 0.95)
+            value, kind = ratio(compute, best)
+            checks[f"warm 95 from {Path(origin).stem}"] = {
+                "compute": str(compute),
+                "ratio": value,
+                "kind": kind,
+                "verdict": verdict(value, kind, TARGETS["warm 95"]),
+            }
+        rows.append({**row, "best": best_name, "best_95": str(best), "checks": checks})
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    """The rows as a Markdown table: each cell compute, ratio to the best off-the-shelf
+    sampler's compute to 95%, verdict."""
+    lines = [
+        "| table | noise | off-the-shelf sampler to 95% (the best of) "
+        "| default to 95% (target 1/3) | default to 100% (target 1x) "
+        "| warm-started default to 95% (target 1/5) |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def cell(check: dict) -> str:
+        sign = "" if check["kind"] == "=" else f"{check['kind']} "
+        ratio_text = "?" if check["kind"] == "?" else f"{sign}{check['ratio']:.2f}x"
+        return f"{check['compute']}, {ratio_text}, {check['verdict']}"
+
+    for row in rows:
+        head = f"| {row['table']} | {row['noise']:g} |"
+        if "missing" in row:
+            lines.append(f"{head} no replay of {row['missing']} | | | |")
+            continue
+        checks = row["checks"]
+        warm = "; ".join(
+            f"{name.removeprefix('warm 95 from ')}: {cell(c)}"
+            for name, c in checks.items()
+            if name.startswith("warm")
+        )
+        lines.append(
+            f"{head} {row['best']} {row['best_95']} ({', '.join(row['compared'])}) | "
+            f"{cell(checks['95'])} | {cell(checks['100'])} | {warm or '-'} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""The search-efficiency targets read off replays (`scripts/targets.py`): which sampler is the
+yardstick, what a median never reached says, and the verdicts."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autoprune.bench.targets import Compute, markdown, targets
+from autoprune.errors import AutoPruneError
+
+
+def run(*seeds):
+    """A strategy's replay: per seed, (hypervolume ratios, cumulative compute seconds)."""
+    return {"curves": [list(c) for c, _ in seeds], "compute_s": [list(s) for _, s in seeds]}
+
+
+def replay(strategies, truth="truth-m-d.json", noise=0.0, warm=None):
+    return {"truth": f"/somewhere/{truth}", "noise": noise, "warm_start_from": warm,
+            "strategies": strategies}  # fmt: skip
+
+
+REACHES = run(([0.5, 0.96, 1.0], [3.0, 9.0, 20.0]))  # 95% at 9 s, 100% at 20 s
+GP = run(*[([0.9, 0.97], [10.0, 40.0])] * 3)  # 95% at 40 s on every seed
+TPE = run(*[([0.9, 0.95], [10.0, 30.0])] * 3)  # 95% at 30 s
+NEVER = run(([0.9, 0.94], [10.0, 50.0]), ([0.9, 0.94], [10.0, 60.0]), ([0.97], [5.0]))
+
+
+def test_the_yardstick_is_the_best_off_the_shelf_sampler_unless_one_is_named():
+    rows = targets([("a", replay({"gp": GP, "tpe": TPE, "screened-mf": REACHES}))])
+    (row,) = rows
+    assert (row["table"], row["best"], row["best_95"]) == ("truth-m-d.json", "tpe", "30 s")
+    assert row["checks"]["95"]["ratio"] == pytest.approx(0.3)
+    assert row["checks"]["95"]["verdict"] == "met"
+    # to 100% in 20 s against tpe's 30 s to 95%: within it
+    assert row["checks"]["100"]["verdict"] == "met"
+    (against_gp,) = targets([("a", replay({"gp": GP, "tpe": TPE, "screened-mf": REACHES}))], "gp")
+    assert against_gp["best"] == "gp"
+    assert against_gp["checks"]["95"]["ratio"] == pytest.approx(9 / 40)
+    with pytest.raises(AutoPruneError, match="not an off-the-shelf sampler"):
+        targets([("a", replay({"gp": GP}))], "screened")
+
+
+def test_a_median_most_seeds_never_reached_is_a_bound_and_so_is_its_ratio():
+    never = Compute.of(NEVER, 0.95)
+    # two of three seeds missed: more than the median of their whole budgets and the hit
+    assert (never.seconds, never.exact, str(never)) == (50.0, False, "> 50 s")
+    rows = targets([("a", replay({"gp": NEVER, "screened-mf": REACHES}))])
+    check = rows[0]["checks"]["95"]
+    assert (check["kind"], check["verdict"]) == ("<=", "met (bound)")  # 9 s against > 50 s
+    # the default never reaching 100% against an exact yardstick: at least, so not met
+    slow = run(([0.5, 0.96], [3.0, 100.0]))
+    (row,) = targets([("a", replay({"tpe": TPE, "screened-mf": slow}))])
+    assert (row["checks"]["100"]["kind"], row["checks"]["100"]["verdict"]) == (">=", "not met")
+    assert row["checks"]["95"]["verdict"] == "not met"  # 100 s against 30 s
+    # a bound on both sides decides nothing
+    (both,) = targets([("a", replay({"gp": NEVER, "screened-mf": slow}))])
+    assert both["checks"]["100"]["verdict"] == "undecided"
+    assert "?" in markdown([both])
+
+
+def test_tables_noise_levels_and_warm_starts_are_kept_apart():
+    plain = ("p", replay({"gp": GP, "screened-mf": REACHES}))
+    noisy = ("n", replay({"gp": TPE, "screened-mf": REACHES}, noise=0.01))
+    warm = run(([0.96], [5.0]))
+    warm_a = ("w", replay({"screened+warm": GP, "screened-mf+warm": warm}, warm="etth1"))
+    other = ("o", replay({"gp": GP, "screened-mf": REACHES}, truth="truth-m-e.json"))
+    rows = targets([plain, noisy, warm_a, other])
+    assert [(r["table"], r["noise"]) for r in rows] == [
+        ("truth-m-d.json", 0.0),
+        ("truth-m-d.json", 0.01),
+        ("truth-m-e.json", 0.0),
+    ]
+    warm_check = rows[0]["checks"]["warm 95 from etth1"]
+    assert warm_check["ratio"] == pytest.approx(5 / 40) and warm_check["verdict"] == "met"
+    assert "warm 95 from etth1" not in rows[1]["checks"]
+    assert "etth1: 5 s, 0.12x, met" in markdown(rows)
+
+
+def test_a_missing_default_or_yardstick_and_a_replay_given_twice_are_said():
+    rows = targets([("a", replay({"gp": GP})), ("b", replay({"screened": GP}, truth="t2.json"))])
+    by_table = {r["table"]: r["missing"] for r in rows}
+    assert by_table == {"truth-m-d.json": "screened-mf", "t2.json": "an off-the-shelf sampler"}
+    assert "no replay of screened-mf" in markdown(rows)
+    with pytest.raises(AutoPruneError, match="two replays of gp on truth-m-d.json .*: a and b"):
+        targets([("a", replay({"gp": GP})), ("b", replay({"gp": TPE}))])
+    with pytest.raises(AutoPruneError, match="x is not an `autoprune bench replay` result"):
+        targets([("x", {"what": 1})])
+
+
+def test_the_script_reads_the_shipped_replays_as_the_readme_reports_them():
+    bench = Path(__file__).parents[1] / "studies/bench/2026-12-02/compute"
+    script = Path(__file__).parents[1] / "scripts/targets.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(bench), str(bench / "gp"), "--against", "gp"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    ili = next(line for line in done.stdout.splitlines() if "-ili.json" in line)
+    assert "| gp 59 s (gp) | 18 s, 0.31x, met | 51 s, 0.87x, met |" in ili
+    missing = subprocess.run(
+        [sys.executable, str(script), str(bench / "nothing-here.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and "cannot read a replay" in missing.stderr
