@@ -187,3 +187,10 @@ def test_paired_needs_the_same_siblings_in_both_replays():
         paired(plain, plain, "screened", "random")
     with pytest.raises(AutoPruneError, match="not in that replay; it has: random, screened"):
         paired(noisy, noisy, "tpe")
+
+
+def test_the_printed_summary_says_a_level_most_seeds_never_reached_in_words():
+    lines = []
+    run(table(), seeds=2, budget=2, only=["random"], log=lines.append)
+    summary = next(line for line in lines if "random (median)" in line)
+    assert "100% not reached by most seeds (0/2)" in summary and "None" not in summary

@@ -388,7 +388,10 @@ def run(
         }
         r = results[name]
         reached = (
-            f"{r[f'trials_to_{p}']['median']} trials / {r[f'compute_s_to_{p}']['median']} s to {p}%"
+            f"{r[f'trials_to_{p}']['median']:.0f} trials / {r[f'compute_s_to_{p}']['median']} s "
+            f"to {p}%"
+            if r[f"trials_to_{p}"]["median"] is not None
+            else f"{p}% not reached by most seeds ({r[f'trials_to_{p}']['reached']})"
             for p in (round(100 * level) for level in LEVELS)
         )
         log(f"{name:>18} (median): {', '.join(reached)} ({r['seconds']:.0f} s)")
