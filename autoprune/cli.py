@@ -720,10 +720,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
         correlation = meta["rank_correlation"]
         for fidelity, values in correlation.items():
+            within = values["within_size_weighted_mean"]
             out.print(
                 f"Spearman({fidelity}, re-aligned val MASE): overall "
                 f"{values['overall']:.3f}, within equal size "
-                f"{values['within_size_weighted_mean']}"
+                f"{'-' if within is None else format(within, '.3f')}"
             )
         for path in truth_paths(args.model, args.dataset, folder):
             out.print(f"written to {path}")
