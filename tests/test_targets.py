@@ -76,6 +76,11 @@ def test_tables_noise_levels_and_warm_starts_are_kept_apart():
     assert warm_check["ratio"] == pytest.approx(5 / 40) and warm_check["verdict"] == "met"
     assert "warm 95 from etth1" not in rows[1]["checks"]
     assert "etth1: 5 s, 0.12x, met" in markdown(rows)
+    # a warm-started replay's cold strategies are plain replays of its siblings
+    both = {"gp": GP, "screened-mf": REACHES, "screened+warm": GP, "screened-mf+warm": warm}
+    (row,) = targets([("w", replay(both, warm="etth1"))])
+    assert row["checks"]["95"]["ratio"] == pytest.approx(9 / 40)
+    assert list(row["checks"]) == ["95", "100", "warm 95 from etth1"]
 
 
 def test_a_missing_default_or_yardstick_and_a_replay_given_twice_are_said():

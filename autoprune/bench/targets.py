@@ -64,7 +64,8 @@ def verdict(value: float, kind: str, target: float) -> str:
 
 def _group(replays: list[tuple[str, dict]]) -> dict[tuple[str, float], dict]:
     """Replays by (table file name, noise): each strategy's run, the replay it came from,
-    and the warm-started default per table it was warm-started from."""
+    and the warm-started default per table it was warm-started from (a warm-started replay's
+    strategies that start cold count as plain runs)."""
     groups: dict[tuple[str, float], dict] = {}
     for source, replay in replays:
         try:
@@ -73,18 +74,19 @@ def _group(replays: list[tuple[str, dict]]) -> dict[tuple[str, float], dict]:
         except (KeyError, TypeError) as error:
             raise AutoPruneError(f"{source} is not an `autoprune bench replay` result") from error
         group = groups.setdefault(key, {"runs": {}, "from": {}, "warm": {}})
-        warm = replay.get("warm_start_from")
         for name, run in runs.items():
-            slot = (group["warm"], warm) if warm else (group["runs"], name)
-            if warm and name != WARM:
+            if name.endswith("+warm") and name != WARM:
                 continue
-            if slot[1] in slot[0]:
+            # a warm-started replay's other strategies are plain replays of the same siblings
+            warm = replay.get("warm_start_from") if name == WARM else None
+            slot, slot_key = (group["warm"], warm) if warm else (group["runs"], name)
+            if slot_key in slot:
                 raise AutoPruneError(
                     f"two replays of {name} on {key[0]} (noise {key[1]:g}"
                     f"{', warm from ' + warm if warm else ''}): {group['from'][(name, warm)]} "
                     f"and {source}; pass one of them"
                 )
-            slot[0][slot[1]] = run
+            slot[slot_key] = run
             group["from"][(name, warm)] = source
     return groups
 
