@@ -457,13 +457,15 @@ def failure_reason(exc: BaseException) -> str:
 
 def stop_rule(ctx: TrialContext, trial: optuna.Trial, keep: KeepSet):
     """The multi-fidelity `go_on` of one trial, or None when it must reach the full budget:
-    a single-fidelity study, an enqueued full-budget trial, a keep set stopped before, no
-    full-model reference yet, or a latency objective without a profile (its cost would not be
-    known before training). Each keep set is stopped at most once, so a study whose remaining
-    keep sets are all hopeless still reaches its target."""
+    a single-fidelity study, an enqueued full-budget trial, a one-shot baseline (its numbers
+    are what the user asked for), a keep set stopped before, no full-model reference yet, or a
+    latency objective without a profile (its cost would not be known before training). Each
+    keep set is stopped at most once, so a study whose remaining keep sets are all hopeless
+    still reaches its target."""
     reference = trial.study.user_attrs.get(REFERENCE_ATTR)
     objectives = ctx.space.objectives
-    if not ctx.stop_early or TrialRecord.of(trial).full_budget or not reference:
+    record = TrialRecord.of(trial)
+    if not ctx.stop_early or record.full_budget or record.baseline or not reference:
         return None
     if stopped_before(trial.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)), keep):
         return None

@@ -262,15 +262,20 @@ def test_enqueued_seeds_come_first(tiny_model_dir, tiny_csv, tiny_space, studies
 
 
 def test_baselines_are_trained_tagged_and_reported(
-    tiny_model_dir, tiny_csv, tiny_space, studies, tmp_path
+    tiny_model_dir, tiny_csv, tiny_space, studies, tmp_path, monkeypatch
 ):
+    import autoprune.multifidelity as mf
     from autoprune import baselines
     from autoprune.report import write_report
     from autoprune.search.cached import ensure_reference
     from autoprune.search.options import prepared_from_study
 
-    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=2), log=quiet)
+    # a multi-fidelity study calibrated to stop every new keep set: baselines still go the
+    # whole budget (their numbers are what was asked for)
+    monkeypatch.setattr(mf, "OPTIMISM", -1e3)
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=mf.MIN_PAIRS), log=quiet)
     prep = prepared_from_study("s1", None, "cpu")
+    assert prep.ctx.stop_early
     ensure_reference(prep, quiet)
     table = baselines.run(prep, ["drop-last", "random", "bi"], [1, 2], quiet)
     assert [(r["baseline"], r["kept"]) for r in table] == [
@@ -282,6 +287,8 @@ def test_baselines_are_trained_tagged_and_reported(
         ("bi", 2),
     ]
     assert all(r["trial"] is not None for r in table)
+    pruned = [t for t in load_study("s1").trials if t.state == TrialState.PRUNED]
+    assert not [t for t in pruned if "baseline" in t.user_attrs]
     summary = json.loads(write_report(load_study("s1"), tmp_path / "r")["summary.json"].read_text())
     assert len(summary["baselines"]) == 6 and "bi" in summary["priors"]
     with pytest.raises(Exception, match="outside the space"):
