@@ -32,7 +32,6 @@ class Compute:
 
     seconds: float
     exact: bool
-    seeds: int
 
     @classmethod
     def of(cls, run: dict, level: float) -> Compute:
@@ -40,7 +39,7 @@ class Compute:
         spent = np.array([c[-1] if c else 0.0 for c in run["compute_s"]])
         capped = np.where(np.isfinite(hits), hits, spent)
         exact = bool(np.isfinite(np.median(hits)))
-        return cls(float(np.median(capped)), exact, len(hits))
+        return cls(float(np.median(capped)), exact)
 
     def __str__(self) -> str:
         return f"{self.seconds:.0f} s" if self.exact else f"> {self.seconds:.0f} s"
@@ -54,12 +53,17 @@ def ratio(new: Compute, best: Compute) -> tuple[float, str]:
     return value, kind.get((new.exact, best.exact), "?")
 
 
-def verdict(value: float, kind: str, target: float) -> str:
+def check(compute: Compute, best: Compute, target: float) -> dict:
+    """`compute` against the yardstick `best`: the ratio, what is known of it and whether it
+    is at most `target` ("met", "met (bound)", "not met" or "undecided")."""
+    value, kind = ratio(compute, best)
     if kind in ("=", "<=") and value <= target:
-        return "met" if kind == "=" else "met (bound)"
-    if kind in ("=", ">=") and value > target:
-        return "not met"
-    return "undecided"
+        verdict = "met" if kind == "=" else "met (bound)"
+    elif kind in ("=", ">=") and value > target:
+        verdict = "not met"
+    else:
+        verdict = "undecided"
+    return {"compute": str(compute), "ratio": value, "kind": kind, "verdict": verdict}
 
 
 def _group(replays: list[tuple[str, dict]]) -> dict[tuple[str, float], dict]:
@@ -111,25 +115,14 @@ def targets(replays: list[tuple[str, dict]], against: str | None = None) -> list
             continue
         best_name = min(shelf, key=lambda n: (not shelf[n].exact, shelf[n].seconds))
         best = shelf[best_name]
-        mine = {"95": Compute.of(runs[DEFAULT], 0.95), "100": Compute.of(runs[DEFAULT], 1.0)}
-        checks = {}
-        for level, compute in mine.items():
-            value, kind = ratio(compute, best)
-            checks[level] = {
-                "compute": str(compute),
-                "ratio": value,
-                "kind": kind,
-                "verdict": verdict(value, kind, TARGETS[level]),
-            }
+        checks = {
+            level: check(Compute.of(runs[DEFAULT], share), best, TARGETS[level])
+            for level, share in (("95", 0.95), ("100", 1.0))
+        }
         for origin, run in sorted(group["warm"].items()):
-            compute = Compute.of(run, 0.95)
-            value, kind = ratio(compute, best)
-            checks[f"warm 95 from {Path(origin).stem}"] = {
-                "compute": str(compute),
-                "ratio": value,
-                "kind": kind,
-                "verdict": verdict(value, kind, TARGETS["warm 95"]),
-            }
+            checks[f"warm 95 from {Path(origin).stem}"] = check(
+                Compute.of(run, 0.95), best, TARGETS["warm 95"]
+            )
         rows.append({**row, "best": best_name, "best_95": str(best), "checks": checks})
     return rows
 
