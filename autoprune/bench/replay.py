@@ -301,6 +301,16 @@ def compute_hits(
     ]
 
 
+def budget_capped(
+    curves: list[list[float]], computes: list[list[float]], level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """`compute_hits` as an array, and the same with each seed that never reached `level`
+    counted at the compute of its whole budget: a lower bound of what it would have needed."""
+    hits = np.array(compute_hits(curves, computes, level), dtype=float)
+    spent = np.array([c[-1] for c in computes])  # a seed always trains its first keep set
+    return hits, np.where(np.isfinite(hits), hits, spent)
+
+
 def _compute_to(curves: list[list[float]], computes: list[list[float]], level: float) -> dict:
     """Compute seconds each seed had spent when it reached `level`; None as in _trials_to."""
     hits = compute_hits(curves, computes, level)
@@ -451,14 +461,11 @@ def paired(base: dict, new: dict, strategy: str, new_strategy: str | None = None
             f"not paired: {strategy!r} ran {len(runs[0]['curves'])} seed(s) and {new_strategy!r} "
             f"{len(runs[1]['curves'])} (a deterministic strategy runs every seed only with --noise)"
         )
-    spent = [np.array([c[-1] for c in r["compute_s"]]) for r in runs]  # each seed's budget
     levels = {}
     for level in LEVELS:
-        hits = [
-            np.array(compute_hits(r["curves"], r["compute_s"], level), dtype=float) for r in runs
-        ]
+        found = [budget_capped(r["curves"], r["compute_s"], level) for r in runs]
+        hits, capped = zip(*found, strict=True)
         both = np.isfinite(hits[0]) | np.isfinite(hits[1])
-        capped = [np.where(np.isfinite(h), h, total) for h, total in zip(hits, spent, strict=True)]
         log_ratio = np.log(capped[1][both] / capped[0][both])
         mean = round(float(np.exp(log_ratio.mean())), 3) if both.any() else None
         levels[str(round(100 * level))] = {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoprune.bench.replay import compute_hits
+from autoprune.bench.replay import budget_capped
 from autoprune.errors import AutoPruneError
 
 DEFAULT = "screened-mf"
@@ -35,9 +35,7 @@ class Compute:
 
     @classmethod
     def of(cls, run: dict, level: float) -> Compute:
-        hits = np.array(compute_hits(run["curves"], run["compute_s"], level), dtype=float)
-        spent = np.array([c[-1] if c else 0.0 for c in run["compute_s"]])
-        capped = np.where(np.isfinite(hits), hits, spent)
+        hits, capped = budget_capped(run["curves"], run["compute_s"], level)
         exact = bool(np.isfinite(np.median(hits)))
         return cls(float(np.median(capped)), exact)
 
