@@ -65,9 +65,9 @@ def check(compute: Compute, best: Compute, target: float) -> dict:
 
 
 def _group(replays: list[tuple[str, dict]]) -> dict[tuple[str, float], dict]:
-    """Replays by (table file name, noise): each strategy's run, the replay it came from,
-    and the warm-started default per table it was warm-started from (a warm-started replay's
-    strategies that start cold count as plain runs)."""
+    """Replays by (table file name, noise): per (strategy, warm-start source or None), the
+    replay it came from and its run. Of a warm-started replay only the default is warm-started
+    here; its other strategies that start cold count as plain runs of the same siblings."""
     groups: dict[tuple[str, float], dict] = {}
     for source, replay in replays:
         try:
@@ -75,21 +75,18 @@ def _group(replays: list[tuple[str, dict]]) -> dict[tuple[str, float], dict]:
             runs = replay["strategies"]
         except (KeyError, TypeError) as error:
             raise AutoPruneError(f"{source} is not an `autoprune bench replay` result") from error
-        group = groups.setdefault(key, {"runs": {}, "from": {}, "warm": {}})
+        group = groups.setdefault(key, {})
         for name, run in runs.items():
             if name.endswith("+warm") and name != WARM:
                 continue
-            # a warm-started replay's other strategies are plain replays of the same siblings
             warm = replay.get("warm_start_from") if name == WARM else None
-            slot, slot_key = (group["warm"], warm) if warm else (group["runs"], name)
-            if slot_key in slot:
+            if (name, warm) in group:
                 raise AutoPruneError(
                     f"two replays of {name} on {key[0]} (noise {key[1]:g}"
-                    f"{', warm from ' + warm if warm else ''}): {group['from'][(name, warm)]} "
+                    f"{', warm from ' + warm if warm else ''}): {group[name, warm][0]} "
                     f"and {source}; pass one of them"
                 )
-            slot[slot_key] = run
-            group["from"][(name, warm)] = source
+            group[name, warm] = (source, run)
     return groups
 
 
@@ -103,7 +100,8 @@ def targets(replays: list[tuple[str, dict]], against: str | None = None) -> list
         )
     rows = []
     for (table, noise), group in sorted(_group(replays).items()):
-        runs = group["runs"]
+        runs = {name: run for (name, warm), (_, run) in group.items() if warm is None}
+        warm_runs = {warm: run for (_, warm), (_, run) in group.items() if warm is not None}
         names = [against] if against else OFF_THE_SHELF
         shelf = {name: Compute.of(runs[name], 0.95) for name in names if name in runs}
         row = {"table": table, "noise": noise, "compared": sorted(shelf)}
@@ -117,7 +115,7 @@ def targets(replays: list[tuple[str, dict]], against: str | None = None) -> list
             level: check(Compute.of(runs[DEFAULT], share), best, TARGETS[level])
             for level, share in (("95", 0.95), ("100", 1.0))
         }
-        for origin, run in sorted(group["warm"].items()):
+        for origin, run in sorted(warm_runs.items()):
             checks[f"warm 95 from {Path(origin).stem}"] = check(
                 Compute.of(run, 0.95), best, TARGETS["warm 95"]
             )
