@@ -263,7 +263,13 @@ class RetryAsQueued(RetryHeartbeatStaleTrialCallback):
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         queued = copy.copy(trial)
-        queued.user_attrs = TrialRecord.of(trial).queued().attrs()
+        record = TrialRecord.of(trial)
+        queued.user_attrs = record.queued().attrs()
+        if record.keep is None:
+            # it died while choosing its keep set: nothing to repeat, and the layers it had
+            # chosen would override the sampler's next choice one by one (a keep set it was
+            # enqueued with stays in its system attrs)
+            queued.params, queued.distributions = {}, {}
         super().__call__(study, queued)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 import autoprune
 from autoprune.study import COMPUTE_ATTR, spending
@@ -91,3 +92,35 @@ def test_a_compute_step_the_report_does_not_know_is_refused():
     with pytest.raises(ValueError, match="scren"), spending(study, "scren"):
         pass
     assert set(study.user_attrs[COMPUTE_ATTR]) == {"screen"}
+
+
+def test_a_retry_repeats_a_chosen_keep_set_but_not_part_of_one(tmp_path):
+    from autoprune.record import TrialRecord, mark
+    from autoprune.study import RetryAsQueued
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(storage=storage, directions=["minimize"])
+    layer = optuna.distributions.CategoricalDistribution((True, False))
+    chosen, partial = study.ask(), study.ask()
+    for trial, names in ((chosen, ("layer_00", "layer_01")), (partial, ("layer_00",))):
+        for name in names:
+            trial.suggest_categorical(name, layer.choices)
+    mark(chosen, keep=[0] if chosen.params["layer_00"] else [1])
+    study.enqueue_trial({"layer_00": True, "layer_01": True}, TrialRecord(baseline="bi").attrs())
+    enqueued = study.ask()
+    enqueued.suggest_categorical("layer_00", layer.choices)  # died before choosing the rest
+    retry = RetryAsQueued(max_retry=1)
+    for trial in (chosen, partial, enqueued):
+        retry(study, storage.get_trial(trial._trial_id))
+    again = {
+        t.system_attrs["failed_trial"]: t for t in study.get_trials(states=[TrialState.WAITING])
+    }
+    assert again[chosen.number].params == chosen.params  # the same keep set again
+    assert again[partial.number].params == {}  # the sampler chooses the retry's whole keep set
+    # an enqueued keep set is repeated whole, with what it was enqueued with
+    assert again[enqueued.number].params == {}
+    assert again[enqueued.number].system_attrs["fixed_params"] == {
+        "layer_00": True,
+        "layer_01": True,
+    }
+    assert again[enqueued.number].user_attrs == {"baseline": "bi"}
