@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from autoprune.bench.replay import paired
+from autoprune.bench.replay import paired, read
 from autoprune.errors import AutoPruneError
 
 
@@ -31,15 +31,8 @@ def main() -> None:
     parser.add_argument("--new-strategy", help="NEW's strategy (default: --strategy)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    replays = []
-    for path in (args.base, args.new):
-        try:
-            replays.append(json.loads(path.read_text()))
-        except (OSError, ValueError) as error:  # missing, unreadable or not JSON
-            parser.exit(2, f"paired_replays: cannot read a replay from {path}: {error}\n")
-    base, new = replays
     try:
-        result = paired(base, new, args.strategy, args.new_strategy)
+        result = paired(read(args.base), read(args.new), args.strategy, args.new_strategy)
     except AutoPruneError as error:
         parser.exit(2, f"paired_replays: {error}\n")
     if args.json:

@@ -18,6 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
+from autoprune.bench.replay import read
 from autoprune.bench.targets import markdown, targets
 from autoprune.errors import AutoPruneError
 
@@ -36,14 +37,8 @@ def main() -> None:
         if not found:
             parser.exit(2, f"targets: no replay-*.json in {path}\n")
         files += [f for f in found if f.resolve() not in {g.resolve() for g in files}]
-    replays = []
-    for path in files:
-        try:
-            replays.append((str(path), json.loads(path.read_text())))
-        except (OSError, ValueError) as error:  # missing, unreadable or not JSON
-            parser.exit(2, f"targets: cannot read a replay from {path}: {error}\n")
     try:
-        rows = targets(replays, args.against)
+        rows = targets([(str(path), read(path)) for path in files], args.against)
     except AutoPruneError as error:
         parser.exit(2, f"targets: {error}\n")
     print(json.dumps(rows, indent=2) if args.json else markdown(rows))

@@ -432,6 +432,15 @@ def run(
     }
 
 
+def read(path: Path) -> dict:
+    """A replay's JSON (what `write` wrote); AutoPruneError naming the file if it cannot be
+    read or is not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:  # missing, unreadable or not JSON
+        raise AutoPruneError(f"cannot read a replay from {path}: {error}") from error
+
+
 def paired(base: dict, new: dict, strategy: str, new_strategy: str | None = None) -> dict:
     """`new_strategy` (default `strategy`) of replay `new` against `strategy` of replay `base`,
     seed by seed: both must have replayed the same table with the same seeds and noise, so
