@@ -104,7 +104,7 @@ def test_the_script_reads_the_shipped_replays_as_the_readme_reports_them():
         check=True,
     )
     ili = next(line for line in done.stdout.splitlines() if "-ili.json" in line)
-    assert "| gp 59 s (gp) | 18 s, 0.31x, met | 51 s, 0.87x, met |" in ili
+    assert "| gp 59 s (gp) | 19 s, 0.32x, met | 32 s, 0.54x, met |" in ili
     missing = subprocess.run(
         [sys.executable, str(script), str(bench / "nothing-here.json")],
         capture_output=True,
