@@ -14,7 +14,8 @@ import pytest
 from optuna.trial import TrialState
 
 import autoprune
-from autoprune.study import COMPUTE_ATTR, spending
+from autoprune.record import TrialRecord, mark
+from autoprune.study import COMPUTE_ATTR, RetryAsQueued, spending
 from tests.test_storage_rdb import postgres_url
 
 CREATE = """
@@ -95,9 +96,6 @@ def test_a_compute_step_the_report_does_not_know_is_refused():
 
 
 def test_a_retry_repeats_a_chosen_keep_set_but_not_part_of_one(tmp_path):
-    from autoprune.record import TrialRecord, mark
-    from autoprune.study import RetryAsQueued
-
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
     study = optuna.create_study(storage=storage, directions=["minimize"])
     layer = optuna.distributions.CategoricalDistribution((True, False))
