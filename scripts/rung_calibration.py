@@ -6,7 +6,9 @@ the shift-only calibration (log full = log rung + d, the default's `Calibration`
 fitted line (log full = a + b log rung): residual spread and slope over all rows, then the mean
 held-out log-likelihood of each when learned from n random rows (the default's `Calibration`
 itself, Gaussian with its widened spread, against the line's Student-t prediction interval),
-median over draws.
+median over draws. Then per kept-layer count: the mean and spread of d = log full - log rung,
+the share of keep sets that the rest of the budget made worse (full above rung), and the rung's
+Spearman rank correlation with the full budget within that size.
 
     python scripts/rung_calibration.py studies/bench/truth-moirai-tiny-8-etth1.json [--rung 10]
 """
@@ -41,6 +43,23 @@ def held_out(x: np.ndarray, y: np.ndarray, n: int, draws: int, rng) -> dict[str,
     return {"shift": round(float(np.median(shift)), 3), "line": round(float(np.median(line)), 3)}
 
 
+def by_size(table: Table, x: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
+    kept = np.array([len(k) for k in table.keeps])
+    d_all = y + np.log(table.meta["reference"]["realigned"]["mase"]) - x  # both val MASE
+    result = {}
+    for k in np.unique(kept):
+        rows, d = kept == k, d_all[kept == k]
+        rho = stats.spearmanr(x[rows], y[rows]).statistic if rows.sum() > 2 else np.nan
+        result[str(k)] = {
+            "rows": int(rows.sum()),
+            "d_mean": round(float(d.mean()), 3),
+            "d_sd": round(float(d.std()), 3),
+            "worse_after_rung": round(float((d > 0).mean()), 2),
+            "spearman": None if np.isnan(rho) else round(float(rho), 2),
+        }
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("truth", type=Path)
@@ -67,6 +86,7 @@ def main() -> None:
         "line_residual_sd": round(float((y - intercept - slope * x).std()), 4),
         "line_slope": round(float(slope), 3),
         "held_out_loglik": {str(n): held_out(x, y, n, args.draws, rng) for n in args.pairs},
+        "by_size": by_size(table, x, y),
     }
     print(json.dumps(result, indent=2))
 
