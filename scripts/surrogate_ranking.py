@@ -1,0 +1,97 @@
+"""How well the default surrogate ranks keep sets it has not trained, against how well it must
+(README, "Search efficiency").
+
+Over an exhaustive table, two figures:
+- `ranking`: the default sampler's surrogate (`fit_surrogate`, the same kernel, screen and
+  hyperparameter grid) fitted to n keep sets drawn at random with their full-budget val MASE;
+  the Spearman rank correlation of its posterior mean with the truth over the keep sets not
+  drawn, within each kept-layer count (sizes with at least 4 left, weighted by how many), mean
+  and spread over draws.
+- `hv_at_rank`: the share of the true hypervolume held by one keep set per size, the r-th best
+  of its size: what a search reaches if it never finds better than the r-th of each size.
+
+    python scripts/surrogate_ranking.py studies/bench/truth-moirai-tiny-8-etth1.json \
+        [--trained 15,30,50] [--draws 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from autoprune.bench.replay import Table
+from autoprune.bench.truth import load_truth
+from autoprune.errors import AutoPruneError
+from autoprune.multifidelity import Pool, fit_surrogate
+from autoprune.pareto import hypervolume, non_dominated
+
+MIN_LEFT = 4  # unseen keep sets of a size below which its ranking is not counted
+
+
+def within_size(kept: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Spearman of `predicted` with `truth` within each size, weighted by the size's rows."""
+    total = weight = 0.0
+    for k in np.unique(kept):
+        rows = kept == k
+        if rows.sum() >= MIN_LEFT:
+            total += stats.spearmanr(predicted[rows], truth[rows]).statistic * rows.sum()
+            weight += rows.sum()
+    return total / weight
+
+
+def ranking(table: Table, n: int, draws: int) -> dict[str, float]:
+    pool = Pool.build(table.keeps, table.values[:, 1:], table.screen, table.num_layers)
+    truth, kept = table.values[:, 0], pool.layers.sum(1)
+    rhos = []
+    for draw in range(draws):
+        seen = np.random.default_rng(draw).choice(len(truth), n, replace=False)
+        posterior = fit_surrogate(pool, {int(i): float(truth[i]) for i in seen})
+        rest = np.setdiff1d(np.arange(len(truth)), seen)
+        rhos.append(within_size(kept[rest], posterior.mean[rest], truth[rest]))
+    return {"mean": round(float(np.mean(rhos)), 2), "sd": round(float(np.std(rhos)), 2)}
+
+
+def hv_at_rank(table: Table, rank: int) -> float:
+    kept = np.array([len(k) for k in table.keeps])
+    chosen = []
+    for k in np.unique(kept):
+        rows = np.flatnonzero(kept == k)
+        ordered = rows[np.argsort(table.values[rows, 0], kind="stable")]
+        chosen.append(ordered[min(rank, len(ordered)) - 1])
+    points = table.values[chosen]
+    share = hypervolume(points[non_dominated(points)], table.reference) / table.true_hv
+    return round(float(share), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("truth", type=Path, help="an exhaustive table (autoprune bench truth)")
+    parser.add_argument("--trained", default="15,30,50", help="keep sets drawn, comma-separated")
+    parser.add_argument("--draws", type=int, default=12)
+    args = parser.parse_args()
+    try:
+        table = Table.load(*load_truth(args.truth))
+        sizes = [int(n) for n in args.trained.split(",")]
+    except (AutoPruneError, ValueError) as error:
+        parser.exit(2, f"surrogate_ranking: {error}\n")
+    if not sizes or min(sizes) < 2 or max(sizes) > len(table.keeps) - MIN_LEFT or args.draws < 1:
+        parser.exit(
+            2,
+            f"surrogate_ranking: --trained must lie in 2..{len(table.keeps) - MIN_LEFT}"
+            " and --draws be at least 1\n",
+        )
+    result = {
+        "table": str(args.truth),
+        "rows": len(table.keeps),
+        "ranking": {str(n): ranking(table, n, args.draws) for n in sizes},
+        "hv_at_rank": {str(r): hv_at_rank(table, r) for r in (1, 2, 3, 5)},
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
