@@ -27,9 +27,8 @@ import torch
 from scipy import stats
 
 from autoprune.bench.truth import load_truth, table_context
-from autoprune.evaluate import evaluate
 from autoprune.multifidelity import stop_rung
-from autoprune.objective import StoppedAtRung, realign, rung_fidelity, rung_steps
+from autoprune.objective import StoppedAtRung, _evaluate, realign, rung_fidelity, rung_steps
 
 MEASURES = ("rung", "wide", "objective")
 
@@ -44,15 +43,7 @@ def at_rung(ctx, wide_ctx, keep: tuple[int, ...], steps: int) -> dict[str, float
         model.eval()
         found["rung"] = value
         found["wide"] = rung_fidelity(wide_ctx, model)
-        found["objective"] = evaluate(
-            ctx.adapter,
-            model,
-            ctx.series,
-            "val",
-            ctx.setting,
-            max_windows=ctx.space.val_windows,
-            num_samples=ctx.space.num_samples,
-        )["mase"]
+        found["objective"] = _evaluate(ctx, model, "val", ctx.space.val_windows)["mase"]
         return False
 
     with contextlib.suppress(StoppedAtRung):

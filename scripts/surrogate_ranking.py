@@ -5,8 +5,8 @@ Over an exhaustive table, two figures:
 - `ranking`: the default sampler's surrogate (`fit_surrogate`, the same kernel, screen and
   hyperparameter grid) fitted to n keep sets drawn at random with their full-budget val MASE;
   the Spearman rank correlation of its posterior mean with the truth over the keep sets not
-  drawn, within each kept-layer count (sizes with at least 4 left, weighted by how many), mean
-  and spread over draws.
+  drawn, within each kept-layer count (size-weighted, as `bench truth` ranks its fidelities),
+  mean and spread over draws.
 - `hv_at_rank`: the share of the true hypervolume held by one keep set per size, the r-th best
   of its size: what a search reaches if it never finds better than the r-th of each size.
 
@@ -21,37 +21,25 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from autoprune.bench.replay import Table
-from autoprune.bench.truth import load_truth
+from autoprune.bench.truth import correlations, load_truth
 from autoprune.errors import AutoPruneError
 from autoprune.multifidelity import Pool, fit_surrogate
 from autoprune.pareto import hypervolume, non_dominated
 
-MIN_LEFT = 4  # unseen keep sets of a size below which its ranking is not counted
+MIN_LEFT = 4  # keep sets a draw leaves untrained, at least
 
 
-def within_size(kept: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> float:
-    """Spearman of `predicted` with `truth` within each size, weighted by the size's rows."""
-    total = weight = 0.0
-    for k in np.unique(kept):
-        rows = kept == k
-        if rows.sum() >= MIN_LEFT:
-            total += stats.spearmanr(predicted[rows], truth[rows]).statistic * rows.sum()
-            weight += rows.sum()
-    return total / weight
-
-
-def ranking(table: Table, n: int, draws: int) -> dict[str, float]:
-    pool = Pool.build(table.keeps, table.values[:, 1:], table.screen, table.num_layers)
+def ranking(table: Table, pool: Pool, n: int, draws: int) -> dict[str, float]:
     truth, kept = table.values[:, 0], pool.layers.sum(1)
     rhos = []
     for draw in range(draws):
         seen = np.random.default_rng(draw).choice(len(truth), n, replace=False)
         posterior = fit_surrogate(pool, {int(i): float(truth[i]) for i in seen})
         rest = np.setdiff1d(np.arange(len(truth)), seen)
-        rhos.append(within_size(kept[rest], posterior.mean[rest], truth[rest]))
+        rows = [{"kept": kept[i], "mase": truth[i], "predicted": posterior.mean[i]} for i in rest]
+        rhos.append(correlations(rows, ("predicted",))["predicted"]["within_size_weighted_mean"])
     return {"mean": round(float(np.mean(rhos)), 2), "sd": round(float(np.std(rhos)), 2)}
 
 
@@ -84,10 +72,11 @@ def main() -> None:
             f"surrogate_ranking: --trained must lie in 2..{len(table.keeps) - MIN_LEFT}"
             " and --draws be at least 1\n",
         )
+    pool = Pool.build(table.keeps, table.values[:, 1:], table.screen, table.num_layers)
     result = {
         "table": str(args.truth),
         "rows": len(table.keeps),
-        "ranking": {str(n): ranking(table, n, args.draws) for n in sizes},
+        "ranking": {str(n): ranking(table, pool, n, args.draws) for n in sizes},
         "hv_at_rank": {str(r): hv_at_rank(table, r) for r in (1, 2, 3, 5)},
     }
     print(json.dumps(result, indent=2))
