@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.optimize import nnls
 from torch import nn
 
-from autoprune.data import Series
+from autoprune.data import Series, Windows
 from autoprune.evaluate import Setting, evaluate
 from autoprune.metrics import METRICS, accuracy_index
 from autoprune.models import Adapter, KeepSet
@@ -183,21 +183,25 @@ def latency_off_profile(predicted: float, measured: float) -> bool:
     return not 1 / LATENCY_TOLERANCE <= ratio <= LATENCY_TOLERANCE
 
 
-def rung_fidelity(ctx: TrialContext, model: nn.Module) -> float:
+def rung_fidelity(
+    ctx: TrialContext, model: nn.Module, windows: Sequence[Windows] | None = None
+) -> float:
     """The screen's measure of a (partly re-aligned) model: MASE of its mean forecast (no
     sampling) on the screen's SCREEN_WINDOWS validation windows. At rung 0 it is exactly the
-    keep set's zero-shot screen."""
+    keep set's zero-shot screen. `windows` (one set per dataset) measures it elsewhere, for
+    studies of the fidelity itself; the stop rule always reads the default."""
     training = model.training
     model.eval()
     values = []
     try:
         everything = tuple(range(len(ctx.adapter.layers(model))))
         setting = ctx.setting
-        for series, windows in zip(ctx.datasets, ctx._rung_windows, strict=True):
+        chosen = ctx._rung_windows if windows is None else windows
+        for series, series_windows in zip(ctx.datasets, chosen, strict=True):
             result = screen(
                 ctx.adapter,
                 model,
-                windows,
+                series_windows,
                 setting.horizon,
                 setting.patch_size,
                 series.seasonality,
@@ -309,7 +313,7 @@ def run_trial(
     timing["realign_s"] = time.perf_counter() - start - timing["rungs_s"]
 
     start = time.perf_counter()
-    metrics = _evaluate(ctx, model, "val", ctx.space.val_windows)
+    metrics = val_metrics(ctx, model)
     timing["evaluate_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -335,6 +339,11 @@ def run_trial(
     if test:
         record["test"] = test_metrics(ctx, model)
     return model, record
+
+
+def val_metrics(ctx: TrialContext, model: nn.Module) -> dict:
+    """The objectives' metrics: the study's `val_windows` windows of the validation split."""
+    return _evaluate(ctx, model, "val", ctx.space.val_windows)
 
 
 def test_metrics(ctx: TrialContext, model: nn.Module) -> dict:

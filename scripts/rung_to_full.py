@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 from pathlib import Path
 
@@ -28,12 +27,12 @@ from scipy import stats
 
 from autoprune.bench.truth import load_truth, table_context
 from autoprune.multifidelity import stop_rung
-from autoprune.objective import StoppedAtRung, _evaluate, realign, rung_fidelity, rung_steps
+from autoprune.objective import StoppedAtRung, realign, rung_fidelity, rung_steps, val_metrics
 
 MEASURES = ("rung", "wide", "objective")
 
 
-def at_rung(ctx, wide_ctx, keep: tuple[int, ...], steps: int) -> dict[str, float]:
+def at_rung(ctx, wide, keep: tuple[int, ...], steps: int) -> dict[str, float]:
     model = ctx.adapter.prune(keep).to(ctx.device)
     found: dict[str, float] = {}
 
@@ -42,8 +41,8 @@ def at_rung(ctx, wide_ctx, keep: tuple[int, ...], steps: int) -> dict[str, float
             return True
         model.eval()
         found["rung"] = value
-        found["wide"] = rung_fidelity(wide_ctx, model)
-        found["objective"] = _evaluate(ctx, model, "val", ctx.space.val_windows)["mase"]
+        found["wide"] = rung_fidelity(ctx, model, wide)
+        found["objective"] = val_metrics(ctx, model)["mase"]
         return False
 
     with contextlib.suppress(StoppedAtRung):
@@ -61,8 +60,7 @@ def main() -> None:
     sizes = {int(s) for s in args.sizes.split(",")}
     ctx = table_context(args.truth, meta)
     setting = ctx.setting
-    wide_ctx = copy.copy(ctx)
-    wide_ctx._rung_windows = [
+    wide = [
         s.eval_windows("val", setting.context_length, setting.horizon, ctx.space.val_windows)
         for s in ctx.datasets
     ]
@@ -70,7 +68,7 @@ def main() -> None:
     rows = []
     for row in table:
         if len(row["keep"]) in sizes and row["mase"] is not None:
-            found = at_rung(ctx, wide_ctx, row["keep"], steps)
+            found = at_rung(ctx, wide, row["keep"], steps)
             rows.append({"keep": list(row["keep"]), "full": row["mase"], **found})
             print(json.dumps(rows[-1]), flush=True)
     summary = {}

@@ -419,6 +419,24 @@ def test_every_trial_records_its_rungs_and_a_rung_is_the_prefix_of_the_full_budg
     assert with_rungs == without
 
 
+def test_the_rung_fidelity_reads_the_screen_windows_unless_given_others(
+    tiny_model_dir, tiny_csv, tiny_space, studies
+):
+    from autoprune.objective import rung_fidelity
+
+    ctx = prepare(options(tiny_model_dir, tiny_csv, tiny_space)).ctx
+    model = ctx.adapter.prune((0, 2))
+    default = rung_fidelity(ctx, model)
+    assert rung_fidelity(ctx, model, ctx._rung_windows) == default
+    setting = ctx.setting
+    few = [s.eval_windows("val", setting.context_length, setting.horizon, 2) for s in ctx.datasets]
+    assert len(few[0].past) == 2 < len(ctx._rung_windows[0].past)
+    elsewhere = rung_fidelity(ctx, model, few)
+    assert np.isfinite(elsewhere) and elsewhere != default
+    with pytest.raises(ValueError):  # one set of windows per dataset
+        rung_fidelity(ctx, model, few * 2)
+
+
 def test_a_multi_fidelity_study_stops_hopeless_keep_sets_and_can_continue_them(
     tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
 ):
