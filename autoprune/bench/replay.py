@@ -174,15 +174,20 @@ def _strategy(
     return plan
 
 
-def warm_knowledge(source: Table) -> dict[tuple[int, ...], float]:
+def warm_knowledge(source: Table, trials: int | None = WARM_TRIALS) -> dict[tuple[int, ...], float]:
     """What a finished study on `source` knows: the keep sets the default strategy trained
-    there in WARM_TRIALS full-budget trials, with their normalised accuracy."""
+    there in `trials` full-budget trials, with their normalised accuracy; `trials=None`: every
+    keep set of the table, more than any study there could tell (`scripts/warm_ceiling.py`)."""
+    if trials is None:
+        return {keep: float(v) for keep, v in zip(source.keeps, source.values[:, 0], strict=True)}
     stop_early = bool(source.rungs)
-    trained = replay_one(source, _strategy("screened", stop_early=stop_early), 0, WARM_TRIALS)[3]
+    trained = replay_one(source, _strategy("screened", stop_early=stop_early), 0, trials)[3]
     return {keep: float(source.values[source.keeps.index(keep), 0]) for keep in trained}
 
 
-def strategies(table: Table, warm_from: Table | None = None) -> dict[str, Strategy]:
+def strategies(
+    table: Table, warm_from: Table | None = None, warm_trials: int | None = WARM_TRIALS
+) -> dict[str, Strategy]:
     names = ("random", "tpe-independent", "tpe", "nsga2", "gp")
     result = {name: _strategy(name) for name in names}
     for method, scores in table.meta["priors"].items():
@@ -192,7 +197,7 @@ def strategies(table: Table, warm_from: Table | None = None) -> dict[str, Strate
     if table.rungs:
         result["screened-mf"] = _strategy("screened", stop_early=True)
     if warm_from is not None:
-        warm = warm_knowledge(warm_from)
+        warm = warm_knowledge(warm_from, warm_trials)
         result["screened+warm"] = _strategy("screened", warm=warm)
         if table.rungs:
             result["screened-mf+warm"] = _strategy("screened", warm=warm, stop_early=True)
