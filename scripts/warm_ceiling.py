@@ -12,9 +12,9 @@ Over two exhaustive tables of the same model, three figures:
   the default trained in WARM_TRIALS trials on the source), and warm-started from every keep
   set of the source table: more than any study there could tell, a ceiling for a prior mean
   learned on that source.
-- with several seeds, `every_row_over_warm`: the last against the second in pairs, as
-  `scripts/paired_replays.py` reports (geometric mean over seeds of the compute to 95%, seeds
-  that needed less / more).
+- with several seeds, `every_row_over_warm`: the last against the second in pairs, by
+  `bench.replay.paired` as `scripts/paired_replays.py` reports it (per level, the geometric mean
+  over seeds of the compute, seeds that needed less / more).
 
     python scripts/warm_ceiling.py studies/bench/2026-12-02/truth-moirai-tiny-8-etth2.json \
         studies/bench/2026-12-02/truth-moirai-tiny-8-etth1.json [--seeds 12 --noise 0.01]
@@ -26,17 +26,9 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import optuna
 
-from autoprune.bench.replay import (
-    LEVELS,
-    Table,
-    budget_capped,
-    compute_hits,
-    replay_one,
-    strategies,
-)
+from autoprune.bench.replay import LEVELS, Table, compute_to, paired, replay_one, strategies
 from autoprune.bench.truth import correlations, load_truth
 from autoprune.errors import AutoPruneError
 
@@ -45,10 +37,10 @@ KINDS = ("cold", "warm", "warm_every_row")
 
 
 def alike(table: Table, source: Table) -> dict[str, float]:
-    at = {k: v for k, v in zip(source.keeps, source.values[:, 0], strict=True)}
+    """Both tables hold the same keep sets in the same order (checked in `main`)."""
     rows = [
-        {"kept": len(k), "mase": float(v), "source": float(at[k])}
-        for k, v in zip(table.keeps, table.values[:, 0], strict=True)
+        {"kept": len(k), "mase": float(v), "source": float(w)}
+        for k, v, w in zip(table.keeps, table.values[:, 0], source.values[:, 0], strict=True)
     ]
     found = correlations(rows, ("source",))["source"]
     return {
@@ -75,36 +67,34 @@ def main() -> None:
         parser.error(str(error))
     if table.meta["model"] != source.meta["model"] or table.keeps != source.keeps:
         parser.error("the two tables must be of the same model and search space")
+    replayed = strategies(table, source)
     known = {
-        "cold": strategies(table)["screened-mf"],
-        "warm": strategies(table, source)["screened-mf+warm"],
+        "cold": replayed["screened-mf"],
+        "warm": replayed["screened-mf+warm"],
         "warm_every_row": strategies(table, source, warm_trials=None)["screened-mf+warm"],
     }
-    runs: dict[str, tuple[list, list]] = {kind: ([], []) for kind in KINDS}
+    runs = {kind: {"curves": [], "compute_s": []} for kind in KINDS}
     seeds = args.seeds if args.noise else 1  # as measured, every kind here is deterministic
     for seed in range(seeds):
         sibling = table.perturbed(seed, args.noise) if args.noise else table
         for kind, strategy in known.items():
             curve, compute, _, _ = replay_one(sibling, strategy, seed, BUDGET)
-            runs[kind][0].append(curve)
-            runs[kind][1].append(compute)
-    compute_to = {}
-    for level in LEVELS:
-        compute_to[str(round(100 * level))] = {}
-        for kind, (curves, computes) in runs.items():
-            hits = np.array(compute_hits(curves, computes, level))
-            median = float(np.median(hits))
-            compute_to[str(round(100 * level))][kind] = (
-                round(median, 1) if np.isfinite(median) else None
-            )
-    result = {"alike": alike(table, source), "seeds": seeds, "compute_s_to": compute_to}
+            runs[kind]["curves"].append(curve)
+            runs[kind]["compute_s"].append(compute)
+    result = {
+        "alike": alike(table, source),
+        "seeds": seeds,
+        "compute_s_to": {
+            str(round(100 * level)): {
+                kind: compute_to(run["curves"], run["compute_s"], level)["median"]
+                for kind, run in runs.items()
+            }
+            for level in LEVELS
+        },
+    }
     if seeds > 1:
-        _, warm = budget_capped(*runs["warm"], 0.95)
-        _, every = budget_capped(*runs["warm_every_row"], 0.95)
-        result["every_row_over_warm"] = {
-            "geomean": round(float(np.exp(np.mean(np.log(every / warm)))), 2),
-            "less_more": [int((every < warm).sum()), int((every > warm).sum())],
-        }
+        both = {"strategies": runs}  # one replay of the same siblings: paired with itself
+        result["every_row_over_warm"] = paired(both, both, "warm", "warm_every_row")["levels"]
     print(json.dumps(result, indent=2))
 
 

@@ -316,7 +316,7 @@ def budget_capped(
     return hits, np.where(np.isfinite(hits), hits, spent)
 
 
-def _compute_to(curves: list[list[float]], computes: list[list[float]], level: float) -> dict:
+def compute_to(curves: list[list[float]], computes: list[list[float]], level: float) -> dict:
     """Compute seconds each seed had spent when it reached `level`; None as in _trials_to."""
     hits = compute_hits(curves, computes, level)
     with np.errstate(invalid="ignore"):
@@ -350,7 +350,7 @@ def summarise(
         **{f"trials_to_{round(100 * level)}": _trials_to(curves, level) for level in LEVELS},
         "stalled": sum(len(c) < min(budget, len(table.keeps)) and c[-1] < 1 for c in curves),
         **{
-            f"compute_s_to_{round(100 * level)}": _compute_to(curves, computes, level)
+            f"compute_s_to_{round(100 * level)}": compute_to(curves, computes, level)
             for level in LEVELS
         },
         "front_recall_at_budget": float(np.median(recalls)),
