@@ -1,0 +1,119 @@
+"""Where a strategy's compute to a share of the true hypervolume went, on an exhaustive table
+(README, "Search efficiency").
+
+A replay charges the zero-shot screen once (if the strategy screens), the rung of every keep set
+it stops and the full re-alignment of every keep set it trains. Up to the trial at which the
+strategy reaches `--level` of the table's true hypervolume, this splits those seconds into:
+- `screen`: the zero-shot screen;
+- `stopped`: keep sets stopped at the rung;
+- `true_front`: full re-alignments of keep sets on the table's true front that hold volume;
+- `off_front`: full re-alignments of the other keep sets below the hypervolume's reference point
+  (they may have held volume for a while);
+- `above_reference`: full re-alignments of keep sets whose full-budget accuracy is at or above
+  the reference point (1.1x the full model's error): they cannot add any volume, whatever else
+  was trained (a true front may hold one: the cheapest keep set is never dominated).
+`without_above_reference_s` is the compute to the level less the full re-alignments of the last
+kind: plain arithmetic on the same proposals, not a replay of a strategy that skips them (one that
+did would learn less and propose otherwise).
+
+    python scripts/compute_breakdown.py studies/bench/2026-12-02/truth-moirai-tiny-8-etth2.json \
+        [--strategy screened-mf] [--level 0.95] [--seeds 12 --noise 0.01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from autoprune.bench.replay import Table, replay_one, strategies
+from autoprune.bench.truth import load_truth
+from autoprune.errors import AutoPruneError
+
+BUDGET = 100  # full-budget trials per replay, as `bench replay`
+KINDS = ("screen", "stopped", "true_front", "off_front", "above_reference")
+
+
+def median(values) -> float:
+    return round(float(np.median(list(values))), 1)
+
+
+def breakdown(table: Table, strategy, seed: int, level: float) -> dict | None:
+    """One seed's split of its compute to `level` (None if it never got there)."""
+    screens = strategy(table, seed).screens
+    curve, compute, _, trained = replay_one(table, strategy, seed, BUDGET)
+    hit = next((i for i, v in enumerate(curve) if v >= level - 1e-9), None)
+    if hit is None:
+        return None
+    row = {k: i for i, k in enumerate(table.keeps)}
+    cost = table.costs["full_mf" if "full_mf" in table.costs else "full"]
+    seconds = dict.fromkeys(KINDS, 0.0)
+    counts = dict.fromkeys(KINDS[1:], 0)
+    seconds["screen"] = table.screen_cost if screens else 0.0
+    spent = seconds["screen"]
+    for keep, total in zip(trained[: hit + 1], compute[: hit + 1], strict=True):
+        i = row[keep]
+        # what was spent since the last full re-alignment, beyond this one, went to rung stops
+        stopped = max(total - spent - cost[i], 0.0)
+        seconds["stopped"] += stopped
+        counts["stopped"] += int(round(stopped / table.costs[f"r{max(table.rungs)}"][i]))
+        if not np.all(table.values[i] < table.reference):
+            kind = "above_reference"  # the true front may hold it, but with no volume
+        else:
+            kind = "true_front" if keep in table.true_front else "off_front"
+        seconds[kind] += cost[i]
+        counts[kind] += 1
+        spent = total
+    return {
+        "compute_s": compute[hit],
+        "seconds": seconds,
+        "trials": counts,
+        "without_above_reference_s": compute[hit] - seconds["above_reference"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("truth", type=Path, help="an exhaustive table (`autoprune bench truth`)")
+    parser.add_argument("--strategy", default="screened-mf", help="as `bench replay --strategy`")
+    parser.add_argument("--level", type=float, default=0.95, help="share of the true hypervolume")
+    parser.add_argument("--seeds", type=int, default=1, help="siblings (with --noise) or seeds")
+    parser.add_argument("--noise", type=float, default=0.0, help="as `bench replay --noise`")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.seeds < 1 or not 0 <= args.noise < 1 or not 0 < args.level <= 1:
+        parser.error("--seeds must be at least 1, --noise in [0, 1) and --level in (0, 1]")
+    try:
+        table = Table.load(*load_truth(args.truth))
+    except (AutoPruneError, OSError, ValueError) as error:
+        parser.error(str(error))
+    known = strategies(table)
+    if args.strategy not in known:
+        parser.error(f"--strategy {args.strategy!r} is unknown here; use one of {', '.join(known)}")
+    if args.strategy.endswith("-mf") and not table.rungs:
+        parser.error("this table has no rungs")
+    found = []
+    for seed in range(args.seeds):
+        sibling = table.perturbed(seed, args.noise) if args.noise else table
+        found.append(breakdown(sibling, known[args.strategy], seed, args.level))
+    reached = [f for f in found if f is not None]
+    result: dict = {
+        "strategy": args.strategy,
+        "level": args.level,
+        "reached": f"{len(reached)}/{len(found)}",
+    }
+    if reached:  # medians over the seeds that reached the level
+        result |= {
+            "compute_s": median(f["compute_s"] for f in reached),
+            "seconds": {k: median(f["seconds"][k] for f in reached) for k in KINDS},
+            "trials": {k: median(f["trials"][k] for f in reached) for k in KINDS[1:]},
+            "without_above_reference_s": median(f["without_above_reference_s"] for f in reached),
+        }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
