@@ -42,35 +42,33 @@ def median(values) -> float:
 
 
 def breakdown(table: Table, strategy, seed: int, level: float) -> dict | None:
-    """One seed's split of its compute to `level` (None if it never got there)."""
-    screens = strategy(table, seed).screens
-    curve, compute, _, trained = replay_one(table, strategy, seed, BUDGET)
+    """One seed's split of its compute to `level` (None if it never got there), from the
+    charges `replay_one` made."""
+    ledger: list = []
+    curve, compute, _, _ = replay_one(table, strategy, seed, BUDGET, ledger)
     hit = next((i for i, v in enumerate(curve) if v >= level - 1e-9), None)
     if hit is None:
         return None
     row = {k: i for i, k in enumerate(table.keeps)}
-    cost = table.costs["full_mf" if "full_mf" in table.costs else "full"]
     seconds = dict.fromkeys(KINDS, 0.0)
     counts = dict.fromkeys(KINDS[1:], 0)
-    seconds["screen"] = table.screen_cost if screens else 0.0
-    spent = seconds["screen"]
-    for keep, total in zip(trained[: hit + 1], compute[: hit + 1], strict=True):
-        i = row[keep]
-        # what was spent since the last full re-alignment, beyond this one, went to rung stops
-        stopped = max(total - spent - cost[i], 0.0)
-        seconds["stopped"] += stopped
-        counts["stopped"] += int(round(stopped / table.costs[f"r{max(table.rungs)}"][i]))
-        if not np.all(table.values[i] < table.reference):
-            kind = "above_reference"  # the true front may hold it, but with no volume
-        else:
-            kind = "true_front" if keep in table.true_front else "off_front"
-        seconds[kind] += cost[i]
-        counts[kind] += 1
-        spent = total
+    trained = 0
+    for keep, charge, cost in ledger:
+        if charge == "full":
+            i = row[keep]
+            if not np.all(table.values[i] < table.reference):
+                charge = "above_reference"  # the true front may hold it, but with no volume
+            else:
+                charge = "true_front" if keep in table.true_front else "off_front"
+            trained += 1
+        seconds[charge] += cost
+        counts[charge] = counts.get(charge, 0) + 1
+        if trained == hit + 1:
+            break  # the full re-alignment that reached the level
     return {
         "compute_s": compute[hit],
         "seconds": seconds,
-        "trials": counts,
+        "trials": {k: counts[k] for k in KINDS[1:]},
         "without_above_reference_s": compute[hit] - seconds["above_reference"],
     }
 

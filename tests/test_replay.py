@@ -84,12 +84,19 @@ def test_compute_is_what_a_strategy_ran_and_multi_fidelity_stops_pay_their_rung(
     curve, compute, _, trained = replay_one(truth, known["random"], 0, n)
     index = {k: i for i, k in enumerate(truth.keeps)}
     assert compute == list(np.cumsum([truth.costs["full"][index[k]] for k in trained]))
-    curve, compute, _, trained = replay_one(truth, known["screened-mf"], 0, n)
+    ledger = []
+    curve, compute, _, trained = replay_one(truth, known["screened-mf"], 0, n, ledger)
     assert curve[-1] == 1.0 and len(compute) == len(trained) == len(curve)
     full_cost = sum(truth.costs["full_mf"][index[k]] for k in trained)
     stopped = compute[-1] - truth.screen_cost - full_cost
     rung_costs = {round(c, 6) for c in truth.costs["r1"]}
     assert stopped >= 0 and (stopped == 0 or stopped > min(rung_costs) - 1e-9)
+    # the ledger holds every charge in order: the screen first, then each keep set's
+    assert ledger[0] == (None, "screen", truth.screen_cost)
+    assert [k for k, charge, _ in ledger if charge == "full"] == trained
+    for keep, charge, cost in ledger[1:]:
+        assert cost == truth.costs["r1" if charge == "stopped" else "full_mf"][index[keep]]
+    assert sum(cost for _, _, cost in ledger) == pytest.approx(compute[-1])
 
 
 def test_hv_without_says_which_front_keep_set_a_level_hinges_on():

@@ -205,7 +205,7 @@ def strategies(
 
 
 def replay_one(
-    table: Table, strategy: Strategy, seed: int, budget: int
+    table: Table, strategy: Strategy, seed: int, budget: int, ledger: list | None = None
 ) -> tuple[list[float], list[float], float, list[tuple[int, ...]]]:
     """Hypervolume ratio after each distinct keep set one seed of a strategy trains to the full
     budget, the compute seconds spent by then, the share of the true front it found, and the
@@ -214,7 +214,10 @@ def replay_one(
     It runs until `budget` distinct keep sets are trained to the full budget; a repeated keep
     set costs nothing, as in a real study. Compute charged: the whole screen once if the
     strategy screens, the rung of every keep set it stops, and the full re-alignment (with rung
-    evaluations, when multi-fidelity) of every keep set it trains."""
+    evaluations, when multi-fidelity) of every keep set it trains; `ledger`, when given, gets
+    each of those charges in order as (keep set or None for the screen, "screen", "stopped" or
+    "full", seconds) (`scripts/compute_breakdown.py`)."""
+    ledger = [] if ledger is None else ledger
     plan = strategy(table, seed)
     sampler, seeds = plan.sampler, plan.seeds
     row = {k: i for i, k in enumerate(table.keeps)}
@@ -235,6 +238,8 @@ def replay_one(
     seen: dict[tuple[int, ...], np.ndarray] = {}
     curve: list[float] = []
     spent = [table.screen_cost if plan.screens else 0.0]
+    if plan.screens:
+        ledger.append((None, "screen", spent[0]))
     compute: list[float] = []
     lookups = 0  # a study stops after this many look-ups in a row, as `search` does
     budget = min(budget, len(lookup))
@@ -254,11 +259,15 @@ def replay_one(
         pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
         go_on = not plan.stop_early or stopped_before(pruned, keep)
         if not go_on and (stopped := _stopped_at(table, study, i, values, full)):
-            spent[0] += table.costs[f"r{stopped}"][i]
+            charge = table.costs[f"r{stopped}"][i]
+            spent[0] += charge
+            ledger.append((keep, "stopped", charge))
             mark(trial, stopped_at=stopped)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
-        spent[0] += table.costs["full_mf" if plan.stop_early else "full"][i]
+        charge = table.costs["full_mf" if plan.stop_early else "full"][i]
+        spent[0] += charge
+        ledger.append((keep, "full", charge))
         seen[keep] = values
         points = np.array(list(seen.values()))
         curve.append(hypervolume(points[non_dominated(points)], table.reference) / table.true_hv)
