@@ -51,7 +51,7 @@ def breakdown(table: Table, strategy, seed: int, level: float) -> dict | None:
         return None
     row = {k: i for i, k in enumerate(table.keeps)}
     seconds = dict.fromkeys(KINDS, 0.0)
-    counts = dict.fromkeys(KINDS[1:], 0)
+    counts = dict.fromkeys(KINDS, 0)
     trained = 0
     for keep, charge, cost in ledger:
         if charge == "full":
@@ -62,7 +62,7 @@ def breakdown(table: Table, strategy, seed: int, level: float) -> dict | None:
                 charge = "true_front" if keep in table.true_front else "off_front"
             trained += 1
         seconds[charge] += cost
-        counts[charge] = counts.get(charge, 0) + 1
+        counts[charge] += 1
         if trained == hit + 1:
             break  # the full re-alignment that reached the level
     return {
@@ -91,8 +91,6 @@ def main() -> None:
     known = strategies(table)
     if args.strategy not in known:
         parser.error(f"--strategy {args.strategy!r} is unknown here; use one of {', '.join(known)}")
-    if args.strategy.endswith("-mf") and not table.rungs:
-        parser.error("this table has no rungs")
     found = []
     for seed in range(args.seeds):
         sibling = table.perturbed(seed, args.noise) if args.noise else table
