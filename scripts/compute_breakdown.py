@@ -14,7 +14,8 @@ strategy reaches `--level` of the table's true hypervolume, this splits those se
   was trained (a true front may hold one: the cheapest keep set is never dominated).
 `without_above_reference_s` is the compute to the level less the full re-alignments of the last
 kind: plain arithmetic on the same proposals, not a replay of a strategy that skips them (one that
-did would learn less and propose otherwise).
+did would learn less and propose otherwise). With one seed, `off_front_keep_sets` lists the
+`off_front` keep sets with how much worse than the best keep set of their size they are (%).
 
     python scripts/compute_breakdown.py studies/bench/2026-12-02/truth-moirai-tiny-8-etth2.json \
         [--strategy screened-mf] [--level 0.95] [--seeds 12 --noise 0.01]
@@ -50,6 +51,10 @@ def breakdown(table: Table, strategy, seed: int, level: float) -> dict | None:
     if hit is None:
         return None
     row = {k: i for i, k in enumerate(table.keeps)}
+    best = {}  # per size, the best full-budget accuracy of the table
+    for keep, value in zip(table.keeps, table.values[:, 0], strict=True):
+        best[len(keep)] = min(value, best.get(len(keep), np.inf))
+    off_front = []
     seconds = dict.fromkeys(KINDS, 0.0)
     counts = dict.fromkeys(KINDS, 0)
     trained = 0
@@ -60,6 +65,9 @@ def breakdown(table: Table, strategy, seed: int, level: float) -> dict | None:
                 charge = "above_reference"  # the true front may hold it, but with no volume
             else:
                 charge = "true_front" if keep in table.true_front else "off_front"
+            if charge == "off_front":
+                gap = 100 * (table.values[i, 0] / best[len(keep)] - 1)
+                off_front.append({"keep": " ".join(map(str, keep)), "gap_pct": round(gap, 1)})
             trained += 1
         seconds[charge] += cost
         counts[charge] += 1
@@ -70,6 +78,7 @@ def breakdown(table: Table, strategy, seed: int, level: float) -> dict | None:
         "seconds": seconds,
         "trials": {k: counts[k] for k in KINDS[1:]},
         "without_above_reference_s": compute[hit] - seconds["above_reference"],
+        "off_front_keep_sets": sorted(off_front, key=lambda k: k["gap_pct"]),
     }
 
 
@@ -108,6 +117,8 @@ def main() -> None:
             "trials": {k: median(f["trials"][k] for f in reached) for k in KINDS[1:]},
             "without_above_reference_s": median(f["without_above_reference_s"] for f in reached),
         }
+        if len(found) == 1:
+            result["off_front_keep_sets"] = reached[0]["off_front_keep_sets"]
     print(json.dumps(result, indent=2))
 
 

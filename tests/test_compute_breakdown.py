@@ -36,6 +36,9 @@ def test_the_default_on_etth2_spends_a_fifth_of_its_compute_on_keep_sets_that_ho
     assert 0.15 < seconds["above_reference"] / result["compute_s"] < 0.25
     assert seconds["off_front"] > seconds["true_front"] + seconds["above_reference"]
     assert seconds["screen"] > 0 and trials["stopped"] >= 1
+    # the keep sets trained off the front are near-ties: within 5% of the best of their size
+    gaps = [k["gap_pct"] for k in result["off_front_keep_sets"]]
+    assert len(gaps) == trials["off_front"] and gaps == sorted(gaps) and 0 <= gaps[0] < gaps[-1] < 5
 
 
 def test_a_strategy_without_screen_or_rungs_pays_for_neither():
@@ -45,6 +48,7 @@ def test_a_strategy_without_screen_or_rungs_pays_for_neither():
     assert result["strategy"] == "nsga2" and result["reached"] == "2/2"
     assert result["seconds"]["screen"] == 0 and result["seconds"]["stopped"] == 0
     assert result["trials"]["off_front"] > 0
+    assert "off_front_keep_sets" not in result  # one seed's list, not a median over seeds
 
 
 def test_bad_arguments_say_what_is_wrong():
