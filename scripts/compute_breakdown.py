@@ -30,11 +30,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from autoprune.bench.replay import Table, replay_one, strategies
+from autoprune.bench.replay import BUDGET, Table, replay_one, strategies
 from autoprune.bench.truth import load_truth
 from autoprune.errors import AutoPruneError
 
-BUDGET = 100  # full-budget trials per replay, as `bench replay`
 KINDS = ("screen", "stopped", "true_front", "off_front", "above_reference")
 
 
@@ -102,7 +101,7 @@ def main() -> None:
         parser.error(f"--strategy {args.strategy!r} is unknown here; use one of {', '.join(known)}")
     found = []
     for seed in range(args.seeds):
-        sibling = table.perturbed(seed, args.noise) if args.noise else table
+        sibling = table.perturbed(seed, args.noise)
         found.append(breakdown(sibling, known[args.strategy], seed, args.level))
     reached = [f for f in found if f is not None]
     result: dict = {

@@ -28,11 +28,18 @@ from pathlib import Path
 
 import optuna
 
-from autoprune.bench.replay import LEVELS, Table, compute_to, paired, replay_one, strategies
+from autoprune.bench.replay import (
+    BUDGET,
+    LEVELS,
+    Table,
+    compute_to,
+    paired,
+    replay_one,
+    strategies,
+)
 from autoprune.bench.truth import correlations, load_truth
 from autoprune.errors import AutoPruneError
 
-BUDGET = 100  # full-budget trials per replay, as `bench replay`
 KINDS = ("cold", "warm", "warm_every_row")
 
 
@@ -76,7 +83,7 @@ def main() -> None:
     runs = {kind: {"curves": [], "compute_s": []} for kind in KINDS}
     seeds = args.seeds if args.noise else 1  # as measured, every kind here is deterministic
     for seed in range(seeds):
-        sibling = table.perturbed(seed, args.noise) if args.noise else table
+        sibling = table.perturbed(seed, args.noise)
         for kind, strategy in known.items():
             curve, compute, _, _ = replay_one(sibling, strategy, seed, BUDGET)
             runs[kind]["curves"].append(curve)

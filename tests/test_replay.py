@@ -126,6 +126,7 @@ def test_noise_replays_every_strategy_on_its_own_sibling_table_per_seed():
     assert 0.01 < spread.std() < 0.04
     shaken = [truth.perturbed(s, 0.05) for s in range(8)]
     assert len({frozenset(t.true_front) for t in shaken}) > 1  # near-ties flip between siblings
+    assert truth.perturbed(3, 0.0) is truth  # without noise, every seed meets the table itself
 
     result = run(truth, seeds=3, budget=len(truth.keeps), log=lambda m: None, noise=0.05)
     assert result["noise"] == 0.05

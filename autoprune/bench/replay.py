@@ -34,6 +34,7 @@ from autoprune.space import parse_space
 CHECKPOINTS = (10, 20, 50, 100, 200)
 LEVELS = (0.9, 0.95, 1.0)  # shares of the true hypervolume a strategy is timed to
 WARM_TRIALS = 30  # a warm start knows what the default strategy trained on the other table
+BUDGET = 100  # full-budget trials per seed (`bench replay --budget`'s default)
 
 
 @dataclass
@@ -108,7 +109,10 @@ class Table:
         """A sibling table: every re-aligned accuracy (full budget and rungs) multiplied by
         exp(N(0, noise^2)) drawn from `seed`, its true front and hypervolume recomputed. It
         stands in for re-aligning the same keep sets with another seed: near-ties between keep
-        sets flip, so a figure measured over siblings is not the luck of one table's ties."""
+        sets flip, so a figure measured over siblings is not the luck of one table's ties.
+        With no noise it is the table itself."""
+        if not noise:
+            return self
         rng = np.random.default_rng(seed)
         values = self.values.copy()
         values[:, 0] *= np.exp(rng.normal(0.0, noise, len(values)))
@@ -237,9 +241,8 @@ def replay_one(
         study.enqueue_trial(space.params_of(keep))
     seen: dict[tuple[int, ...], np.ndarray] = {}
     curve: list[float] = []
-    spent = [table.screen_cost if plan.screens else 0.0]
     if plan.screens:
-        ledger.append((None, "screen", spent[0]))
+        ledger.append((None, "screen", table.screen_cost))
     compute: list[float] = []
     lookups = 0  # a study stops after this many look-ups in a row, as `search` does
     budget = min(budget, len(lookup))
@@ -259,19 +262,15 @@ def replay_one(
         pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
         go_on = not plan.stop_early or stopped_before(pruned, keep)
         if not go_on and (stopped := _stopped_at(table, study, i, values, full)):
-            charge = table.costs[f"r{stopped}"][i]
-            spent[0] += charge
-            ledger.append((keep, "stopped", charge))
+            ledger.append((keep, "stopped", table.costs[f"r{stopped}"][i]))
             mark(trial, stopped_at=stopped)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
-        charge = table.costs["full_mf" if plan.stop_early else "full"][i]
-        spent[0] += charge
-        ledger.append((keep, "full", charge))
+        ledger.append((keep, "full", table.costs["full_mf" if plan.stop_early else "full"][i]))
         seen[keep] = values
         points = np.array(list(seen.values()))
         curve.append(hypervolume(points[non_dominated(points)], table.reference) / table.true_hv)
-        compute.append(spent[0])
+        compute.append(sum(seconds for _, _, seconds in ledger))  # spent so far
         study.tell(trial, values.tolist())
         if curve[-1] >= 1 - 1e-12:
             break  # the true front is found: nothing a later trial does changes a figure
@@ -399,7 +398,7 @@ def run(
         start = time.perf_counter()
         curves, recalls, computes = [], [], []
         for seed in range(1 if name in SEED_FREE and not noise else seeds):
-            sibling = table.perturbed(seed, noise) if noise else table
+            sibling = table.perturbed(seed, noise)
             curve, compute, recall, _ = replay_one(sibling, strategy, seed, budget)
             curves.append(curve)
             computes.append(compute)
