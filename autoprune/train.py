@@ -20,6 +20,7 @@ from autoprune.models import Adapter
 BatchFn = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray, int]]
 # (model, past, future, patch_size, step) -> scalar loss
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int, int], torch.Tensor]
+FUSED = ("cpu", "cuda")  # devices with a fused AdamW kernel
 
 
 class NonFiniteLoss(RuntimeError):
@@ -96,7 +97,12 @@ def fit(
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     warmup = max(1, steps // 10) if warmup is None else warmup
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    # the fused AdamW kernel (CPU and CUDA): the same update as the default loop over
+    # parameters up to float rounding, in a fifth of its time on CPU (a 3-layer moirai-tiny's
+    # 30 steps: 0.03 s instead of 0.15 s, about 4% of its re-alignment on 2 cores)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type in FUSED
+    )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: cosine_lr(s, steps, warmup))
     model.train()
     losses = []
