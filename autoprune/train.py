@@ -20,7 +20,9 @@ from autoprune.models import Adapter
 BatchFn = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray, int]]
 # (model, past, future, patch_size, step) -> scalar loss
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int, int], torch.Tensor]
-FUSED = ("cpu", "cuda")  # devices with a fused AdamW kernel
+# devices with a fused AdamW kernel: CUDA always, CPU from torch 2.4 (this project allows 2.1)
+TORCH = tuple(map(int, torch.__version__.split(".")[:2]))
+FUSED = ("cuda", "cpu") if TORCH >= (2, 4) else ("cuda",)
 
 
 class NonFiniteLoss(RuntimeError):
