@@ -25,7 +25,7 @@ MIN_PAIRS = 4  # keep sets seen at a rung and at the full budget before any is s
 # a keep set goes on if its prediction, this many sigmas better, could add volume; the keep sets
 # of a true front are often late bloomers (they gain more from the rung to the full budget than
 # the calibration's mean), so 1.5, not 1: in pairs over five tables it needed 0.72x-0.94x the
-# compute to 95% on three and 1.07x-1.08x on two (README, "Search efficiency")
+# compute to 95% on three and 1.07x-1.08x on two (docs/search-efficiency.md)
 OPTIMISM = 1.5
 
 HERMITE = np.polynomial.hermite_e.hermegauss(24)
@@ -106,8 +106,8 @@ class Posterior:
 # the screen, how the prior spread grows with the layers dropped (`Pool.spread`), signal variance
 # and noise variance (accuracy is normalised by the full model's); the length and screen-weight
 # values are the measured ones: shorter lengths and weaker screen weights did worse; a spread
-# that grows with the layers dropped needed 0.74x the compute to 95% over five tables (README,
-# "Search efficiency")
+# that grows with the layers dropped needed 0.74x the compute to 95% over five tables
+# (docs/search-efficiency.md)
 LENGTHS = (2.0, 4.0)
 SCREEN_WEIGHTS = (2.0, 4.0)
 AMPLITUDES = (0.001, 0.004, 0.016)
@@ -138,7 +138,7 @@ class Calibration:
 def stop_rung(rungs: Sequence[int]) -> int:
     """The rung at which keep sets may be stopped: the last (a third of the budget). Every rung
     is recorded, but the 3-step rung ranks keep sets too poorly to stop on: stopping there too
-    lost keep sets of the true front (README, "Search efficiency")."""
+    lost keep sets of the true front (docs/search-efficiency.md)."""
     return max(rungs)
 
 

@@ -1,4 +1,4 @@
-"""Hypervolume of several studies' fronts on one yardstick (README, "Two commands").
+"""Hypervolume of several studies' fronts on one yardstick (docs/default-run.md).
 
 A study's `latency_ms` is its own latency profile's prediction, so two runs of the same search
 on a machine under different load put the same keep set at different latencies, and their

@@ -1,5 +1,5 @@
 """Where a strategy's compute to a share of the true hypervolume went, on an exhaustive table
-(README, "Search efficiency").
+(docs/search-efficiency.md).
 
 A replay charges the zero-shot screen once (if the strategy screens), the rung of every keep set
 it stops and the full re-alignment of every keep set it trains. Up to the trial at which the

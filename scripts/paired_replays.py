@@ -1,4 +1,4 @@
-"""Two replays of one table, compared seed by seed (README, "Search efficiency").
+"""Two replays of one table, compared seed by seed (docs/search-efficiency.md).
 
 One deterministic trajectory per table says little, and medians over a handful of noisy
 sibling tables (`autoprune bench replay --noise`) move with the draw. Replayed with the same

@@ -1,5 +1,5 @@
-"""A zero-shot screen with a linear repair, measured against an exhaustive table (README,
-"Search efficiency").
+"""A zero-shot screen with a linear repair, measured against an exhaustive table
+(docs/search-efficiency.md).
 
 The default screen scores a pruned model as it is. This one first repairs it in closed form:
 per keep set, a ridge regression (fitted on training windows) from the pruned model's last

@@ -1,4 +1,4 @@
-"""How well a rung predicts the full budget, under two calibrations (README, "Search efficiency").
+"""How well a rung predicts the full budget, under two calibrations (docs/search-efficiency.md).
 
 The stop rule predicts a keep set's full-budget val MASE from its rung value through a
 calibration learned from the keep sets seen at both. Over every row of an exhaustive table:

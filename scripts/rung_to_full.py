@@ -1,5 +1,5 @@
 """From the rung to the full budget: does a keep set still improve on the objective itself, and
-does the rung's order hold? (README, "Search efficiency")
+does the rung's order hold? (docs/search-efficiency.md)
 
 For every keep set of the given sizes in an exhaustive table, re-align it as the table did (its
 budget, seed and data, stopped at the stop rung, 10 of 30 steps) and measure there: the rung

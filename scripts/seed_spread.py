@@ -1,5 +1,5 @@
-"""How much re-aligning the same keep set with another seed moves its validation MASE (README,
-"Search efficiency"): the noise `autoprune bench replay --noise` stands in for.
+"""How much re-aligning the same keep set with another seed moves its validation MASE
+(docs/search-efficiency.md): the noise `autoprune bench replay --noise` stands in for.
 
 Random re-aligned rows of a ground-truth table are pruned and re-aligned again with seeds
 0..N-1 (the table's budget, data and windows), and each keep set's spread is the standard

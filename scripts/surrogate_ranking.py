@@ -1,5 +1,5 @@
 """How well the default surrogate ranks keep sets it has not trained, against how well it must
-(README, "Search efficiency").
+(docs/search-efficiency.md).
 
 Over an exhaustive table, two figures:
 - `ranking`: the default sampler's surrogate (`fit_surrogate`, the same kernel, screen and

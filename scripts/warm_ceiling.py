@@ -1,6 +1,6 @@
 """How far a warm start can go: the default strategy warm-started from what a finished study on
-the source table knows, and from every keep set of the source table (README, "Search
-efficiency").
+the source table knows, and from every keep set of the source table
+(docs/search-efficiency.md).
 
 Over two exhaustive tables of the same model, three figures:
 - `alike`: how alike the two datasets rank keep sets, the Spearman rank correlation of their

@@ -1,4 +1,5 @@
-"""`scripts/compute_breakdown.py` on shipped exhaustive tables: the figures the README quotes."""
+"""`scripts/compute_breakdown.py` on shipped exhaustive tables: the figures
+docs/search-efficiency.md quotes."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def test_the_default_on_etth2_spends_a_fifth_of_its_compute_on_keep_sets_that_ho
     done = breakdown("etth2")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    # the default's compute to 95% on this table as measured (README, `scripts/targets.py`)
+    # the default's compute to 95% on this table as measured (`scripts/targets.py`;
+    # docs/search-efficiency.md)
     assert result["reached"] == "1/1" and result["compute_s"] == pytest.approx(60.7, abs=0.1)
     seconds, trials = result["seconds"], result["trials"]
     assert sum(seconds.values()) == pytest.approx(result["compute_s"], abs=0.3)

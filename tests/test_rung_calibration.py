@@ -1,4 +1,5 @@
-"""`scripts/rung_calibration.py` on a shipped exhaustive table: the figures the README quotes."""
+"""`scripts/rung_calibration.py` on a shipped exhaustive table: the figures
+docs/search-efficiency.md quotes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`scripts/surrogate_ranking.py` on shipped exhaustive tables: the figures the README quotes."""
+"""`scripts/surrogate_ranking.py` on shipped exhaustive tables: the figures
+docs/search-efficiency.md quotes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`scripts/warm_ceiling.py` on shipped exhaustive tables: the figures the README quotes."""
+"""`scripts/warm_ceiling.py` on shipped exhaustive tables: the figures
+docs/search-efficiency.md quotes."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def test_knowing_every_keep_set_of_etth1_helps_etth2_but_not_to_a_fifth_of_the_y
     assert 0.5 < result["alike"]["within_size"] < 0.7 < result["alike"]["overall"]
     to_95 = result["compute_s_to"]["95"]
     assert to_95["warm_every_row"] < to_95["warm"] <= to_95["cold"]
-    # GPSampler, the best off-the-shelf sampler on this table, needs 142 s (README)
+    # GPSampler, the best off-the-shelf sampler on this table, needs 142 s
+    # (docs/search-efficiency.md)
     assert to_95["warm_every_row"] > 142 / 5
 
 

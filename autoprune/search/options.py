@@ -48,15 +48,15 @@ from autoprune.study import (
 
 DEFAULT_MODEL = "moirai-tiny"
 DEFAULT_DATASET = "etth1"
-# the default study's front reached 99% of its 40-trial hypervolume by trial 27; its search
-# takes 130-140 s on 2 cores with multi-fidelity trials (README)
+# the default study's front reached 99% of its 40-trial hypervolume by trial 27; the whole run
+# takes 133-284 s on this project's 2-core host, with its load (docs/default-run.md)
 DEFAULT_TRIALS = 30
 DEFAULT_SEED = 0
 BACKENDS = ("local", "ray")
 # multi: a keep set gets a short re-alignment first and goes on to the full budget only while it
 # can still reach the front (objective.stop_rule); single: every keep set gets the full budget.
 # multi is the default: designed on the ETTh1 table, it needed less compute than single to 95%
-# of the true hypervolume on the ETTh2 and exchange-rate tables too (README, Search efficiency)
+# of the true hypervolume on the ETTh2 and exchange-rate tables too (docs/search-efficiency.md)
 FIDELITIES = ("multi", "single")
 DEFAULT_FIDELITY = "multi"
 
