@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,14 @@ def test_search_report_export_and_evaluate_reproduce(
 ):
     code, out, _ = run(*search_args(tiny_model_dir, tiny_csv, tiny_space), capsys=capsys)
     assert code == 0 and "Pareto front" in out and "report:" in out
+    # the last line splits the run's time: the search, then what only the report needs
+    split = re.search(
+        r"\((\d+) s: the search (\d+) s, then the test split and the report (\d+) s\)",
+        " ".join(out.split()),
+    )
+    assert split, out
+    total, searching, finishing = map(int, split.groups())
+    assert abs(searching + finishing - total) <= 1 and finishing <= total
     code, out, _ = run("list", "studies", "--json", capsys=capsys)
     rows = json.loads(out)
     assert rows[0]["name"] == "c1" and rows[0]["trials"] == 3 and rows[0]["front"] >= 1
