@@ -427,8 +427,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     total = time.perf_counter() - started
     out.print(
         f"report: {report_dir / 'report.html'}  ({total:.0f} s: the search "
-        f"{total - result['finalize_seconds'] - written:.0f} s, then the test split and the "
-        f"report {result['finalize_seconds'] + written:.0f} s)"
+        f"{total - result['finalize_seconds'] - written:.0f} s, then the selection, the test split "
+        f"and the report {result['finalize_seconds'] + written:.0f} s)"
     )
     return 0
 

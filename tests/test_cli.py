@@ -93,9 +93,10 @@ def test_search_report_export_and_evaluate_reproduce(
 ):
     code, out, _ = run(*search_args(tiny_model_dir, tiny_csv, tiny_space), capsys=capsys)
     assert code == 0 and "Pareto front" in out and "report:" in out
-    # the last line splits the run's time: the search, then what only the report needs
+    # the last line splits the run's time: the search, then the selection and the report
     split = re.search(
-        r"\((\d+) s: the search (\d+) s, then the test split and the report (\d+) s\)",
+        r"\((\d+) s: the search (\d+) s, "
+        r"then the selection, the test split and the report (\d+) s\)",
         " ".join(out.split()),
     )
     assert split, out

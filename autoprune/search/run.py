@@ -118,8 +118,8 @@ def search(
         "stopped": stopped,
         "selection": selection,
         "seconds": time.perf_counter() - start,
-        # after the last trial: the selection and the full model on the test split, the held-out
-        # datasets (what only the report needs)
+        # after the last trial: the selection (tested, its checkpoint written), the full model on
+        # the test split, the held-out datasets
         "finalize_seconds": time.perf_counter() - searched,
     }
 
