@@ -67,9 +67,24 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split", type=_text, help="train,val,test as fractions (0.7,0.1,0.2) or rows"
     )
-    parser.add_argument("--context-length", type=_count)
-    parser.add_argument("--horizon", type=_count)
-    parser.add_argument("--patch-size", type=_count)
+    parser.add_argument(
+        "--context-length",
+        type=_count,
+        help="past steps a forecast sees (default: the dataset's, 512 for etth1, unless the "
+        "search space or an exported checkpoint sets one)",
+    )
+    parser.add_argument(
+        "--horizon",
+        type=_count,
+        help="steps forecast (default: the dataset's, 96 for etth1, unless the search space or "
+        "an exported checkpoint sets one)",
+    )
+    parser.add_argument(
+        "--patch-size",
+        type=_count,
+        help="one of the model's patch sizes (default: the one for the dataset's frequency, "
+        "unless the search space or an exported checkpoint sets one)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
 
 
@@ -105,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_text,
         help="screened (default), tpe, tpe-independent, nsga2, random, gp, exhaustive",
     )
-    search.add_argument("--seed", type=_seed)
+    search.add_argument(
+        "--seed", type=_seed, help="the sampler's and every re-alignment's seed (default 0)"
+    )
     search.add_argument(
         "--space", type=_text, help="search-space TOML (default search_spaces/<model>.toml)"
     )
