@@ -65,7 +65,7 @@ def main() -> None:
         "spearman_within_size": round(
             sum(r * counts[k] for k, r in ranked.items()) / sum(counts.values()), 4
         ),
-        "spearman_per_size": {str(k): round(r, 3) for k, r in per_size.items()},
+        "spearman_per_size": {str(k): round(r, 3) if r == r else None for k, r in per_size.items()},
     }
     print(json.dumps(result, indent=1))
 
