@@ -202,3 +202,13 @@ def test_the_printed_summary_says_a_level_most_seeds_never_reached_in_words():
     run(table(), seeds=2, budget=2, only=["random"], log=lines.append)
     summary = next(line for line in lines if "random (median)" in line)
     assert "100% not reached by most seeds (0/2)" in summary and "None" not in summary
+
+
+def test_a_strategy_the_table_cannot_replay_says_what_it_needs():
+    truth = table()  # no rungs: built as before rungs existed
+    with pytest.raises(AutoPruneError, match="rung fidelities.*bench truth"):
+        run(truth, seeds=1, budget=3, only=["screened-mf"], log=lambda m: None)
+    with pytest.raises(AutoPruneError, match="needs --warm-start TABLE"):
+        run(truth, seeds=1, budget=3, only=["screened+warm"], log=lambda m: None)
+    with pytest.raises(AutoPruneError, match="unknown replay strategy 'tpe2'; known: random"):
+        run(truth, seeds=1, budget=3, only=["tpe2"], log=lambda m: None)

@@ -208,6 +208,23 @@ def strategies(
     return result
 
 
+def unavailable(name: str, table: Table, warm_from: Table | None, known) -> str:
+    """Why `name` is not a strategy of this replay: a table without rungs has no multi-fidelity
+    strategy, and a warm-started one needs the other table; else the name is unknown."""
+    if name.startswith("screened-mf") and not table.rungs:
+        return (
+            f"replay strategy {name!r} needs the table's rung fidelities, and this table has none "
+            "(it was built before rungs existed): rebuild it with `autoprune bench truth` "
+            "(resumable), or replay 'screened'"
+        )
+    if name in SEED_FREE and name.endswith("+warm") and warm_from is None:
+        return (
+            f"replay strategy {name!r} needs --warm-start TABLE: a table of the same model on "
+            "another dataset, whose keep sets give the prior"
+        )
+    return f"unknown replay strategy {name!r}; known: {', '.join(known)}"
+
+
 def replay_one(
     table: Table, strategy: Strategy, seed: int, budget: int, ledger: list | None = None
 ) -> tuple[list[float], list[float], float, list[tuple[int, ...]]]:
@@ -387,7 +404,7 @@ def run(
     known = strategies(table, warm_from)
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
-        raise UnknownNameError(f"unknown replay strategy {unknown[0]!r}; known: {', '.join(known)}")
+        raise UnknownNameError(unavailable(unknown[0], table, warm_from, known))
     if not only:
         only = [name for name in known if name not in ON_REQUEST]
         log(f"replaying {', '.join(only)}; {', '.join(ON_REQUEST)} only with --strategy")
