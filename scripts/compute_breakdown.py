@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from autoprune.bench.replay import BUDGET, Table, replay_one, strategies
+from autoprune.bench.replay import BUDGET, Table, replay_one, strategies, unavailable
 from autoprune.bench.truth import load_truth
 from autoprune.errors import AutoPruneError
 
@@ -98,7 +98,7 @@ def main() -> None:
         parser.error(str(error))
     known = strategies(table)
     if args.strategy not in known:
-        parser.error(f"--strategy {args.strategy!r} is unknown here; use one of {', '.join(known)}")
+        parser.error(unavailable(args.strategy, table, None, known))
     found = []
     for seed in range(args.seeds):
         sibling = table.perturbed(seed, args.noise)
