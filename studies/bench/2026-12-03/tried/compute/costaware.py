@@ -1,16 +1,21 @@
-"""Variant: expected hypervolume improvement per unit of predicted re-alignment compute
-(params share as the proxy). Run: python costaware.py POWER <autoprune bench replay args>"""
+"""The `compute` variant (docs/search-efficiency.md): each candidate's expected improvement
+divided by its share of the full model's parameters to POWER. From the repository root:
+
+    python studies/bench/2026-12-03/tried/compute/costaware.py POWER bench replay ARGS...
+"""
+
 import sys
-import numpy as np
+
 import autoprune.multifidelity as mf
+from autoprune.cli import main
 
 power = float(sys.argv.pop(1))
 base = mf.expected_improvement
 
-def per_cost(pool, observed, posterior, reference):
+
+def per_compute(pool, observed, posterior, reference):
     return base(pool, observed, posterior, reference) / pool.costs[:, 0] ** power
 
-mf.expected_improvement = per_cost
-from autoprune.cli import main
 
+mf.expected_improvement = per_compute
 sys.exit(main(sys.argv[1:]))
