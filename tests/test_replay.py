@@ -171,6 +171,13 @@ def test_paired_compares_compute_seed_by_seed_and_counts_a_miss_as_its_whole_bud
         "seeds": 0,
         "censored": 0,
     }
+    # from seed 1 onward: only the seed `new` won, in 2 s against 4
+    later = paired(base, new, "s", first_seed=1)
+    assert later["first_seed"] == 1
+    assert later["levels"]["95"]["geometric_mean_ratio"] == pytest.approx(0.5)
+    assert [later["levels"]["95"][k] for k in ("new_less", "new_more", "seeds")] == [1, 0, 1]
+    with pytest.raises(AutoPruneError, match="first seed 2 is not among the replays' 2 seed"):
+        paired(base, new, "s", first_seed=2)
 
 
 def test_paired_needs_the_same_siblings_in_both_replays():

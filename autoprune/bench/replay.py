@@ -471,13 +471,16 @@ def read(path: Path) -> dict:
         raise AutoPruneError(f"cannot read a replay from {path}: {error}") from error
 
 
-def paired(base: dict, new: dict, strategy: str, new_strategy: str | None = None) -> dict:
+def paired(
+    base: dict, new: dict, strategy: str, new_strategy: str | None = None, first_seed: int = 0
+) -> dict:
     """`new_strategy` (default `strategy`) of replay `new` against `strategy` of replay `base`,
     seed by seed: both must have replayed the same table with the same seeds and noise, so
     seed s met the same sibling table in both. Per level of the true hypervolume: the geometric
     mean over seeds of new's compute over base's, and on how many seeds new needed less or
     more. A seed that never reached a level counts the compute of its whole budget, a lower
-    bound (`censored` counts them); a seed neither reached is left out."""
+    bound (`censored` counts them); a seed neither reached is left out. `first_seed` leaves the
+    seeds before it out: siblings a change was not chosen on, when it was chosen on those."""
     new_strategy = new_strategy or strategy
 
     def named(value):  # a table by its file name: one replay may name it from elsewhere
@@ -500,9 +503,16 @@ def paired(base: dict, new: dict, strategy: str, new_strategy: str | None = None
             f"not paired: {strategy!r} ran {len(runs[0]['curves'])} seed(s) and {new_strategy!r} "
             f"{len(runs[1]['curves'])} (a deterministic strategy runs every seed only with --noise)"
         )
+    if not 0 <= first_seed < len(runs[0]["curves"]):
+        raise AutoPruneError(
+            f"first seed {first_seed} is not among the replays' {len(runs[0]['curves'])} seed(s)"
+        )
     levels = {}
     for level in LEVELS:
-        found = [budget_capped(r["curves"], r["compute_s"], level) for r in runs]
+        found = [
+            budget_capped(r["curves"][first_seed:], r["compute_s"][first_seed:], level)
+            for r in runs
+        ]
         hits, capped = zip(*found, strict=True)
         both = np.isfinite(hits[0]) | np.isfinite(hits[1])
         log_ratio = np.log(capped[1][both] / capped[0][both])
@@ -519,6 +529,7 @@ def paired(base: dict, new: dict, strategy: str, new_strategy: str | None = None
         "noise": base.get("noise"),
         "base": strategy,
         "new": new_strategy,
+        "first_seed": first_seed,
         "levels": levels,
     }
 
