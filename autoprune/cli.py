@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--warm-start",
         metavar="STUDY[,STUDY]",
         help="finished studies of the same model (another dataset or setting) whose trials guide "
-        "the screened sampler as prior knowledge",
+        "the screened sampler as prior knowledge; of several, it follows the one that best "
+        "predicts this study's trials so far",
     )
     search.add_argument(
         "--aggregate",
@@ -303,8 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--strategy", action="append", help="replay: only these strategies")
     bench.add_argument(
         "--warm-start",
-        type=Path,
-        help="replay: another truth table of the same model, for the warm-started strategies",
+        type=lambda text: [Path(p.strip()) for p in text.split(",") if p.strip()],
+        default=[],
+        metavar="TABLE[,TABLE]",
+        help="replay: other truth tables of the same model, for the warm-started strategies "
+        "(several: one prior each, as `search --warm-start A,B` does)",
     )
     bench.add_argument(
         "--noise",

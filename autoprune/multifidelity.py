@@ -209,7 +209,11 @@ def fit_surrogate(
     """GP regression of (accuracy - prior mean); the prior mean is the full model's accuracy
     for every keep set until trials say otherwise, or what a warm start learned elsewhere.
     `noise_of` adds variance to observations that are predictions (keep sets stopped at a
-    rung) rather than measurements.
+    rung) rather than measurements. `prior` (n,) or, from several warm-start studies, one row
+    each (m, n): marginal likelihood picks the row, beside the kernel's hyperparameters, so the
+    study most like this one leads once trials can tell (before any, their mean). Averaging the
+    studies instead needed 1.3x-3.2x the compute of one study in replays, more than a cold start
+    (docs/search-efficiency.md).
 
     The kernel (`Pool.kernel`) reads which layers a keep set keeps (Hamming distance) and its
     screen score, overall and within its size (squared-exponential on the two z-scores), and
@@ -221,11 +225,11 @@ def fit_surrogate(
     How well the screen predicts re-aligned accuracy varies by model and dataset (measured by
     `autoprune bench truth`), so it must not be trusted blindly: it enters the kernel with a
     weight learned from the re-aligned trials, so it counts for as much as they say it predicts."""
-    prior = np.ones(len(pool.keeps)) if prior is None else prior
+    priors = np.ones((1, len(pool.keeps))) if prior is None else np.atleast_2d(prior)
     idx = np.array(sorted(observed), dtype=int)
     if len(idx) == 0:
-        return Posterior(prior, np.full(len(prior), 0.1))
-    y = np.array([observed[i] for i in idx]) - prior[idx]
+        return Posterior(priors.mean(0), np.full(priors.shape[1], 0.1))
+    accuracy = np.array([observed[i] for i in idx])
     extra = np.diag([(noise_of or {}).get(i, 0.0) for i in idx])
     best = None
     for length, weight, power in itertools.product(LENGTHS, SCREEN_WEIGHTS, POWERS):
@@ -236,15 +240,18 @@ def fit_surrogate(
                     chol = np.linalg.cholesky(amplitude * gram + noise * np.eye(len(idx)) + extra)
                 except np.linalg.LinAlgError:
                     continue
-                alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, y))
-                evidence = -0.5 * y @ alpha - np.log(np.diag(chol)).sum()
-                if best is None or evidence > best[0]:
-                    best = (evidence, length, weight, power, amplitude, noise, chol, alpha)
-    _, length, weight, power, amplitude, noise, chol, alpha = best
+                for mean in priors:
+                    y = accuracy - mean[idx]
+                    alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, y))
+                    evidence = -0.5 * y @ alpha - np.log(np.diag(chol)).sum()
+                    if best is None or evidence > best[0]:
+                        setting = (length, weight, power, amplitude, noise)
+                        best = (evidence, setting, chol, alpha, mean)
+    _, (length, weight, power, amplitude, noise), chol, alpha, mean = best
     cross = amplitude * pool.kernel(np.arange(len(pool.keeps)), idx, length, weight, power)
     explained = np.linalg.solve(chol, cross.T)
     var = amplitude * pool.spread(power) ** 2 + noise - (explained**2).sum(0)
-    return Posterior(prior + cross @ alpha, np.sqrt(np.maximum(var, 1e-12)))
+    return Posterior(mean + cross @ alpha, np.sqrt(np.maximum(var, 1e-12)))
 
 
 def expected_improvement(
@@ -314,9 +321,10 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
     Trials it did not propose (enqueued seeds, re-queued crashes, other samplers earlier in the
     study) still count as observations, and RUNNING trials are never proposed twice. Keep sets
     stopped at a rung count as predictions (their rung value through the rung's calibration,
-    with its spread as noise). `warm`: keep sets and accuracies (normalised by their own full
-    model) from finished studies of the same model elsewhere; the surrogate fitted to them is
-    this study's prior mean, prior knowledge only - they are never results of this study.
+    with its spread as noise). `warm`: per finished study of the same model elsewhere, its keep
+    sets and accuracies (normalised by its own full model); the surrogate fitted to each is a
+    prior mean for this study (`fit_surrogate` picks among several), prior knowledge only -
+    they are never results of this study.
     """
 
     def __init__(
@@ -326,14 +334,15 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
         reference: np.ndarray,
         accuracy: int,
         fallback: optuna.samplers.BaseSampler | None = None,
-        warm: dict[tuple[int, ...], float] | None = None,
+        warm: Sequence[dict[tuple[int, ...], float]] = (),
     ) -> None:
         self.pool, self.full, self.reference = pool, np.asarray(full, float), reference
         self.accuracy = accuracy
         self.index = {k: i for i, k in enumerate(pool.keeps)}
         self.fallback = fallback or optuna.samplers.RandomSampler()
-        known = {self.index[k]: v for k, v in (warm or {}).items() if k in self.index}
-        self.prior = fit_surrogate(pool, known).mean if known else None
+        known = [{self.index[k]: v for k, v in w.items() if k in self.index} for w in warm]
+        priors = [fit_surrogate(pool, k).mean for k in known if k]
+        self.prior = np.array(priors) if priors else None
 
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
         return {}

@@ -10,7 +10,7 @@ lazily, so building a sampler that does not need it costs nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import optuna
@@ -33,7 +33,7 @@ class Screen:
     full: np.ndarray
     reference: np.ndarray
     accuracy: int
-    warm: dict[tuple[int, ...], float] = field(default_factory=dict)
+    warm: tuple[dict[tuple[int, ...], float], ...] = ()  # one per warm-start study
 
 
 @dataclass(frozen=True)

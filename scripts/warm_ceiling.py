@@ -74,11 +74,11 @@ def main() -> None:
         parser.error(str(error))
     if table.meta["model"] != source.meta["model"] or table.keeps != source.keeps:
         parser.error("the two tables must be of the same model and search space")
-    replayed = strategies(table, source)
+    replayed = strategies(table, [source])
     known = {
         "cold": replayed["screened-mf"],
         "warm": replayed["screened-mf+warm"],
-        "warm_every_row": strategies(table, source, warm_trials=None)["screened-mf+warm"],
+        "warm_every_row": strategies(table, [source], warm_trials=None)["screened-mf+warm"],
     }
     runs = {kind: {"curves": [], "compute_s": []} for kind in KINDS}
     seeds = args.seeds if args.noise else 1  # as measured, every kind here is deterministic

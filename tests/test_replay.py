@@ -204,6 +204,19 @@ def test_paired_needs_the_same_siblings_in_both_replays():
         paired(noisy, noisy, "tpe")
 
 
+def test_a_replay_warm_starts_from_several_tables_one_prior_each(tmp_path):
+    shipped = Path(__file__).parents[1] / "studies/bench"
+    truth, *sources = (shipped / f"truth-moirai-tiny-8-{d}.json" for d in ("ili", "etth1", "etth2"))
+    quiet = dict(log=lambda m: None)
+    target, _ = replay_truth(truth, 1, 3, ["screened+warm"], tmp_path, sources, **quiet)
+    assert target.name == "replay-moirai-tiny-8-ili-warm-etth1+etth2.json"
+    replayed = json.loads(target.read_text())
+    assert replayed["warm_start_from"] == "etth1+etth2"
+    assert len(replayed["strategies"]["screened+warm"]["curves"][0]) == 3
+    with pytest.raises(AutoPruneError, match="is not a truth table file"):
+        replay_truth(truth, 1, 3, ["screened+warm"], tmp_path, [tmp_path / "nope.json"], **quiet)
+
+
 def test_the_printed_summary_says_a_level_most_seeds_never_reached_in_words():
     lines = []
     run(table(), seeds=2, budget=2, only=["random"], log=lines.append)

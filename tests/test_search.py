@@ -530,10 +530,12 @@ def test_a_warm_start_reads_finished_studies_of_the_same_model(
     )
     first = load_study("first")
     full = first.user_attrs["reference"]["realigned"]["mase"]
-    assert prep.warm == {
-        tuple(t.user_attrs["keep"]): pytest.approx(t.values[0] / full)
-        for t in trained_trials(first)
-    }
+    assert prep.warm == (
+        {
+            tuple(t.user_attrs["keep"]): pytest.approx(t.values[0] / full)
+            for t in trained_trials(first)
+        },
+    )
     assert prep.settings["warm_start"] == "first"
     with pytest.raises(StudyError, match="does not exist"):
         prepare(options(tiny_model_dir, tiny_csv, tiny_space, study="third", warm_start="nope"))

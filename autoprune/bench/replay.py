@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -157,7 +157,7 @@ Strategy = Callable[[Table, int], Plan]
 def _strategy(
     name: str,
     seeds: Callable[[Table], list] | None = None,
-    warm: dict | None = None,
+    warm: tuple[dict, ...] = (),
     stop_early: bool = False,
 ) -> Strategy:
     """A registered sampler (`samplers.SAMPLERS`) on a table; it pays for the screen only if it
@@ -169,7 +169,7 @@ def _strategy(
         def screen() -> Screen:
             asked.append(True)
             pool = Pool.build(table.keeps, table.values[:, 1:], table.screen, table.num_layers)
-            return Screen(pool, np.ones(table.values.shape[1]), table.reference, 0, warm or {})
+            return Screen(pool, np.ones(table.values.shape[1]), table.reference, 0, warm)
 
         sampler = build_sampler(name, SamplerContext(seed, screen))
         first = seeds(table) if seeds else []
@@ -190,8 +190,10 @@ def warm_knowledge(source: Table, trials: int | None = WARM_TRIALS) -> dict[tupl
 
 
 def strategies(
-    table: Table, warm_from: Table | None = None, warm_trials: int | None = WARM_TRIALS
+    table: Table, warm_from: Sequence[Table] = (), warm_trials: int | None = WARM_TRIALS
 ) -> dict[str, Strategy]:
+    """Every replayable strategy of `table`; the warm-started ones from `warm_from`, other
+    tables of the same model (several: one prior each, as `search --warm-start A,B` does)."""
     names = ("random", "tpe-independent", "tpe", "nsga2", "gp")
     result = {name: _strategy(name) for name in names}
     for method, scores in table.meta["priors"].items():
@@ -200,15 +202,15 @@ def strategies(
     result["screened"] = _strategy("screened")
     if table.rungs:
         result["screened-mf"] = _strategy("screened", stop_early=True)
-    if warm_from is not None:
-        warm = warm_knowledge(warm_from, warm_trials)
+    if warm_from:
+        warm = tuple(warm_knowledge(source, warm_trials) for source in warm_from)
         result["screened+warm"] = _strategy("screened", warm=warm)
         if table.rungs:
             result["screened-mf+warm"] = _strategy("screened", warm=warm, stop_early=True)
     return result
 
 
-def unavailable(name: str, table: Table, warm_from: Table | None, known) -> str:
+def unavailable(name: str, table: Table, warm_from: Sequence[Table], known) -> str:
     """Why `name` is not a strategy of this replay: a table without rungs has no multi-fidelity
     strategy, and a warm-started one needs the other table; else the name is unknown."""
     if name.startswith("screened-mf") and not table.rungs:
@@ -217,7 +219,7 @@ def unavailable(name: str, table: Table, warm_from: Table | None, known) -> str:
             "(it was built before rungs existed): rebuild it with `autoprune bench truth` "
             "(resumable), or replay 'screened'"
         )
-    if name in SEED_FREE and name.endswith("+warm") and warm_from is None:
+    if name in SEED_FREE and name.endswith("+warm") and not warm_from:
         return (
             f"replay strategy {name!r} needs --warm-start TABLE: a table of the same model on "
             "another dataset, whose keep sets give the prior"
@@ -394,7 +396,7 @@ def run(
     budget: int,
     only: list[str] | None = None,
     log=print,
-    warm_from: Table | None = None,
+    warm_from: Sequence[Table] = (),
     noise: float = 0.0,
 ) -> dict:
     """Every strategy (or those in `only`) over `seeds` seeds (SEED_FREE ones once),
@@ -448,7 +450,7 @@ def run(
     one_shot["screen"] = len(set(table.top_screen()) & table.true_front) / len(table.true_front)
     return {
         "optuna": optuna.__version__,  # its samplers' behaviour changes between releases
-        "warm_start_from": warm_from.meta.get("dataset") if warm_from else None,
+        "warm_start_from": "+".join(t.meta["dataset"] for t in warm_from) or None,
         "screen_cost_s": table.screen_cost,
         "true_front_size": len(table.true_front),
         "space_size": len(table.keeps),
@@ -581,12 +583,12 @@ def replay_truth(
     budget: int,
     only: list[str] | None,
     folder: Path,
-    warm_start: Path | None = None,
+    warm_start: Sequence[Path] = (),
     log=print,
     noise: float = 0.0,
 ) -> tuple[Path, Path]:
     """`autoprune bench replay`: every strategy replayed on a ground-truth table file (warm
-    started from another table of the same model, if given); returns the JSON and PNG written
+    started from other tables of the same model, if given); returns the JSON and PNG written
     to `folder`."""
     if truth is None or not truth.is_file():
         raise AutoPruneError(
@@ -597,21 +599,22 @@ def replay_truth(
     if not 0 <= noise < 1:
         raise AutoPruneError(f"--noise {noise} must be in [0, 1): a log-scale spread, e.g. 0.01")
     table = Table.load(*load_truth(truth))
-    warm_from = None
-    if warm_start is not None:
-        if not warm_start.is_file():
-            raise AutoPruneError(f"--warm-start {warm_start} is not a truth table file")
-        warm_from = Table.load(*load_truth(warm_start))
-        if warm_from.meta["model"] != table.meta["model"]:
+    warm_from = []
+    for path in warm_start:
+        if not path.is_file():
+            raise AutoPruneError(f"--warm-start {path} is not a truth table file")
+        source = Table.load(*load_truth(path))
+        if source.meta["model"] != table.meta["model"]:
             raise AutoPruneError(
-                f"--warm-start {warm_start} is a table of {warm_from.meta['model']}, not "
+                f"--warm-start {path} is a table of {source.meta['model']}, not "
                 f"{table.meta['model']}; a warm start needs the same model"
             )
+        warm_from.append(source)
     result = run(table, seeds, budget, only, log, warm_from, noise)
     result["truth"] = str(truth)
     stem = truth.stem.replace("truth-", "replay-")
-    if warm_from is not None:
-        stem += f"-warm-{Path(warm_from.meta['dataset']).stem}"
+    if warm_from:
+        stem += "-warm-" + "+".join(Path(t.meta["dataset"]).stem for t in warm_from)
     if noise:
         stem += f"-noise{noise:g}"
     target = folder / f"{stem}.json"

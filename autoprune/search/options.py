@@ -304,11 +304,12 @@ def holdout_series(
 
 def warm_knowledge(
     names: Sequence[str], storage: str | None, model: str, num_layers: int
-) -> dict[tuple[int, ...], float]:
-    """What finished studies of the same model learned: each trained keep set's accuracy,
-    normalised by that study's own re-aligned full model (averaged where studies overlap).
-    Prior knowledge for the screened sampler, never results of this study."""
-    values: dict[tuple[int, ...], list[float]] = {}
+) -> tuple[dict[tuple[int, ...], float], ...]:
+    """What finished studies of the same model learned, per study: each trained keep set's
+    accuracy, normalised by that study's own re-aligned full model (averaged where a study
+    trained a keep set twice). Prior knowledge for the screened sampler, never results of this
+    study; the sampler follows the study whose knowledge best predicts this one's trials."""
+    learned = []
     for name in names:
         study = stored_study(name, storage)
         if study is None:
@@ -327,10 +328,12 @@ def warm_knowledge(
             raise StudyError(f"--warm-start study {name!r} has no trained trials yet")
         objective = stored["objectives"][0]
         full = reference["realigned"][objective]
+        values: dict[tuple[int, ...], list[float]] = {}
         for t in trials:
             record = TrialRecord.of(t)
             values.setdefault(record.keep_set, []).append(record.metric(objective) / full)
-    return {keep: float(np.mean(v)) for keep, v in values.items()}
+        learned.append({keep: float(np.mean(v)) for keep, v in values.items()})
+    return tuple(learned)
 
 
 def prepared_from_study(

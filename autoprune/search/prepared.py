@@ -21,5 +21,5 @@ class Prepared:
     settings: dict
     sampler: str
     rule: str
-    warm: dict[tuple[int, ...], float] = dataclasses.field(default_factory=dict)
+    warm: tuple[dict[tuple[int, ...], float], ...] = ()  # one per warm-start study
     holdout: dict[str, Series] = dataclasses.field(default_factory=dict)
