@@ -8,10 +8,11 @@ needed to reach a share of the true hypervolume is what a change to a strategy b
     python scripts/paired_replays.py BASE.json NEW.json [--strategy screened-mf] [--new-strategy S]
         [--from-seed N]
 
-BASE and NEW may be one file (two strategies of one replay) or the same replay run before and
-after a code change. Prints, per level (90, 95, 100% of the true hypervolume), the geometric
-mean over seeds of NEW's compute over BASE's and on how many seeds NEW needed less / more
-(`--json`: the same as JSON). `--from-seed N` pairs seeds N onward only: a change chosen on
+BASE and NEW may be one file (two strategies of one replay), the same replay run before and
+after a code change, or replays of one table warm-started from different tables (or not).
+Prints, per level (90, 95, 100% of the true hypervolume), the geometric mean over seeds of
+NEW's compute over BASE's and on how many seeds NEW needed less / more (`--json`: the same as
+JSON). `--from-seed N` pairs seeds N onward only: a change chosen on
 the first N siblings (`--seeds 12`) is checked on fresh ones by replaying `--seeds 24`.
 """
 
@@ -44,9 +45,10 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     seeds = f", seeds {args.from_seed} onward" if args.from_seed else ""
+    base_warm, new_warm = (f" (warm from {w})" if w else "" for w in result["warm_start_from"])
     print(
         f"{result['truth']} (noise {result['noise']}{seeds}): "
-        f"{result['new']} against {result['base']}"
+        f"{result['new']}{new_warm} against {result['base']}{base_warm}"
     )
     for level, r in result["levels"].items():
         ratio = "-" if r["geometric_mean_ratio"] is None else f"{r['geometric_mean_ratio']:.2f}x"

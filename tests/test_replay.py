@@ -192,6 +192,9 @@ def test_paired_needs_the_same_siblings_in_both_replays():
     # one table named from two places is the same table
     here, there = {**noisy, "truth": "t.json"}, {**noisy, "truth": "/elsewhere/t.json"}
     assert paired(here, there, "random")["levels"]["95"]["new_more"] == 0
+    # the same siblings whatever the warm start: the result says which each had
+    warm = paired(here, {**there, "warm_start_from": "a+b"}, "random")
+    assert warm["warm_start_from"] == [None, "a+b"]
     with pytest.raises(AutoPruneError, match="differ in truth"):
         paired(here, {**noisy, "truth": "u.json"}, "random")
     other = run(truth, seeds=3, budget=10, only=["random"], noise=0.02, **quiet)

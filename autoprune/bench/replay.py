@@ -488,7 +488,9 @@ def paired(
     def named(value):  # a table by its file name: one replay may name it from elsewhere
         return Path(value).name if isinstance(value, str) else value
 
-    for key in ("truth", "seeds", "noise", "warm_start_from"):
+    # the siblings are drawn from these alone, so two warm starts (or a warm start and none)
+    # on one table compare seed by seed too
+    for key in ("truth", "seeds", "noise"):
         if named(base.get(key)) != named(new.get(key)):
             raise AutoPruneError(
                 f"not paired: the replays differ in {key} ({base.get(key)!r} against "
@@ -531,6 +533,7 @@ def paired(
         "noise": base.get("noise"),
         "base": strategy,
         "new": new_strategy,
+        "warm_start_from": [base.get("warm_start_from"), new.get("warm_start_from")],
         "first_seed": first_seed,
         "levels": levels,
     }
