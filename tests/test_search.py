@@ -537,5 +537,13 @@ def test_a_warm_start_reads_finished_studies_of_the_same_model(
         },
     )
     assert prep.settings["warm_start"] == "first"
+    # several studies: one prior each, in the order named
+    search(options(tiny_model_dir, tiny_csv, tiny_space, study="other", trials=2), log=quiet)
+    both = prepare(
+        options(tiny_model_dir, tiny_csv, tiny_space, study="third", warm_start="other,first")
+    )
+    assert len(both.warm) == 2 and both.warm[1] == prep.warm[0]
+    assert len(both.warm[0]) == len(trained_trials(load_study("other")))
+    assert both.settings["warm_start"] == "other,first"
     with pytest.raises(StudyError, match="does not exist"):
         prepare(options(tiny_model_dir, tiny_csv, tiny_space, study="third", warm_start="nope"))
