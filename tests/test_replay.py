@@ -218,6 +218,8 @@ def test_a_replay_warm_starts_from_several_tables_one_prior_each(tmp_path):
     assert len(replayed["strategies"]["screened+warm"]["curves"][0]) == 3
     with pytest.raises(AutoPruneError, match="is not a truth table file"):
         replay_truth(truth, 1, 3, ["screened+warm"], tmp_path, [tmp_path / "nope.json"], **quiet)
+    with pytest.raises(AutoPruneError, match="is the replayed table itself"):
+        replay_truth(truth, 1, 3, ["screened+warm"], tmp_path, [sources[0], truth], **quiet)
 
 
 def test_the_printed_summary_says_a_level_most_seeds_never_reached_in_words():

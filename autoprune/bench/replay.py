@@ -606,6 +606,10 @@ def replay_truth(
     for path in warm_start:
         if not path.is_file():
             raise AutoPruneError(f"--warm-start {path} is not a truth table file")
+        if path.resolve() == truth.resolve():
+            raise AutoPruneError(
+                f"--warm-start {path} is the replayed table itself; a warm start knows another"
+            )
         source = Table.load(*load_truth(path))
         if source.meta["model"] != table.meta["model"]:
             raise AutoPruneError(
