@@ -237,3 +237,58 @@ def test_a_strategy_the_table_cannot_replay_says_what_it_needs():
         run(truth, seeds=1, budget=3, only=["screened+warm"], log=lambda m: None)
     with pytest.raises(AutoPruneError, match="unknown replay strategy 'tpe2'; known: random"):
         run(truth, seeds=1, budget=3, only=["tpe2"], log=lambda m: None)
+
+
+def test_priority_order_sorts_fronts_and_spreads_each_front_from_its_most_accurate_point():
+    from autoprune.bench.replay import priority_order
+
+    points = np.array(
+        [
+            [1.0, 3.0],  # front 1, most accurate
+            [2.0, 2.0],  # front 1, between
+            [3.0, 1.0],  # front 1, cheapest
+            [2.5, 2.5],  # dominated by [2, 2]: front 2
+            [3.5, 3.5],  # front 3
+        ]
+    )
+    # within the first front the farthest from [1, 3] is [3, 1], then [2, 2]
+    assert priority_order(points).tolist() == [0, 2, 1, 3, 4]
+
+
+def test_successive_halving_stops_a_keep_set_outside_the_best_third_at_a_rung():
+    """MOASHA's stopping rule: the first keep set a rung sees goes on; later ones go on only
+    among the best 1/3 of those the rung recorded, and each rung ranks on its own values."""
+    from autoprune.bench.replay import SuccessiveHalving
+
+    truth = table()
+    n = len(truth.keeps)
+    truth.rungs = {1: np.linspace(2.0, 1.0, n), 3: np.linspace(2.0, 1.0, n)}
+    same_cost = np.ones_like(truth.values)  # equal costs: only the rung's accuracy ranks
+    rule = SuccessiveHalving()
+    decide = [rule(truth, None, i, same_cost[i]) for i in (n - 1, 0, n - 2)]
+    # the best first: on through both rungs; the worst: 2nd of 2 at rung 1, stopped there; the
+    # second best: 2nd of 3 at rung 1 (within the best third), on; 2nd of 2 at rung 3, stopped
+    assert decide == [None, 1, 3]
+    assert [len(rule.recorded[steps]) for steps in (1, 3)] == [3, 2]  # a stopped one stops there
+
+
+def test_moasha_replays_random_search_with_successive_halving_and_pays_each_rung_it_reached():
+    from autoprune.bench.replay import replay_one, strategies
+
+    truth = table()
+    n = len(truth.keeps)
+    kept = np.array([len(k) for k in truth.keeps], dtype=float)
+    truth.rungs = {1: truth.values[:, 0] * (1.3 - 0.05 * kept), 3: truth.values[:, 0] * 1.1}
+    truth.costs = {"r1": 0.2 * kept, "r3": 0.5 * kept, "full": kept, "full_mf": kept + 0.1}
+    known = strategies(truth)
+    assert {"moasha", "screened+moasha"} <= set(known)
+    ledger = []
+    curve, compute, _, trained = replay_one(truth, known["moasha"], 0, n, ledger)
+    stops = [(k, cost) for k, charge, cost in ledger if charge == "stopped"]
+    index = {k: i for i, k in enumerate(truth.keeps)}
+    assert stops and len(trained) + len(stops) == len(ledger)  # random: no screen to pay
+    for keep, cost in stops:  # stopped at the first rung or the second, and charged for it
+        assert cost in (truth.costs["r1"][index[keep]], truth.costs["r3"][index[keep]])
+    assert not {k for k, _ in stops} & set(trained)  # a stopped keep set is never trained
+    last = max(i for i, (_, charge, _) in enumerate(ledger) if charge == "full")
+    assert compute[-1] == pytest.approx(sum(cost for _, _, cost in ledger[: last + 1]))

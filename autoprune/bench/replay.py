@@ -139,16 +139,89 @@ def _median_by_size(kept: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.array([medians[k] for k in kept])
 
 
+class FrontStop:
+    """The product's stop rule (`multifidelity.still_promising`): at the stop rung, a keep set
+    goes on if its calibrated prediction could add hypervolume; proposed again once stopped,
+    it goes to the full budget."""
+
+    again = True  # a stopped keep set proposed again goes to the full budget
+
+    def __call__(self, table: Table, study: optuna.Study, i: int, values: np.ndarray):
+        """The rung at which row `i` stops, or None if it goes on."""
+        trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        steps = stop_rung(list(table.rungs))
+        full = np.ones(table.values.shape[1])
+        value = float(table.rungs[steps][i])
+        if not still_promising(trials, steps, value, values, full, 0, table.reference):
+            return steps
+        return None
+
+
+REDUCTION = 3  # successive halving's reduction factor: the rungs 3, 10 and 30 steps are ~3x apart
+
+
+class SuccessiveHalving:
+    """Multi-objective asynchronous successive halving in its stopping form, as Syne Tune's
+    MOASHA does it (Schmucker et al., 2021), a baseline for the product's stop rule: at every
+    rung a keep set goes on if it ranks among the best 1/REDUCTION of the keep sets recorded at
+    that rung, itself included (the first a rung sees goes on), ranked on the rung's accuracy
+    and the known costs by non-dominated sorting, and within a front by an epsilon-net (the
+    most accurate first, then each time the point farthest from those already ranked). A keep
+    set stopped once and proposed again is stopped again at no cost, as a repeated keep set is
+    (random search draws a configuration once); `again`: it goes to the full budget, as the
+    product's rule does (the screened sampler proposes it again only when nothing new is worth
+    more)."""
+
+    def __init__(self, again: bool = False) -> None:
+        self.again = again
+        self.recorded: dict[int, list[np.ndarray]] = {}
+
+    def __call__(self, table: Table, study: optuna.Study, i: int, values: np.ndarray):
+        for steps in sorted(table.rungs):
+            seen = self.recorded.setdefault(steps, [])
+            seen.append(np.r_[table.rungs[steps][i], values[1:]])
+            position = int(np.flatnonzero(priority_order(np.array(seen)) == len(seen) - 1)[0])
+            if position / len(seen) > 1 / REDUCTION:
+                return steps
+        return None
+
+
+def priority_order(points: np.ndarray) -> np.ndarray:
+    """Indices of `points` (minimised objectives) best first: non-dominated sorting, and within
+    each front an epsilon-net on the objectives scaled to [0, 1] over all points (the best on
+    the first objective, then each time the point farthest from those already taken)."""
+    low, high = points.min(0), points.max(0)
+    scaled = (points - low) / np.where(high > low, high - low, 1.0)
+    left = np.arange(len(points))
+    order: list[int] = []
+    while len(left):
+        front = left[non_dominated(points[left])]
+        left = np.setdiff1d(left, front)
+        first = front[np.argmin(points[front, 0])]
+        rest = front[front != first]
+        gap = np.linalg.norm(scaled[rest] - scaled[first], axis=1)  # to the nearest taken
+        order.append(int(first))
+        while len(rest):
+            k = int(np.argmax(gap))
+            order.append(int(rest[k]))
+            rest, gap = np.delete(rest, k), np.delete(gap, k)
+            gap = np.minimum(gap, np.linalg.norm(scaled[rest] - scaled[order[-1]], axis=1))
+    return np.array(order)
+
+
+Stop = FrontStop | SuccessiveHalving
+
+
 @dataclass
 class Plan:
     """One seed of a strategy: its sampler (warm started from another table, or not), keep sets
     enqueued first (one-shot prior or screen seeds), whether it pays for the zero-shot screen
-    (once) and whether it stops keep sets early at the rungs (multi-fidelity)."""
+    (once) and how it stops keep sets early at the rungs (multi-fidelity), if it does."""
 
     sampler: optuna.samplers.BaseSampler
     seeds: list[tuple[int, ...]] = field(default_factory=list)
     screens: bool = False
-    stop_early: bool = False
+    stop: Stop | None = None
 
 
 Strategy = Callable[[Table, int], Plan]
@@ -158,10 +231,10 @@ def _strategy(
     name: str,
     seeds: Callable[[Table], list] | None = None,
     warm: tuple[dict, ...] = (),
-    stop_early: bool = False,
+    stop: Callable[[], Stop] | None = None,
 ) -> Strategy:
     """A registered sampler (`samplers.SAMPLERS`) on a table; it pays for the screen only if it
-    asks for it."""
+    asks for it; `stop` makes each seed's stop rule (multi-fidelity)."""
 
     def plan(table: Table, seed: int) -> Plan:
         asked = []
@@ -173,7 +246,7 @@ def _strategy(
 
         sampler = build_sampler(name, SamplerContext(seed, screen))
         first = seeds(table) if seeds else []
-        return Plan(sampler, first, screens=bool(asked), stop_early=stop_early)
+        return Plan(sampler, first, screens=bool(asked), stop=stop() if stop else None)
 
     return plan
 
@@ -184,8 +257,8 @@ def warm_knowledge(source: Table, trials: int | None = WARM_TRIALS) -> dict[tupl
     keep set of the table, more than any study there could tell (`scripts/warm_ceiling.py`)."""
     if trials is None:
         return {keep: float(v) for keep, v in zip(source.keeps, source.values[:, 0], strict=True)}
-    stop_early = bool(source.rungs)
-    trained = replay_one(source, _strategy("screened", stop_early=stop_early), 0, trials)[3]
+    stop = FrontStop if source.rungs else None
+    trained = replay_one(source, _strategy("screened", stop=stop), 0, trials)[3]
     return {keep: float(source.values[source.keeps.index(keep), 0]) for keep in trained}
 
 
@@ -201,19 +274,21 @@ def strategies(
     result["tpe+screen"] = _strategy("tpe", lambda t: t.top_screen())
     result["screened"] = _strategy("screened")
     if table.rungs:
-        result["screened-mf"] = _strategy("screened", stop_early=True)
+        result["screened-mf"] = _strategy("screened", stop=FrontStop)
+        result["moasha"] = _strategy("random", stop=SuccessiveHalving)
+        result["screened+moasha"] = _strategy("screened", stop=lambda: SuccessiveHalving(True))
     if warm_from:
         warm = tuple(warm_knowledge(source, warm_trials) for source in warm_from)
         result["screened+warm"] = _strategy("screened", warm=warm)
         if table.rungs:
-            result["screened-mf+warm"] = _strategy("screened", warm=warm, stop_early=True)
+            result["screened-mf+warm"] = _strategy("screened", warm=warm, stop=FrontStop)
     return result
 
 
 def unavailable(name: str, table: Table, warm_from: Sequence[Table], known) -> str:
     """Why `name` is not a strategy of this replay: a table without rungs has no multi-fidelity
     strategy, and a warm-started one needs the other table; else the name is unknown."""
-    if name.startswith("screened-mf") and not table.rungs:
+    if (name.startswith("screened-mf") or name.endswith("moasha")) and not table.rungs:
         return (
             f"replay strategy {name!r} needs the table's rung fidelities, and this table has none "
             "(it was built before rungs existed): rebuild it with `autoprune bench truth` "
@@ -265,27 +340,29 @@ def replay_one(
     compute: list[float] = []
     lookups = 0  # a study stops after this many look-ups in a row, as `search` does
     budget = min(budget, len(lookup))
-    full = np.ones(table.values.shape[1])
     while len(seen) < budget and lookups < MAX_LOOKUPS_IN_A_ROW:
         trial = study.ask()
         keep = suggest_keep(trial, space)
         mark(trial, keep=list(keep))
         values = lookup[keep]
-        lookups = lookups + 1 if keep in seen else 0
+        pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
+        again = plan.stop is not None and stopped_before(pruned, keep)
+        lookups = lookups + 1 if keep in seen or (again and not plan.stop.again) else 0
         if keep in seen:
             study.tell(trial, values.tolist())
+            continue
+        if again and not plan.stop.again:  # stopped once, stopped again at no cost
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
         i = row[keep]
         rungs = {str(s): {"mase": float(v[i])} for s, v in table.rungs.items()}
         mark(trial, rungs=rungs)
-        pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
-        go_on = not plan.stop_early or stopped_before(pruned, keep)
-        if not go_on and (stopped := _stopped_at(table, study, i, values, full)):
+        if plan.stop is not None and not again and (stopped := plan.stop(table, study, i, values)):
             ledger.append((keep, "stopped", table.costs[f"r{stopped}"][i]))
             mark(trial, stopped_at=stopped)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
-        ledger.append((keep, "full", table.costs["full_mf" if plan.stop_early else "full"][i]))
+        ledger.append((keep, "full", table.costs["full" if plan.stop is None else "full_mf"][i]))
         seen[keep] = values
         points = np.array(list(seen.values()))
         curve.append(hypervolume(points[non_dominated(points)], table.reference) / table.true_hv)
@@ -294,18 +371,6 @@ def replay_one(
         if curve[-1] >= 1 - 1e-12:
             break  # the true front is found: nothing a later trial does changes a figure
     return curve, compute, len(table.true_front & set(seen)) / len(table.true_front), list(seen)
-
-
-def _stopped_at(
-    table: Table, study: optuna.Study, i: int, values: np.ndarray, full: np.ndarray
-) -> int | None:
-    """The rung at which a multi-fidelity study stops row `i`, or None if it goes on."""
-    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    steps = stop_rung(list(table.rungs))
-    value = float(table.rungs[steps][i])
-    if not still_promising(trials, steps, value, values, full, 0, table.reference):
-        return steps
-    return None
 
 
 def _trials_to(curves: list[list[float]], level: float) -> dict:
@@ -387,7 +452,7 @@ def summarise(
 # Optuna's GP sampler refits its kernel every trial: minutes per seed at these budgets, on 2 cores
 ON_REQUEST = ("gp",)
 # strategies that take no seed (the screened sampler is deterministic for a table): replayed once
-SEED_FREE = ("screened", "screened-mf", "screened+warm", "screened-mf+warm")
+SEED_FREE = ("screened", "screened-mf", "screened+moasha", "screened+warm", "screened-mf+warm")
 
 
 def run(
