@@ -233,6 +233,8 @@ def test_a_strategy_the_table_cannot_replay_says_what_it_needs():
     truth = table()  # no rungs: built as before rungs existed
     with pytest.raises(AutoPruneError, match="rung fidelities.*bench truth"):
         run(truth, seeds=1, budget=3, only=["screened-mf"], log=lambda m: None)
+    with pytest.raises(AutoPruneError, match="'moasha' needs the table's rung fidelities"):
+        run(truth, seeds=1, budget=3, only=["moasha"], log=lambda m: None)
     with pytest.raises(AutoPruneError, match="needs --warm-start TABLE"):
         run(truth, seeds=1, budget=3, only=["screened+warm"], log=lambda m: None)
     with pytest.raises(AutoPruneError, match="unknown replay strategy 'tpe2'; known: random"):
