@@ -376,6 +376,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         f"{prep.ctx.adapter.num_layers} layers, objectives {', '.join(s['objectives'])}, "
         f"sampler {prep.sampler}, device {prep.ctx.device}"
         + (f", on Ray with {opts.workers or 1} workers" if opts.backend == "ray" else "")
+        + (f", warm start from {s['warm_start']}" if s.get("warm_start") else "")
     )
     ensure_reference(prep, lambda m: err.print(m))
     target = opts.trials or DEFAULT_TRIALS

@@ -100,6 +100,9 @@ class Pool:
 class Posterior:
     mean: np.ndarray
     std: np.ndarray
+    # several warm-start studies: the row of the prior it follows (None: one study or none,
+    # or nothing trained yet, when it follows their mean)
+    prior: int | None = None
 
 
 # hyperparameter grid searched by marginal likelihood: kernel length over keep sets, weight of
@@ -226,6 +229,7 @@ def fit_surrogate(
     `autoprune bench truth`), so it must not be trusted blindly: it enters the kernel with a
     weight learned from the re-aligned trials, so it counts for as much as they say it predicts."""
     priors = np.ones((1, len(pool.keeps))) if prior is None else np.atleast_2d(prior)
+    several = len(priors) > 1
     idx = np.array(sorted(observed), dtype=int)
     if len(idx) == 0:
         return Posterior(priors.mean(0), np.full(priors.shape[1], 0.1))
@@ -240,18 +244,21 @@ def fit_surrogate(
                     chol = np.linalg.cholesky(amplitude * gram + noise * np.eye(len(idx)) + extra)
                 except np.linalg.LinAlgError:
                     continue
-                for mean in priors:
+                for row, mean in enumerate(priors):
                     y = accuracy - mean[idx]
                     alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, y))
                     evidence = -0.5 * y @ alpha - np.log(np.diag(chol)).sum()
                     if best is None or evidence > best[0]:
                         setting = (length, weight, power, amplitude, noise)
-                        best = (evidence, setting, chol, alpha, mean)
-    _, (length, weight, power, amplitude, noise), chol, alpha, mean = best
+                        best = (evidence, setting, chol, alpha, row)
+    _, (length, weight, power, amplitude, noise), chol, alpha, row = best
+    mean = priors[row]
     cross = amplitude * pool.kernel(np.arange(len(pool.keeps)), idx, length, weight, power)
     explained = np.linalg.solve(chol, cross.T)
     var = amplitude * pool.spread(power) ** 2 + noise - (explained**2).sum(0)
-    return Posterior(mean + cross @ alpha, np.sqrt(np.maximum(var, 1e-12)))
+    return Posterior(
+        mean + cross @ alpha, np.sqrt(np.maximum(var, 1e-12)), row if several else None
+    )
 
 
 def expected_improvement(
@@ -289,6 +296,20 @@ def expected_improvement(
     return ehvi
 
 
+def surrogate(
+    pool: Pool,
+    observed: dict[int, float],
+    predicted: dict[int, tuple[float, float]] | None = None,
+    prior: np.ndarray | None = None,
+) -> Posterior:
+    """`fit_surrogate` over the trained keep sets (`observed`) and those stopped at a rung
+    (`predicted`: predicted accuracy and its variance, which enters as noise)."""
+    predicted = predicted or {}
+    everything = {**{i: mean for i, (mean, _) in predicted.items()}, **observed}
+    noise = {i: var for i, (_, var) in predicted.items() if i not in observed}
+    return fit_surrogate(pool, everything, noise, prior)
+
+
 def choose(
     pool: Pool,
     observed: dict[int, float],
@@ -296,20 +317,18 @@ def choose(
     reference: np.ndarray,
     predicted: dict[int, tuple[float, float]] | None = None,
     prior: np.ndarray | None = None,
+    posterior: Posterior | None = None,
 ) -> int | None:
     """Index of the next candidate to re-align; None when every candidate is taken.
     `predicted`: keep sets stopped at a rung, (predicted accuracy, its variance); they teach
     the surrogate and are not on the front. They stay candidates: one whose expected
     improvement, uncertainty included, beats every new keep set's is promoted to the full
     budget (a keep set stopped by a rung that misjudged it is not left until the pool is
-    exhausted)."""
-    predicted = predicted or {}
+    exhausted). `posterior`: the `surrogate` of these, when the caller fitted it already."""
     free = np.array([i for i in range(len(pool.keeps)) if i not in observed and i not in busy])
     if len(free) == 0:
         return None
-    everything = {**{i: mean for i, (mean, _) in predicted.items()}, **observed}
-    noise = {i: var for i, (_, var) in predicted.items() if i not in observed}
-    posterior = fit_surrogate(pool, everything, noise, prior)
+    posterior = posterior or surrogate(pool, observed, predicted, prior)
     gain = expected_improvement(pool, observed, posterior, reference)[free]
     order = np.lexsort((pool.screen[free], -gain))
     return int(free[order[0]])
@@ -368,7 +387,10 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
             elif (steps := record.stopped_at) in calibrated:
                 mean = calibrated[steps].predict(rung_value(other, steps))
                 predicted[i] = (mean, (mean * calibrated[steps].sigma) ** 2)
-        self._next = choose(self.pool, observed, busy, self.reference, predicted, self.prior)
+        posterior = surrogate(self.pool, observed, predicted, self.prior)
+        self._next = choose(self.pool, observed, busy, self.reference, posterior=posterior)
+        if posterior.prior is not None:  # several warm-start studies: say whose prior led
+            study._storage.set_trial_user_attr(trial._trial_id, "warm_prior", posterior.prior)
 
     def sample_independent(self, study, trial, name: str, distribution) -> object:
         if self._next is None or not isinstance(distribution, CategoricalDistribution):

@@ -154,6 +154,7 @@ def collect(study: optuna.Study) -> dict:
         "aggregate": settings.get("aggregate"),
         "datasets": list((reference or {}).get("realigned", {}).get("datasets", {})),
         "compute": compute_spent(study),
+        "warm_start": warm_start_followed(study, settings.get("warm_start")),
     }
     summary["per_dataset"] = per_dataset(summary)
     if reference and trained:
@@ -167,6 +168,21 @@ def collect(study: optuna.Study) -> dict:
         }
     summary["findings"] = findings(summary)
     return summary
+
+
+def warm_start_followed(study: optuna.Study, names: str | None) -> dict | None:
+    """The study's warm-start studies (None: it has none) and, with several, on how many of its
+    trials the screened sampler followed each one's prior (before the first trained trial it
+    follows their mean, recorded on no trial)."""
+    if not names:
+        return None
+    studies = names.split(",")
+    followed = dict.fromkeys(studies, 0)
+    for trial in study.get_trials(deepcopy=False):
+        row = TrialRecord.of(trial).warm_prior
+        if row is not None and row < len(studies):
+            followed[studies[row]] += 1
+    return {"studies": studies, "followed": followed if len(studies) > 1 else None}
 
 
 TRIAL_KINDS = {
@@ -347,6 +363,9 @@ def findings(summary: dict) -> list[str]:
             f"{LATENCY_TOLERANCE:g}x off the profile (trials {', '.join(map(str, off))}); "
             "their measured latency reflects the machine's load, not the model."
         )
+    warm = summary.get("warm_start")
+    if warm:
+        said.append(warm_start_finding(warm))
     estimate = summary["front_test_estimate"]
     if estimate["missing"] and estimate["seconds"] is not None:
         said.append(
@@ -354,6 +373,27 @@ def findings(summary: dict) -> list[str]:
             f"points are not computed: `autoprune report {summary['study']} --test-front` "
             f"(about {estimate['seconds']:.0f} s: each is re-aligned and forecasts "
             f"{estimate['windows']:,} test windows)."
+        )
+    return said
+
+
+def warm_start_finding(warm: dict) -> str:
+    """What the warm start was and, with several studies, whose prior the sampler followed."""
+    studies = warm["studies"]
+    said = (
+        f"Warm-started from {', '.join(studies)}: their trained keep sets were prior knowledge of "
+        "which keep sets re-align well, never results of this study."
+    )
+    followed = {name: n for name, n in (warm["followed"] or {}).items() if n}
+    if followed:
+        total = sum(followed.values())
+        said += (
+            " The sampler followed the prior of "
+            + ", ".join(
+                f"{name} on {n} of {total} proposals"
+                for name, n in sorted(followed.items(), key=lambda item: -item[1])
+            )
+            + " (the study whose prior best predicts this one's trials leads)."
         )
     return said
 

@@ -545,5 +545,19 @@ def test_a_warm_start_reads_finished_studies_of_the_same_model(
     assert len(both.warm) == 2 and both.warm[1] == prep.warm[0]
     assert len(both.warm[0]) == len(trained_trials(load_study("other")))
     assert both.settings["warm_start"] == "other,first"
+    # the report says what the warm start was, and whose prior the sampler followed
+    search(
+        options(tiny_model_dir, tiny_csv, tiny_space, study="third", warm_start="other,first"),
+        log=quiet,
+    )
+    third = collect(load_study("third"))
+    assert third["warm_start"]["studies"] == ["other", "first"]
+    # each proposal after the first trained trial records the prior it followed
+    followed = [t.user_attrs["warm_prior"] for t in load_study("third").get_trials()[1:]]
+    assert set(followed) <= {0, 1}
+    assert sum(third["warm_start"]["followed"].values()) == len(followed) >= 1
+    finding = next(f for f in third["findings"] if f.startswith("Warm-started"))
+    assert finding.startswith("Warm-started from other, first:") and "followed the prior" in finding
+    assert collect(load_study("first"))["warm_start"] is None
     with pytest.raises(StudyError, match="does not exist"):
         prepare(options(tiny_model_dir, tiny_csv, tiny_space, study="third", warm_start="nope"))
