@@ -386,13 +386,10 @@ def warm_start_finding(warm: dict) -> str:
     )
     followed = {name: n for name, n in (warm["followed"] or {}).items() if n}
     if followed:
-        total = sum(followed.values())
+        ranked = sorted(followed.items(), key=lambda item: -item[1])
         said += (
-            " The sampler followed the prior of "
-            + ", ".join(
-                f"{name} on {n} of {total} proposals"
-                for name, n in sorted(followed.items(), key=lambda item: -item[1])
-            )
+            f" Of the sampler's {sum(followed.values())} proposals since the first trained trial, "
+            + " and ".join(f"{n} followed the prior of {name}" for name, n in ranked)
             + " (the study whose prior best predicts this one's trials leads)."
         )
     return said

@@ -557,7 +557,10 @@ def test_a_warm_start_reads_finished_studies_of_the_same_model(
     assert set(followed) <= {0, 1}
     assert sum(third["warm_start"]["followed"].values()) == len(followed) >= 1
     finding = next(f for f in third["findings"] if f.startswith("Warm-started"))
-    assert finding.startswith("Warm-started from other, first:") and "followed the prior" in finding
+    assert (
+        finding.startswith("Warm-started from other, first:")
+        and "2 proposals since the first trained trial" in finding
+    )
     assert collect(load_study("first"))["warm_start"] is None
     with pytest.raises(StudyError, match="does not exist"):
         prepare(options(tiny_model_dir, tiny_csv, tiny_space, study="third", warm_start="nope"))
