@@ -18,7 +18,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autoprune.pareto import hypervolume, non_dominated
-from autoprune.record import TrialRecord
+from autoprune.record import TrialRecord, mark_sampled
 from autoprune.study import is_trained
 
 MIN_PAIRS = 4  # keep sets seen at a rung and at the full budget before any is stopped there
@@ -390,7 +390,7 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
         posterior = surrogate(self.pool, observed, predicted, self.prior)
         self._next = choose(self.pool, observed, busy, self.reference, posterior=posterior)
         if posterior.prior is not None:  # several warm-start studies: say whose prior led
-            study._storage.set_trial_user_attr(trial._trial_id, "warm_prior", posterior.prior)
+            mark_sampled(study, trial, warm_prior=posterior.prior)
 
     def sample_independent(self, study, trial, name: str, distribution) -> object:
         if self._next is None or not isinstance(distribution, CategoricalDistribution):

@@ -93,3 +93,10 @@ FIELDS = tuple(field.name for field in dataclasses.fields(TrialRecord))
 def mark(trial: optuna.Trial, **fields: Any) -> None:
     """Store some fields of a running trial's record now (`mark(trial, claimed=True)`)."""
     TrialRecord(**fields).write(trial)
+
+
+def mark_sampled(study: optuna.Study, trial: FrozenTrial, **fields: Any) -> None:
+    """`mark` for the trial a sampler is proposing: it sees a FrozenTrial (`before_trial`),
+    so the fields go through the study's storage."""
+    for name, value in TrialRecord(**fields).attrs().items():
+        study._storage.set_trial_user_attr(trial._trial_id, name, value)

@@ -345,8 +345,12 @@ def replay_one(
         keep = suggest_keep(trial, space)
         mark(trial, keep=list(keep))
         values = lookup[keep]
-        pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
-        again = plan.stop is not None and stopped_before(pruned, keep)
+        pruned = (optuna.trial.TrialState.PRUNED,)
+        again = (
+            plan.stop is not None
+            and keep not in seen
+            and stopped_before(study.get_trials(deepcopy=False, states=pruned), keep)
+        )
         lookups = lookups + 1 if keep in seen or (again and not plan.stop.again) else 0
         if keep in seen:
             study.tell(trial, values.tolist())
