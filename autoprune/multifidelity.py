@@ -9,7 +9,7 @@ multi-fidelity trial at a rung (`still_promising`), since both read the rungs' c
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -340,10 +340,10 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
     Trials it did not propose (enqueued seeds, re-queued crashes, other samplers earlier in the
     study) still count as observations, and RUNNING trials are never proposed twice. Keep sets
     stopped at a rung count as predictions (their rung value through the rung's calibration,
-    with its spread as noise). `warm`: per finished study of the same model elsewhere, its keep
-    sets and accuracies (normalised by its own full model); the surrogate fitted to each is a
-    prior mean for this study (`fit_surrogate` picks among several), prior knowledge only -
-    they are never results of this study.
+    with its spread as noise). `warm`: per finished study of the same model elsewhere, by its
+    name, its keep sets and accuracies (normalised by its own full model); the surrogate fitted
+    to each is a prior mean for this study (`fit_surrogate` picks among several), prior
+    knowledge only - they are never results of this study.
     """
 
     def __init__(
@@ -353,14 +353,18 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
         reference: np.ndarray,
         accuracy: int,
         fallback: optuna.samplers.BaseSampler | None = None,
-        warm: Sequence[dict[tuple[int, ...], float]] = (),
+        warm: Mapping[str, dict[tuple[int, ...], float]] | None = None,
     ) -> None:
         self.pool, self.full, self.reference = pool, np.asarray(full, float), reference
         self.accuracy = accuracy
         self.index = {k: i for i, k in enumerate(pool.keeps)}
         self.fallback = fallback or optuna.samplers.RandomSampler()
-        known = [{self.index[k]: v for k, v in w.items() if k in self.index} for w in warm]
-        priors = [fit_surrogate(pool, k).mean for k in known if k]
+        known = {
+            name: {self.index[k]: v for k, v in w.items() if k in self.index}
+            for name, w in (warm or {}).items()
+        }
+        self.warm_names = [name for name, k in known.items() if k]  # one per row of the prior
+        priors = [fit_surrogate(pool, k).mean for k in known.values() if k]
         self.prior = np.array(priors) if priors else None
 
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
@@ -390,7 +394,7 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
         posterior = surrogate(self.pool, observed, predicted, self.prior)
         self._next = choose(self.pool, observed, busy, self.reference, posterior=posterior)
         if posterior.prior is not None:  # several warm-start studies: say whose prior led
-            mark_sampled(study, trial, warm_prior=posterior.prior)
+            mark_sampled(study, trial, warm_prior=self.warm_names[posterior.prior])
 
     def sample_independent(self, study, trial, name: str, distribution) -> object:
         if self._next is None or not isinstance(distribution, CategoricalDistribution):

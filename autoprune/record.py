@@ -28,9 +28,9 @@ class TrialRecord:
     duplicate_of: int | None = None  # the running trial that trains its keep set
     over_total: int | None = None  # the study held this many trained keep sets meanwhile
     stopped_at: int | None = None  # stopped at this rung: the re-alignment steps it got
-    # several warm-start studies: the one (its place in --warm-start) whose prior mean the
-    # screened sampler followed when it proposed this trial
-    warm_prior: int | None = None
+    # several warm-start studies: the one whose prior mean the screened sampler followed when
+    # it proposed this trial (its name)
+    warm_prior: str | None = None
     fail_reason: str | None = None
     # measured on the validation split (objective.run_trial)
     mase: float | None = None

@@ -171,18 +171,21 @@ def collect(study: optuna.Study) -> dict:
 
 
 def warm_start_followed(study: optuna.Study, names: str | None) -> dict | None:
-    """The study's warm-start studies (None: it has none) and, with several, on how many of its
-    trials the screened sampler followed each one's prior (before the first trained trial it
-    follows their mean, recorded on no trial)."""
+    """The study's warm-start studies (None: it has none) and, where its trials followed several,
+    on how many of them the screened sampler followed each one's prior (before the first trained
+    trial it follows their mean, recorded on no trial). A study resumed with another
+    `--warm-start` list counts the earlier studies too, by the name each trial recorded."""
     if not names:
         return None
     studies = names.split(",")
     followed = dict.fromkeys(studies, 0)
     for trial in study.get_trials(deepcopy=False):
-        row = TrialRecord.of(trial).warm_prior
-        if row is not None and row < len(studies):
-            followed[studies[row]] += 1
-    return {"studies": studies, "followed": followed if len(studies) > 1 else None}
+        name = TrialRecord.of(trial).warm_prior
+        if isinstance(name, int):  # recorded as its place in the list (2026-12-04 only)
+            name = studies[name] if name < len(studies) else None
+        if name is not None:
+            followed[name] = followed.get(name, 0) + 1
+    return {"studies": studies, "followed": followed if len(followed) > 1 else None}
 
 
 TRIAL_KINDS = {

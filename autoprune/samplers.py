@@ -9,8 +9,8 @@ lazily, so building a sampler that does not need it costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
@@ -33,7 +33,8 @@ class Screen:
     full: np.ndarray
     reference: np.ndarray
     accuracy: int
-    warm: tuple[dict[tuple[int, ...], float], ...] = ()  # one per warm-start study
+    # per warm-start study, by name: its keep sets' accuracies (`ScreenedSampler`)
+    warm: Mapping[str, dict[tuple[int, ...], float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,8 @@ RESUME_KEYS = (
     "seed",
     "space",
 )
+# what a resume may choose afresh; the study's settings keep its latest run's
+RUN_KEYS = ("sampler", "fidelity", "warm_start")
 
 
 def quiet_optuna() -> None:
@@ -360,8 +362,9 @@ def create_or_resume(
     settings: dict,
     sampler: optuna.samplers.BaseSampler | None = None,
 ) -> optuna.Study:
-    """Create the study, or resume it after checking it was created with the same settings.
-    Its sampler is set where trials start (`search.run.study_sampler`)."""
+    """Create the study, or resume it after checking it was created with the same settings
+    (`RUN_KEYS` may differ: they are stored as this run's). Its sampler is set where trials
+    start (`search.run.study_sampler`)."""
     url = storage_url(name, storage)
     rdb = open_storage(url)
     if study_exists(rdb, name):
@@ -374,6 +377,8 @@ def create_or_resume(
                     f"{settings.get(key)!r}; resume it with the same settings or start a new "
                     "--study"
                 )
+        if changed := {k: settings.get(k) for k in RUN_KEYS if stored.get(k) != settings.get(k)}:
+            study.set_user_attr(SETTINGS_ATTR, {**stored, **changed})
         return study
     directions = ["minimize"] * len(settings["objectives"])
     study = optuna.create_study(

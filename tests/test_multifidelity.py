@@ -171,7 +171,7 @@ def test_a_warm_prior_mean_steers_the_first_proposal():
     target = int(np.argmin(truth + 0.5 * pool.costs[:, 0]))  # a cheap, accurate keep set
     warm = {pool.keeps[i]: (0.8 if i == target else 1.3) for i in range(len(pool.keeps))}
     reference = np.array([1.1, 1.0])  # as in a study: 10% worse than the full model at most
-    sampler = ScreenedSampler(pool, np.ones(2), reference, 0, warm=[warm])
+    sampler = ScreenedSampler(pool, np.ones(2), reference, 0, warm={"other": warm})
     assert sampler.prior is not None and np.argmin(sampler.prior[0]) == target
     assert choose(pool, {}, set(), reference) != target  # without it: the cheapest keep sets
     assert choose(pool, {}, set(), reference, prior=sampler.prior) == target
@@ -191,9 +191,13 @@ def test_with_several_warm_studies_the_surrogate_follows_the_one_this_study_rese
         np.ones(2),
         REFERENCE,
         0,
-        warm=[{k: v for k, v in zip(pool.keeps, w, strict=True)} for w in (unlike, alike)],
+        warm={
+            name: {k: v for k, v in zip(pool.keeps, w, strict=True)}
+            for name, w in (("unlike", unlike), ("alike", alike))
+        },
     )
     assert sampler.prior.shape == (2, len(pool.keeps))
+    assert sampler.warm_names == ["unlike", "alike"]  # row by row, as trials record them
     before = fit_surrogate(pool, {}, prior=sampler.prior)  # nothing trained yet: their mean
     assert np.allclose(before.mean, sampler.prior.mean(0))
     rng = np.random.default_rng(1)

@@ -530,20 +530,20 @@ def test_a_warm_start_reads_finished_studies_of_the_same_model(
     )
     first = load_study("first")
     full = first.user_attrs["reference"]["realigned"]["mase"]
-    assert prep.warm == (
-        {
+    assert prep.warm == {
+        "first": {
             tuple(t.user_attrs["keep"]): pytest.approx(t.values[0] / full)
             for t in trained_trials(first)
         },
-    )
+    }
     assert prep.settings["warm_start"] == "first"
     # several studies: one prior each, in the order named
     search(options(tiny_model_dir, tiny_csv, tiny_space, study="other", trials=2), log=quiet)
     both = prepare(
         options(tiny_model_dir, tiny_csv, tiny_space, study="third", warm_start="other,first")
     )
-    assert len(both.warm) == 2 and both.warm[1] == prep.warm[0]
-    assert len(both.warm[0]) == len(trained_trials(load_study("other")))
+    assert list(both.warm) == ["other", "first"] and both.warm["first"] == prep.warm["first"]
+    assert len(both.warm["other"]) == len(trained_trials(load_study("other")))
     assert both.settings["warm_start"] == "other,first"
     # the report says what the warm start was, and whose prior the sampler followed
     search(
@@ -554,13 +554,26 @@ def test_a_warm_start_reads_finished_studies_of_the_same_model(
     assert third["warm_start"]["studies"] == ["other", "first"]
     # each proposal after the first trained trial records the prior it followed
     followed = [t.user_attrs["warm_prior"] for t in load_study("third").get_trials()[1:]]
-    assert set(followed) <= {0, 1}
+    assert set(followed) <= {"other", "first"}
     assert sum(third["warm_start"]["followed"].values()) == len(followed) >= 1
     finding = next(f for f in third["findings"] if f.startswith("Warm-started"))
     assert (
         finding.startswith("Warm-started from other, first:")
         and "2 proposals since the first trained trial" in finding
     )
+    # resumed with another list, the earlier proposals still count for the study they followed
+    search(
+        options(tiny_model_dir, tiny_csv, tiny_space, study="third", warm_start="first", trials=4),
+        log=quiet,
+    )
+    resumed = collect(load_study("third"))["warm_start"]
+    assert resumed["studies"] == ["first"]
+    assert resumed["followed"] == {
+        "first": followed.count("first"),
+        "other": followed.count("other"),
+    }
+    again = prepare(options(tiny_model_dir, tiny_csv, tiny_space, study="third"))
+    assert list(again.warm) == ["first"]  # resumed without the flag: the latest list goes on
     assert collect(load_study("first"))["warm_start"] is None
     with pytest.raises(StudyError, match="does not exist"):
         prepare(options(tiny_model_dir, tiny_csv, tiny_space, study="third", warm_start="nope"))

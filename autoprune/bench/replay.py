@@ -58,6 +58,11 @@ class Table:
         self.true_hv = hypervolume(self.values[mask], self.reference)
         self.true_front = {k for k, m in zip(self.keeps, mask, strict=True) if m}
 
+    @property
+    def name(self) -> str:
+        """The table's dataset, as a warm start from it is named (e.g. `etth1`)."""
+        return Path(self.meta["dataset"]).stem
+
     @classmethod
     def load(cls, meta: dict, rows: list[dict]) -> Table:
         rows = [r for r in rows if r["mase"] is not None]
@@ -230,7 +235,7 @@ Strategy = Callable[[Table, int], Plan]
 def _strategy(
     name: str,
     seeds: Callable[[Table], list] | None = None,
-    warm: tuple[dict, ...] = (),
+    warm: dict[str, dict] | None = None,
     stop: Callable[[], Stop] | None = None,
 ) -> Strategy:
     """A registered sampler (`samplers.SAMPLERS`) on a table; it pays for the screen only if it
@@ -242,7 +247,7 @@ def _strategy(
         def screen() -> Screen:
             asked.append(True)
             pool = Pool.build(table.keeps, table.values[:, 1:], table.screen, table.num_layers)
-            return Screen(pool, np.ones(table.values.shape[1]), table.reference, 0, warm)
+            return Screen(pool, np.ones(table.values.shape[1]), table.reference, 0, warm or {})
 
         sampler = build_sampler(name, SamplerContext(seed, screen))
         first = seeds(table) if seeds else []
@@ -278,7 +283,8 @@ def strategies(
         result["moasha"] = _strategy("random", stop=SuccessiveHalving)
         result["screened+moasha"] = _strategy("screened", stop=lambda: SuccessiveHalving(True))
     if warm_from:
-        warm = tuple(warm_knowledge(source, warm_trials) for source in warm_from)
+        # keyed by place and dataset: two tables of one dataset (other settings) stay two
+        warm = {f"{i}-{t.name}": warm_knowledge(t, warm_trials) for i, t in enumerate(warm_from)}
         result["screened+warm"] = _strategy("screened", warm=warm)
         if table.rungs:
             result["screened-mf+warm"] = _strategy("screened", warm=warm, stop=FrontStop)
@@ -690,7 +696,7 @@ def replay_truth(
     result["truth"] = str(truth)
     stem = truth.stem.replace("truth-", "replay-")
     if warm_from:
-        stem += "-warm-" + "+".join(Path(t.meta["dataset"]).stem for t in warm_from)
+        stem += "-warm-" + "+".join(t.name for t in warm_from)
     if noise:
         stem += f"-noise{noise:g}"
     target = folder / f"{stem}.json"

@@ -304,12 +304,12 @@ def holdout_series(
 
 def warm_knowledge(
     names: Sequence[str], storage: str | None, model: str, num_layers: int
-) -> tuple[dict[tuple[int, ...], float], ...]:
+) -> dict[str, dict[tuple[int, ...], float]]:
     """What finished studies of the same model learned, per study: each trained keep set's
     accuracy, normalised by that study's own re-aligned full model (averaged where a study
     trained a keep set twice). Prior knowledge for the screened sampler, never results of this
     study; the sampler follows the study whose knowledge best predicts this one's trials."""
-    learned = []
+    learned = {}
     for name in names:
         study = stored_study(name, storage)
         if study is None:
@@ -332,8 +332,8 @@ def warm_knowledge(
         for t in trials:
             record = TrialRecord.of(t)
             values.setdefault(record.keep_set, []).append(record.metric(objective) / full)
-        learned.append({keep: float(np.mean(v)) for keep, v in values.items()})
-    return tuple(learned)
+        learned[name] = {keep: float(np.mean(v)) for keep, v in values.items()}
+    return learned
 
 
 def prepared_from_study(

@@ -21,5 +21,6 @@ class Prepared:
     settings: dict
     sampler: str
     rule: str
-    warm: tuple[dict[tuple[int, ...], float], ...] = ()  # one per warm-start study
+    # per warm-start study, by name: its keep sets' accuracies
+    warm: dict[str, dict[tuple[int, ...], float]] = dataclasses.field(default_factory=dict)
     holdout: dict[str, Series] = dataclasses.field(default_factory=dict)
