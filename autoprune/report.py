@@ -163,6 +163,7 @@ def collect(study: optuna.Study) -> dict:
         summary["hypervolume"] = {
             "final": curve[-1],
             "curve": curve,
+            "compute_s": compute_curve(study, trained),
             "reference_point": hv_reference(objectives).tolist(),
             "normalised_by": "the re-aligned full model",
         }
@@ -227,6 +228,23 @@ def compute_spent(study: optuna.Study) -> dict:
     rows += once(STEPS_AFTER_TRIALS)
     rows = [r for r in rows if r["seconds"] or r["count"]]
     return {"steps": rows, "total_s": round(sum(r["seconds"] for r in rows), 3)}
+
+
+def compute_curve(study: optuna.Study, trained: list) -> list[float]:
+    """Seconds of compute the study had spent when each trained trial finished, in trial order:
+    the once-per-study steps before the trials (latency profile, full model, screen) and every
+    trial up to that one, stopped at a rung and failed ones included (the x of the hypervolume
+    curve: compute, not trials). With several workers, trials are counted in the order they
+    started."""
+    spent = study.user_attrs.get(COMPUTE_ATTR, {})
+    total = sum(spent.get(step, 0.0) for step in STEPS_BEFORE_TRIALS)
+    numbers = {t.number for t in trained}
+    curve = []
+    for trial in study.get_trials(deepcopy=False):
+        total += TrialRecord.of(trial).wall_s or 0.0
+        if trial.number in numbers:
+            curve.append(round(total, 3))
+    return curve
 
 
 def per_dataset(summary: dict) -> list[dict]:
@@ -365,6 +383,15 @@ def findings(summary: dict) -> list[str]:
             f"{len(off)} of {len(summary['front'])} front points measured a latency more than "
             f"{LATENCY_TOLERANCE:g}x off the profile (trials {', '.join(map(str, off))}); "
             "their measured latency reflects the machine's load, not the model."
+        )
+    hv = summary.get("hypervolume")
+    if hv and len(hv["curve"]) >= GROWING_MIN_TRIALS and still_growing(hv["curve"]):
+        first, spent = first_held(hv["curve"]), hv["compute_s"]
+        said.append(
+            f"The front was still growing: it first held {HELD:.0%} of its hypervolume after "
+            f"{first + 1} of its {len(hv['curve'])} trained trials ({spent[first]:.0f} of "
+            f"{spent[-1]:.0f} s of compute), so more trials may well move it: resume with "
+            f"`autoprune search --study {summary['study']} --trials N` (N trials in all)."
         )
     warm = summary.get("warm_start")
     if warm:
@@ -632,15 +659,21 @@ def _figures(summary: dict, trials: list[dict]) -> list[tuple[str, str]]:
     hv = summary.get("hypervolume")
     if hv:
         curve = go.Figure(
-            go.Scatter(y=hv["curve"], x=list(range(1, len(hv["curve"]) + 1)), mode="lines+markers")
+            go.Scatter(
+                x=hv["compute_s"],
+                y=hv["curve"],
+                customdata=list(range(1, len(hv["curve"]) + 1)),
+                mode="lines+markers",
+                hovertemplate="%{x:.0f} s, %{customdata} trained trials: %{y:.4f}<extra></extra>",
+            )
         )
         curve.update_layout(
             height=320,
             template="plotly_white",
-            xaxis_title="trained trials",
+            xaxis_title="compute seconds (steps before the trials, then every trial)",
             yaxis_title="hypervolume (normalised)",
         )
-        figures.append(("Hypervolume over trials", curve))
+        figures.append(("Hypervolume over compute", curve))
 
     steps = summary["compute"]["steps"]
     if steps:
@@ -876,9 +909,37 @@ def _markdown(summary: dict) -> str:
             *table(compute_rows(summary), COMPUTE_COLUMNS),
             "",
         ]
+        if summary.get("hypervolume"):
+            lines += [hypervolume_reached(summary["hypervolume"]), ""]
     lines += ["## Metrics (lower is better)", ""]
     lines += [f"- `{m}`: {summary['metric_scales'][m]}" for m in METRICS]
     return "\n".join(lines) + "\n"
+
+
+HELD = 0.95  # a front "held" its hypervolume once it had this share of the final one
+GROWING_MIN_TRIALS = 10  # fewer trained trials say too little about whether the front settled
+GROWING_LAST = 0.2  # still growing: first held in the last fifth of the trained trials
+
+
+def first_held(curve: list[float]) -> int:
+    """The trained trial (index) after which the front first held HELD of its final volume."""
+    return next(i for i, value in enumerate(curve) if value >= HELD * curve[-1])
+
+
+def still_growing(curve: list[float]) -> bool:
+    return first_held(curve) >= (1 - GROWING_LAST) * len(curve)
+
+
+def hypervolume_reached(hv: dict) -> str:
+    """How far along the front is: when the search first held 95% of its hypervolume now. Long
+    before the end, more trials of the same search are unlikely to move the front much."""
+    curve, spent = hv["curve"], hv["compute_s"]
+    first = first_held(curve)
+    return (
+        f"The front's hypervolume (objectives over the re-aligned full model's) is "
+        f"{curve[-1]:.4f} after {len(curve)} trained trials and {spent[-1]:.0f} s of compute; "
+        f"{HELD:.0%} of it was first held after {first + 1} trials and {spent[first]:.0f} s."
+    )
 
 
 def _html(summary: dict, trials: list[dict]) -> str:

@@ -5,6 +5,7 @@ flagged, and every metric's scale."""
 import csv
 import json
 
+import numpy as np
 import pytest
 
 import autoprune.objective as objective_module
@@ -12,7 +13,7 @@ from autoprune.cli import main
 from autoprune.metrics import METRICS
 from autoprune.objective import latency_off_profile
 from autoprune.record import TrialRecord
-from autoprune.report import collect, findings, write_report
+from autoprune.report import collect, findings, first_held, still_growing, write_report
 from autoprune.search.cached import front_test
 from autoprune.search.options import prepared_from_study
 from autoprune.search.run import search
@@ -146,6 +147,32 @@ def test_report_test_front_computes_every_front_point(
     assert summary["compute"]["total_s"] == pytest.approx(sum(r["seconds"] for r in steps.values()))
     markdown = (studies / "c2" / "report" / "report.md").read_text()
     assert "## Compute" in markdown and "| screen |" in markdown
+    # the hypervolume over compute: the steps before the trials, then each trial's seconds
+    hv = summary["hypervolume"]
+    before_s = sum(steps[s]["seconds"] for s in before)
+    spent = np.array(hv["compute_s"])
+    assert len(spent) == len(hv["curve"]) == 4
+    assert spent == pytest.approx(before_s + np.cumsum([r.wall_s for r in records]), abs=0.01)
+    assert "first held after" in markdown
+    assert "Hypervolume over compute" in (studies / "c2" / "report" / "report.html").read_text()
+
+
+def test_a_front_still_growing_in_its_last_trials_is_said():
+    settled = [0.2, 0.5, 0.96, 0.97, 0.98, 0.99, 0.99, 1.0, 1.0, 1.0]
+    assert first_held(settled) == 2 and not still_growing(settled)
+    late = [0.2, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.94, 1.0]
+    assert first_held(late) == 9 and still_growing(late)
+    seconds = [10.0 * (i + 1) for i in range(10)]
+    summary = _summary(1.15, 1.19)
+    summary["hypervolume"] = {"curve": late, "compute_s": seconds}
+    said = [line for line in findings(summary) if line.startswith("The front was still growing")]
+    assert said == [
+        "The front was still growing: it first held 95% of its hypervolume after 10 of its 10 "
+        "trained trials (100 of 100 s of compute), so more trials may well move it: resume with "
+        "`autoprune search --study s --trials N` (N trials in all)."
+    ]
+    summary["hypervolume"] = {"curve": settled, "compute_s": seconds}
+    assert not any(line.startswith("The front was") for line in findings(summary))
 
 
 def test_latency_off_the_profile_is_flagged_in_the_trial_and_the_report(
