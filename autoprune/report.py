@@ -31,8 +31,8 @@ from autoprune.study import (
     PROFILE_ATTR,
     REFERENCE_ATTR,
     SELECTION_ATTR,
-    STEPS_AFTER_TRIALS,
     STEPS_BEFORE_TRIALS,
+    compute_spent,
     front_of,
     keep_key,
     settings_of,
@@ -187,47 +187,6 @@ def warm_start_followed(study: optuna.Study, names: str | None) -> dict | None:
         if name is not None:
             followed[name] = followed.get(name, 0) + 1
     return {"studies": studies, "followed": followed if len(followed) > 1 else None}
-
-
-TRIAL_KINDS = {
-    "trained": "trials trained to the full budget",
-    "stopped": "trials stopped at a rung",
-    "failed": "trials that failed",
-}
-
-
-def compute_spent(study: optuna.Study) -> dict:
-    """Seconds the study has spent so far, in every run of it, by step: what each trial
-    recorded (trained to the full budget, stopped at a rung, failed; a look-up runs nothing),
-    and the once-per-study steps around them. Summed over processes, so with several workers
-    it exceeds the wall clock; start-up (imports, loading the model and data) is not counted."""
-    spent = study.user_attrs.get(COMPUTE_ATTR, {})
-    trials = {kind: [0, 0.0] for kind in TRIAL_KINDS}
-    for trial in study.get_trials(deepcopy=False):
-        record = TrialRecord.of(trial)
-        if record.wall_s is None:
-            continue
-        kind = (
-            "stopped"
-            if record.stopped_at is not None
-            else "failed"
-            if trial.state == TrialState.FAIL
-            else "trained"
-        )
-        trials[kind][0] += 1
-        trials[kind][1] += record.wall_s
-
-    def once(steps):
-        return [{"step": s, "count": None, "seconds": spent.get(s, 0.0)} for s in steps]
-
-    rows = once(STEPS_BEFORE_TRIALS)
-    rows += [
-        {"step": TRIAL_KINDS[kind], "count": count, "seconds": round(seconds, 3)}
-        for kind, (count, seconds) in trials.items()
-    ]
-    rows += once(STEPS_AFTER_TRIALS)
-    rows = [r for r in rows if r["seconds"] or r["count"]]
-    return {"steps": rows, "total_s": round(sum(r["seconds"] for r in rows), 3)}
 
 
 def compute_curve(study: optuna.Study, trained: list) -> list[float]:

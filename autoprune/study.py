@@ -446,8 +446,51 @@ def current_hypervolume(study: optuna.Study, objectives: list[str]) -> float:
     return hypervolume(points, hv_reference(objectives))
 
 
+TRIAL_KINDS = {
+    "trained": "trials trained to the full budget",
+    "stopped": "trials stopped at a rung",
+    "failed": "trials that failed",
+}
+
+
+def compute_spent(study: optuna.Study) -> dict:
+    """Seconds the study has spent so far, in every run of it, by step: what each trial
+    recorded (trained to the full budget, stopped at a rung, failed; a look-up runs nothing),
+    and the once-per-study steps around them. Summed over processes, so with several workers
+    it exceeds the wall clock; start-up (imports, loading the model and data) is not counted."""
+    spent = study.user_attrs.get(COMPUTE_ATTR, {})
+    trials = {kind: [0, 0.0] for kind in TRIAL_KINDS}
+    for trial in study.get_trials(deepcopy=False):
+        record = TrialRecord.of(trial)
+        if record.wall_s is None:
+            continue
+        kind = (
+            "stopped"
+            if record.stopped_at is not None
+            else "failed"
+            if trial.state == TrialState.FAIL
+            else "trained"
+        )
+        trials[kind][0] += 1
+        trials[kind][1] += record.wall_s
+
+    def once(steps):
+        return [{"step": s, "count": None, "seconds": spent.get(s, 0.0)} for s in steps]
+
+    rows = once(STEPS_BEFORE_TRIALS)
+    rows += [
+        {"step": TRIAL_KINDS[kind], "count": count, "seconds": round(seconds, 3)}
+        for kind, (count, seconds) in trials.items()
+    ]
+    rows += once(STEPS_AFTER_TRIALS)
+    rows = [r for r in rows if r["seconds"] or r["count"]]
+    return {"steps": rows, "total_s": round(sum(r["seconds"] for r in rows), 3)}
+
+
 def list_studies() -> list[dict]:
-    """Every study under the studies folder, with its model, dataset and progress."""
+    """Every study under the studies folder, with its model, dataset and progress: trials
+    trained to the full budget, stopped at a rung and failed, the front's size and hypervolume
+    (objectives over its re-aligned full model's) and the seconds of compute it has spent."""
     rows = []
     root = studies_root()
     for db in sorted(root.glob("*/study.db")) if root.is_dir() else []:
@@ -460,14 +503,21 @@ def list_studies() -> list[dict]:
             continue
         settings = settings_of(study)
         trained, mask = front_of(study)
+        stopped = sum(TrialRecord.of(t).stopped_at is not None for t in study.get_trials())
+        objectives = settings.get("objectives")
         rows.append(
             {
                 "name": name,
                 "model": settings.get("model", "?"),
                 "dataset": settings.get("dataset", "?"),
                 "trials": len(trained),
+                "stopped": stopped,
                 "failed": len(failed_trials(study)),
                 "front": int(mask.sum()),
+                "hypervolume": round(current_hypervolume(study, objectives), 4)
+                if objectives
+                else None,
+                "compute_s": round(compute_spent(study)["total_s"]),
             }
         )
     return rows

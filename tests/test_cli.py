@@ -105,6 +105,11 @@ def test_search_report_export_and_evaluate_reproduce(
     code, out, _ = run("list", "studies", "--json", capsys=capsys)
     rows = json.loads(out)
     assert rows[0]["name"] == "c1" and rows[0]["trials"] == 3 and rows[0]["front"] >= 1
+    assert rows[0]["stopped"] == 0 and rows[0]["failed"] == 0
+    # the same hypervolume and compute as the study's report
+    summary = json.loads((studies / "c1" / "report" / "summary.json").read_text())
+    assert rows[0]["hypervolume"] == round(summary["hypervolume"]["final"], 4) > 0
+    assert rows[0]["compute_s"] == round(summary["compute"]["total_s"]) > 0
 
     code, out, _ = run("report", "c1", "--out", str(tmp_path / "rep"), capsys=capsys)
     assert code == 0 and (tmp_path / "rep" / "report.html").is_file()
