@@ -630,6 +630,7 @@ def _figures(summary: dict, trials: list[dict]) -> list[tuple[str, str]]:
             height=320,
             template="plotly_white",
             xaxis_title="compute seconds (steps before the trials, then every trial)",
+            xaxis=dict(rangemode="tozero"),  # from 0: the fixed cost before trial 1 shows
             yaxis_title="hypervolume (normalised)",
         )
         figures.append(("Hypervolume over compute", curve))
