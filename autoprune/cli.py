@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--trials", type=int, help="trained keep sets the study should reach in total (default 30)"
     )
     search.add_argument(
+        "--compute",
+        type=float,
+        metavar="SECONDS",
+        help="search compute the study may spend in total, all runs (the steps before the "
+        "trials and every trial, as the report's Compute table counts them); no trial starts "
+        "after it is spent; with it, --trials caps only when given",
+    )
+    search.add_argument(
         "--storage", type=_text, help="Optuna storage URL (default SQLite under studies/)"
     )
     search.add_argument(
@@ -322,14 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress_callback(progress: Progress, task: int, objectives: list[str]):
-    from autoprune.study import current_hypervolume, front_of
+def _progress_callback(progress: Progress, task: int, objectives: list[str], compute: bool):
+    """The search's progress: trained trials of the target, or with `--compute` the seconds of
+    search compute spent of the budget."""
+    from autoprune.study import current_hypervolume, front_of, search_seconds
 
     def on_trial(study, trial=None) -> None:
         trials, mask = front_of(study)
         progress.update(
             task,
-            completed=len(trials),
+            completed=search_seconds(study) if compute else len(trials),
+            trials=len(trials),
             front=int(mask.sum()),
             hv=current_hypervolume(study, objectives),
         )
@@ -363,9 +374,9 @@ def _front_table(summary: dict) -> Table:
 def cmd_search(args: argparse.Namespace) -> int:
     from autoprune.report import collect, compute_line, write_report
     from autoprune.search.cached import ensure_reference
-    from autoprune.search.options import DEFAULT_TRIALS, SearchOptions, prepare
-    from autoprune.search.run import search
-    from autoprune.study import selected_checkpoint, study_dir
+    from autoprune.search.options import SearchOptions, prepare
+    from autoprune.search.run import search, trial_target
+    from autoprune.study import search_seconds, selected_checkpoint, study_dir
 
     opts = SearchOptions(**{f.name: getattr(args, f.name) for f in fields(SearchOptions)})
     started = time.perf_counter()
@@ -379,25 +390,39 @@ def cmd_search(args: argparse.Namespace) -> int:
         + (f", warm start from {s['warm_start']}" if s.get("warm_start") else "")
     )
     ensure_reference(prep, lambda m: err.print(m))
-    target = opts.trials or DEFAULT_TRIALS
+    budget = opts.compute
+    counted = (
+        [
+            TextColumn("[bold]compute"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+        ]
+        + [TextColumn("trials {task.fields[trials]}")]
+        if budget
+        else [TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn()]
+    )
     with Progress(
-        TextColumn("[bold]trials"),
-        BarColumn(),
-        MofNCompleteColumn(),
+        *counted,
         TextColumn("front {task.fields[front]}  HV {task.fields[hv]:.4f}"),
         TextColumn("ETA"),
         TimeRemainingColumn(),
         console=err,
         transient=False,
     ) as progress:
-        task = progress.add_task("search", total=target, front=0, hv=0.0)
-        on_trial = _progress_callback(progress, task, s["objectives"])
+        total = budget or trial_target(opts, prep.ctx.space)
+        task = progress.add_task("search", total=total, trials=0, front=0, hv=0.0)
+        on_trial = _progress_callback(progress, task, s["objectives"], bool(budget))
         on_trial(prep.study)
         result = search(
             opts, log=lambda m: progress.console.print(m), on_trial=on_trial, prepared=prep
         )
     if result["stopped"] == "exhausted":
         err.print("every keep set of the search space has been evaluated")
+    elif result["stopped"] == "budget":
+        err.print(
+            f"the study has spent its compute budget: {search_seconds(prep.study):.0f} s of "
+            f"search compute, --compute {budget:g} (the trial under way when it ran out finished)"
+        )
     elif result["stopped"] == "stalled":
         err.print(
             "the sampler kept proposing keep sets already evaluated; stopped early - "

@@ -487,6 +487,13 @@ def compute_spent(study: optuna.Study) -> dict:
     return {"steps": rows, "total_s": round(sum(r["seconds"] for r in rows), 3)}
 
 
+def search_seconds(study: optuna.Study) -> float:
+    """The study's search compute so far, in all its runs: the steps before the trials and
+    every trial (`compute_spent`'s rows before the final steps), what `--compute` limits."""
+    rows = compute_spent(study)["steps"]
+    return sum(r["seconds"] for r in rows if r["step"] not in STEPS_AFTER_TRIALS)
+
+
 def list_studies() -> list[dict]:
     """Every study under the studies folder, with its model, dataset and progress: trials
     trained to the full budget, stopped at a rung and failed, the front's size and hypervolume

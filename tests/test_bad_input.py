@@ -339,6 +339,8 @@ ROWS = [
     ("export-out-under-a-file", "export kept --out {bad}/a-file/x", "a-file' is a file"),
     ("trials-zero", SEARCH + " --study kept --trials 0", "--trials 0 must be at least 1"),
     ("trials-negative", SEARCH + " --study kept --trials -2", "--trials -2 must be at least 1"),
+    ("compute-zero", SEARCH + " --study kept --compute 0", "--compute 0 must be a positive"),
+    ("compute-nan", SEARCH + " --study kept --compute nan", "--compute nan must be a positive"),
     ("trials-not-a-number", SEARCH + " --study kept --trials many", "invalid int value: 'many'"),
     ("threads-zero", SEARCH + " --study kept --threads 0", "--threads 0 must be at least 1"),
     ("device-unknown", SEARCH + " --study kept --device tpu", "--device 'tpu' is not one of"),

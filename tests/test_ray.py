@@ -22,7 +22,7 @@ from autoprune.report import collect
 from autoprune.search.cached import ensure_reference
 from autoprune.search.options import prepare
 from autoprune.search.run import search
-from autoprune.study import GRACE_S, load_study, trained_trials
+from autoprune.study import GRACE_S, load_study, search_seconds, trained_trials
 from tests.conftest import TINY_SPACE, options, quiet, search_command
 
 pytestmark = pytest.mark.ray
@@ -73,6 +73,14 @@ def test_two_workers_continue_a_local_study_and_local_continues_it(
     assert summary["trials"]["trained"] == 6
     assert {f["trial"] for f in summary["front"]} == pareto_numbers(study)
     assert study.user_attrs["selection"]["trial"] in pareto_numbers(study)
+
+    # on Ray too, a compute budget the study has already spent starts no trial
+    spent = options(
+        tiny_model_dir, tiny_csv, tiny_space, study="r", trials=None, compute=search_seconds(study),
+        backend="ray", workers=2,
+    )  # fmt: skip
+    assert search(spent, log=quiet)["stopped"] == "budget"
+    assert len(trained_trials(load_study("r"))) == 6
 
     search(
         options(tiny_model_dir, tiny_csv, tiny_space, study="r", trials=7), log=quiet

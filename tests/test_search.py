@@ -14,11 +14,12 @@ from optuna.trial import TrialState
 import autoprune.study as study_module
 from autoprune.errors import StudyError
 from autoprune.pareto import non_dominated
+from autoprune.record import TrialRecord
 from autoprune.report import collect
 from autoprune.search.cached import screen_progress
 from autoprune.search.options import SearchOptions, prepare
 from autoprune.search.run import search
-from autoprune.study import load_study, study_dir, trained_trials
+from autoprune.study import load_study, search_seconds, study_dir, trained_trials
 from tests.conftest import options, quiet
 
 
@@ -577,3 +578,32 @@ def test_a_warm_start_reads_finished_studies_of_the_same_model(
     assert collect(load_study("first"))["warm_start"] is None
     with pytest.raises(StudyError, match="does not exist"):
         prepare(options(tiny_model_dir, tiny_csv, tiny_space, study="third", warm_start="nope"))
+
+
+def test_a_compute_budget_stops_the_search_at_the_first_trial_that_spends_it(
+    tiny_model_dir, tiny_csv, tiny_space, studies
+):
+    # a budget the steps before the trials already spend: one trial, so the study has a front
+    first = search(
+        options(tiny_model_dir, tiny_csv, tiny_space, trials=None, compute=0.001), log=quiet
+    )
+    assert first["stopped"] == "budget" and first["selection"] is not None
+    study = load_study("s1")
+    assert len(trained_trials(study)) == 1
+    # resumed with room for about one more trial: it runs trials until one crosses the budget
+    seconds = TrialRecord.of(trained_trials(study)[0]).wall_s
+    budget = search_seconds(study) + 0.5 * seconds
+    again = search(
+        options(tiny_model_dir, tiny_csv, tiny_space, trials=None, compute=budget), log=quiet
+    )
+    assert again["stopped"] == "budget"
+    study = load_study("s1")
+    spent = [TrialRecord.of(t).wall_s for t in study.get_trials() if TrialRecord.of(t).wall_s]
+    assert search_seconds(study) >= budget > search_seconds(study) - spent[-1]
+    assert len(trained_trials(study)) >= 2
+    # --trials still caps: the study already holds that many, so nothing more runs
+    held = len(trained_trials(study))
+    capped = search(
+        options(tiny_model_dir, tiny_csv, tiny_space, trials=held, compute=1e6), log=quiet
+    )
+    assert capped["stopped"] == "reached" and len(trained_trials(load_study("s1"))) == held

@@ -15,7 +15,7 @@ from autoprune.errors import StudyError
 from autoprune.objective import TrialContext, make_objective
 from autoprune.record import TrialRecord
 from autoprune.space import SearchSpace
-from autoprune.study import trained_trials
+from autoprune.study import search_seconds, trained_trials
 
 MAX_FAILURES_IN_A_ROW = 3
 MAX_LOOKUPS_IN_A_ROW = 200
@@ -44,15 +44,24 @@ class Streaks:
 
 
 def stop_reason(
-    study: optuna.Study, space: SearchSpace, target: int, in_flight: int = 0
+    study: optuna.Study,
+    space: SearchSpace,
+    target: int,
+    in_flight: int = 0,
+    compute: float | None = None,
 ) -> str | None:
-    """Why no further trial should start: 'reached' once the trained keep sets (plus those still
-    being trained) make `target`, 'exhausted' once they cover the whole space."""
-    done = len(trained_trials(study)) + in_flight
-    if done >= target:
-        return "reached"
+    """Why no further trial should start: 'exhausted' once the trained keep sets (plus those
+    still being trained) cover the whole space, 'reached' once they make `target`, 'budget' once
+    the study's search compute (`search_seconds`, all runs) is `compute` seconds or more - after
+    its first trained keep set, so a study always has one."""
+    trained = len(trained_trials(study))
+    done = trained + in_flight
     if done >= space.size:
         return "exhausted"
+    if done >= target:
+        return "reached"
+    if compute is not None and trained and search_seconds(study) >= compute:
+        return "budget"
     return None
 
 
@@ -61,8 +70,10 @@ def run(
     ctx: TrialContext,
     target: int,
     on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial | None], None] = lambda s, t: None,
+    compute: float | None = None,
 ) -> str:
-    """Run trials until the study holds `target` trained keep sets; returns why it stopped.
+    """Run trials until the study holds `target` trained keep sets, or has spent `compute`
+    seconds of search (a trial under way finishes); returns why it stopped (`stop_reason`).
 
     `target` (`--trials N`) is counted in the shared storage, so a resumed run or a second
     process on the same storage stops at the same total. Optuna runs heartbeats during each
@@ -71,7 +82,7 @@ def run(
     objective = make_objective(ctx, target)
     streaks = Streaks()
     while True:
-        if reason := stop_reason(study, ctx.space, target):
+        if reason := stop_reason(study, ctx.space, target, compute=compute):
             return reason
         finished: list[optuna.trial.FrozenTrial] = []
         study.optimize(

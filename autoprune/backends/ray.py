@@ -148,10 +148,11 @@ class StudySearch(OptunaSearch):
         space: SearchSpace,
         target: int,
         on_trial: Callable[[optuna.Study, FrozenTrial | None], None],
+        compute: float | None = None,
     ) -> None:
         self.storage = open_storage(url)
         self.keep_space = space
-        self.target, self.on_trial = target, on_trial
+        self.target, self.on_trial, self.compute = target, on_trial, compute
         self.in_flight: dict[str, int] = {}  # Tune trial id -> Optuna trial id
         self.streaks = Streaks()
         self.stopped: str | None = None
@@ -174,7 +175,10 @@ class StudySearch(OptunaSearch):
         if self.stopped or self.error:
             return Searcher.FINISHED
         optuna.storages.fail_stale_trials(self._ot_study)
-        if reason := stop_reason(self._ot_study, self.keep_space, self.target, len(self.in_flight)):
+        in_flight = len(self.in_flight)
+        if reason := stop_reason(
+            self._ot_study, self.keep_space, self.target, in_flight, self.compute
+        ):
             if self.in_flight:
                 return None  # wait: a running trial may fail or turn out a look-up
             self.stopped = reason
@@ -314,16 +318,18 @@ def run(
     url: str,
     options: RayOptions,
     on_trial: Callable[[optuna.Study, FrozenTrial | None], None] = lambda s, t: None,
+    compute: float | None = None,
 ) -> str:
-    """Run trials on Ray until the study holds `target` trained keep sets; returns why it
-    stopped, as `local.run` does. Raises KeyboardInterrupt when Tune was interrupted (Ctrl-C)."""
+    """Run trials on Ray until the study holds `target` trained keep sets or has spent `compute`
+    seconds of search (trials in flight finish); returns why it stopped, as `local.run` does.
+    Raises KeyboardInterrupt when Tune was interrupted (Ctrl-C)."""
     preflight(options)
     owns = connect(options.address)
     scratch = tempfile.mkdtemp(prefix="autoprune-ray-")
     searcher: StudySearch | None = None
     try:
         cpus, gpus = trial_resources(options, url)
-        searcher = StudySearch(study, url, ctx.space, target, on_trial)
+        searcher = StudySearch(study, url, ctx.space, target, on_trial, compute)
         trainable = tune.with_resources(
             tune.with_parameters(
                 work,

@@ -70,6 +70,7 @@ class SearchOptions:
     freq: str | None = None
     split: str | None = None
     trials: int | None = None
+    compute: float | None = None  # seconds of search compute, all runs (`search_seconds`)
     storage: str | None = None
     sampler: str | None = None
     seed: int | None = None
@@ -155,6 +156,8 @@ def prepare(opts: SearchOptions) -> Prepared:
     """Resolve options against the stored study (if any) and open it."""
     if opts.trials is not None and opts.trials < 1:
         raise AutoPruneError(f"--trials {opts.trials} must be at least 1")
+    if opts.compute is not None and not opts.compute > 0:
+        raise AutoPruneError(f"--compute {opts.compute:g} must be a positive number of seconds")
     if opts.threads is not None and opts.threads < 1:
         raise AutoPruneError(f"--threads {opts.threads} must be at least 1")
     check_backend(opts)

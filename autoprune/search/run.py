@@ -98,7 +98,7 @@ def search(
         kinds = [k.strip() for k in opts.enqueue.split(",") if k.strip()]
         if queued := baselines.enqueue_seeds(prep, kinds):
             log(f"queued {queued} one-shot keep sets ({', '.join(kinds)}) as the first trials")
-    target = opts.trials or DEFAULT_TRIALS
+    target = trial_target(opts, prep.ctx.space)
     if opts.continue_stopped:
         queued = enqueue_stopped(prep.study, prep.ctx.space)
         log(f"continuing {queued} keep sets stopped at a rung to the full budget")
@@ -108,9 +108,11 @@ def search(
 
         url = storage_url(prep.name, opts.storage)
         options = ray_options(opts)
-        stopped = ray_backend.run(prep.study, prep.ctx, target, url, options, on_trial)
+        stopped = ray_backend.run(
+            prep.study, prep.ctx, target, url, options, on_trial, opts.compute
+        )
     else:
-        stopped = local.run(prep.study, prep.ctx, target, on_trial)
+        stopped = local.run(prep.study, prep.ctx, target, on_trial, opts.compute)
     searched = time.perf_counter()
     selection = finalize(prep, prep.rule, log)
     return {
@@ -122,6 +124,14 @@ def search(
         # the test split, the held-out datasets
         "finalize_seconds": time.perf_counter() - searched,
     }
+
+
+def trial_target(opts: SearchOptions, space) -> int:
+    """Trained keep sets the study should reach: `--trials`, else 30 - or, with only a compute
+    budget (`--compute`), as many as the space holds (the budget stops the search)."""
+    if opts.trials:
+        return opts.trials
+    return space.size if opts.compute else DEFAULT_TRIALS
 
 
 def enqueue_stopped(study: optuna.Study, space) -> int:
