@@ -248,6 +248,21 @@ def build_parser() -> argparse.ArgumentParser:
     dominance.add_argument("--storage", type=_text)
     dominance.add_argument("--device", default="auto")
 
+    compare = commands.add_parser(
+        "compare",
+        help="studies of one model and dataset: their fronts on one latency profile, and each "
+        "one's hypervolume over the compute it spent",
+    )
+    compare.add_argument("studies", type=_text, help="comma-separated study names")
+    compare.add_argument(
+        "--profile-from",
+        type=_text,
+        help="study whose latency profile and full model judge all (default the first named)",
+    )
+    compare.add_argument("--out", type=Path, help="folder (default studies/compare)")
+    compare.add_argument("--storage", type=_text)
+    compare.add_argument("--json", action="store_true", help="print JSON only")
+
     export = commands.add_parser("export", help="write a pruned checkpoint of a study")
     export.add_argument("study")
     export.add_argument("--trial", type=int, help="trial number (default: the selection)")
@@ -659,6 +674,47 @@ def cmd_dominance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from autoprune.compare import SHARE, compare, short, write
+    from autoprune.export import check_out
+    from autoprune.study import load_study, studies_root
+
+    names = list(dict.fromkeys(n.strip() for n in args.studies.split(",") if n.strip()))
+    out_dir = args.out or studies_root() / "compare"
+    check_out(out_dir)
+    result = compare({name: load_study(name, args.storage) for name in names}, args.profile_from)
+    paths = write(result, out_dir)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    reach = f"compute_s_to_{SHARE:.0%}_of_best"
+    table = Table(
+        title=f"{short(result['model'])} on {short(result['dataset'])}, on "
+        f"{result['profile_from']}'s latency "
+        "profile and full model"
+    )
+    columns = ("study", "sampler", "fidelity", "trained", "stopped", "front", "hypervolume")
+    for column in (*columns, "of best", "compute s", f"s to {SHARE:.0%} of best"):
+        table.add_column(column, justify="left" if column == "study" else "right")
+    for name, row in result["studies"].items():
+        table.add_row(
+            name,
+            str(row["sampler"]),
+            str(row["fidelity"]),
+            str(row["trained"]),
+            str(row["stopped"]),
+            str(row["front"]),
+            f"{row['hypervolume']:.4f}",
+            f"{row['ratio_to_best']:.1%}",
+            f"{row['compute_s']:.0f}",
+            "-" if row[reach] is None else f"{row[reach]:.0f}",
+        )
+    out.print(table)
+    for path in paths.values():
+        out.print(str(path))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from autoprune.search.finalize import export
 
@@ -943,6 +999,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "list": cmd_list,
     "report": cmd_report,
+    "compare": cmd_compare,
     "export": cmd_export,
     "dominance": cmd_dominance,
 }
