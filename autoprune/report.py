@@ -887,13 +887,18 @@ def first_held(curve: list[float]) -> int:
 
 
 def still_growing(curve: list[float]) -> bool:
-    return first_held(curve) >= (1 - GROWING_LAST) * len(curve)
+    return curve[-1] > 0 and first_held(curve) >= (1 - GROWING_LAST) * len(curve)
 
 
 def hypervolume_reached(hv: dict) -> str:
     """How far along the front is: when the search first held 95% of its hypervolume now. Long
     before the end, more trials of the same search are unlikely to move the front much."""
     curve, spent = hv["curve"], hv["compute_s"]
+    if not curve[-1]:
+        return (
+            f"The front holds no hypervolume after {len(curve)} trained trials and "
+            f"{spent[-1]:.0f} s of compute: every keep set is at or beyond the reference point."
+        )
     first = first_held(curve)
     return (
         f"The front's hypervolume (objectives over the re-aligned full model's) is "

@@ -162,6 +162,7 @@ def test_a_front_still_growing_in_its_last_trials_is_said():
     assert first_held(settled) == 2 and not still_growing(settled)
     late = [0.2, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.94, 1.0]
     assert first_held(late) == 9 and still_growing(late)
+    assert not still_growing([0.0] * 10)  # no volume at all is not a front growing
     seconds = [10.0 * (i + 1) for i in range(10)]
     summary = _summary(1.15, 1.19)
     summary["hypervolume"] = {"curve": late, "compute_s": seconds}
