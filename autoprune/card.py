@@ -102,6 +102,7 @@ def _command(meta: dict) -> str:
         f"--seed {meta['seed']}",
         f"--sampler {meta['sampler']}",
         f"--fidelity {meta['fidelity']}",
+        *([f"--warm-start {meta['warm_start']}"] if meta.get("warm_start") else []),
         f"--trials {meta['trials']}",
         *([f"--rule '{meta['rule']}'"] if meta.get("rule") else []),
     ]
@@ -195,6 +196,17 @@ def model_card(meta: dict) -> str:
         export,
         "```",
         "",
+        *(
+            [
+                f"The search spent {meta['search_compute_s']:,.0f} s of compute (its steps before "
+                f"the trials and its trials: {meta['trials']} keep sets trained to the full "
+                f"budget, and any stopped at a rung); `autoprune report {meta['study']}` says "
+                "where it went.",
+                "",
+            ]
+            if meta.get("search_compute_s") is not None
+            else []
+        ),
         f"autoprune {meta['autoprune_version']}; the study's settings in full: `autoprune.json`.",
     ]
     return "\n".join(lines) + "\n"
