@@ -411,8 +411,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             TextColumn("[bold]compute"),
             BarColumn(),
             TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+            TextColumn("trials {task.fields[trials]}"),
         ]
-        + [TextColumn("trials {task.fields[trials]}")]
         if budget
         else [TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn()]
     )

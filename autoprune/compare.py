@@ -24,7 +24,13 @@ from autoprune.objective import predict_latency
 from autoprune.pareto import hv_reference, hypervolume_curve, non_dominated, normalise
 from autoprune.record import TrialRecord
 from autoprune.report import compute_curve
-from autoprune.study import PROFILE_ATTR, REFERENCE_ATTR, settings_of, trained_trials
+from autoprune.study import (
+    PROFILE_ATTR,
+    REFERENCE_ATTR,
+    settings_of,
+    stopped_trials,
+    trained_trials,
+)
 
 SHARE = 0.95  # compute to this share of the best final hypervolume among the studies
 
@@ -75,13 +81,12 @@ def compare(studies: dict[str, optuna.Study], profile_from: str | None = None) -
             raise AutoPruneError(f"study {name!r} has no trained trials yet")
         points = normalise(rescored(study, profile, objectives), full)
         curve = hypervolume_curve(points, hv_reference(objectives))
-        stopped = sum(TrialRecord.of(t).stopped_at is not None for t in study.get_trials())
         spent = compute_curve(study, trained)
         rows[name] = {
             "sampler": other.get("sampler"),
             "fidelity": other.get("fidelity"),
             "trained": len(trained),
-            "stopped": stopped,
+            "stopped": len(stopped_trials(study)),
             "front": int(non_dominated(points).sum()),
             "hypervolume": curve[-1],
             "compute_s": spent[-1],

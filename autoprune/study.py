@@ -423,6 +423,12 @@ def failed_trials(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
 
 
+def stopped_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Trials stopped at a rung: PRUNED, with the steps they got (`stopped_at`)."""
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    return [t for t in pruned if TrialRecord.of(t).stopped_at is not None]
+
+
 def full_values(reference: dict, objectives: list[str]) -> list[float]:
     return [reference["realigned"][o] for o in objectives]
 
@@ -510,7 +516,6 @@ def list_studies() -> list[dict]:
             continue
         settings = settings_of(study)
         trained, mask = front_of(study)
-        stopped = sum(TrialRecord.of(t).stopped_at is not None for t in study.get_trials())
         objectives = settings.get("objectives")
         rows.append(
             {
@@ -518,7 +523,7 @@ def list_studies() -> list[dict]:
                 "model": settings.get("model", "?"),
                 "dataset": settings.get("dataset", "?"),
                 "trials": len(trained),
-                "stopped": stopped,
+                "stopped": len(stopped_trials(study)),
                 "failed": len(failed_trials(study)),
                 "front": int(mask.sum()),
                 "hypervolume": round(current_hypervolume(study, objectives), 4)

@@ -39,6 +39,7 @@ from autoprune.study import (
     REFERENCE_ATTR,
     full_values,
     load_study,
+    stopped_trials,
     storage_url,
     study_dir,
     trained_trials,
@@ -137,8 +138,7 @@ def trial_target(opts: SearchOptions, space) -> int:
 def enqueue_stopped(study: optuna.Study, space) -> int:
     """Queue every keep set stopped at a rung, and not trained since, for the full budget."""
     trained = {TrialRecord.of(t).keep_set for t in trained_trials(study)}
-    pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
-    stopped = {r.keep_set for r in map(TrialRecord.of, pruned) if r.stopped_at is not None}
+    stopped = {TrialRecord.of(t).keep_set for t in stopped_trials(study)}
     for keep in sorted(stopped - trained):
         study.enqueue_trial(space.params_of(keep), TrialRecord(full_budget=True).attrs())
     return len(stopped - trained)
