@@ -103,6 +103,7 @@ def _command(meta: dict) -> str:
         f"--sampler {meta['sampler']}",
         f"--fidelity {meta['fidelity']}",
         *([f"--warm-start {meta['warm_start']}"] if meta.get("warm_start") else []),
+        *([f"--screen {meta['screen']}"] if meta.get("screen", "auto") != "auto" else []),
         f"--trials {meta['trials']}",
         *([f"--rule '{meta['rule']}'"] if meta.get("rule") else []),
     ]

@@ -156,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         "predicts this study's trials so far",
     )
     search.add_argument(
+        "--screen",
+        choices=["auto", "on", "off"],
+        help="the screened sampler's zero-shot screen of every keep set: auto (default) runs it "
+        "unless its first keep sets project it past a tenth of the search's expected compute; "
+        "on: always; off: never (the sampler then reads only which layers a keep set keeps)",
+    )
+    search.add_argument(
         "--aggregate",
         choices=["geomean", "worst"],
         help="with several --dataset a,b,...: how the accuracy objective combines each "

@@ -21,6 +21,7 @@ from autoprune.metrics import METRICS, SCALES
 from autoprune.objective import LATENCY_TOLERANCE, latency_off_profile, predict_latency
 from autoprune.pareto import hv_reference, hypervolume_curve, normalise
 from autoprune.record import TrialRecord
+from autoprune.screen import SCREEN_SHARE
 from autoprune.space import objective_value
 from autoprune.study import (
     BASELINES_ATTR,
@@ -30,6 +31,7 @@ from autoprune.study import (
     PRIORS_ATTR,
     PROFILE_ATTR,
     REFERENCE_ATTR,
+    SCREEN_SKIPPED_ATTR,
     SELECTION_ATTR,
     STEPS_BEFORE_TRIALS,
     compute_spent,
@@ -155,6 +157,7 @@ def collect(study: optuna.Study) -> dict:
         "datasets": list((reference or {}).get("realigned", {}).get("datasets", {})),
         "compute": compute_spent(study),
         "warm_start": warm_start_followed(study, settings.get("warm_start")),
+        "screen_skipped": study.user_attrs.get(SCREEN_SKIPPED_ATTR),
     }
     summary["per_dataset"] = per_dataset(summary)
     if reference and trained:
@@ -351,6 +354,15 @@ def findings(summary: dict) -> list[str]:
             f"{first + 1} of its {len(hv['curve'])} trained trials ({spent[first]:.0f} of "
             f"{spent[-1]:.0f} s of compute), so more trials may well move it: resume with "
             f"`autoprune search --study {summary['study']} --trials N` (N trials in all)."
+        )
+    skipped = summary.get("screen_skipped")
+    if skipped and skipped["reason"] == "budget":
+        said.append(
+            "The sampler went without the zero-shot screen: it would have taken "
+            + (f"about {skipped['projected_s']:.0f} s, " if skipped.get("projected_s") else "")
+            + f"more than {SCREEN_SHARE:.0%} of the search's expected compute "
+            f"({skipped['allowed_s']:.0f} s allowed), so it started from which layers each keep "
+            "set keeps alone; `--screen on` screens anyway."
         )
     warm = summary.get("warm_start")
     if warm:

@@ -130,7 +130,7 @@ def _exhaustive(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
 
 @SAMPLERS.register("screened")
 def _screened(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
-    """multi-fidelity: zero-shot screen of every keep set + Bayesian surrogate + EHVI"""
+    """multi-fidelity: Bayesian surrogate + EHVI, led by a zero-shot screen where it pays"""
     s = ctx.screened()
     fallback = optuna.samplers.RandomSampler(seed=ctx.seed)
     return ScreenedSampler(s.pool, s.full, s.reference, s.accuracy, fallback, s.warm)

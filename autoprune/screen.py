@@ -28,7 +28,37 @@ SCREEN_WINDOWS = 64
 # keep sets per head call: on small models the head's per-call cost dominates, not its arithmetic
 # (README, "Priors, screening and one-shot baselines")
 SCREEN_BATCH = 8
-PROGRESS_EVERY = 256  # keep sets between two calls of `screen`'s progress hook
+PROGRESS_EVERY = 64  # keep sets between two calls of `screen`'s progress hook
+# the screened sampler screens only if the screen, projected from its first PROGRESS_EVERY keep
+# sets, costs at most this share of the search's expected compute (the trials still to train x
+# the full model's trial); past it the screen is a fixed cost before trial 1 that few trials
+# repay: on the 12-layer default study it cost a third of the search, and the sampler without
+# it reached as large a front with less compute (docs/search-efficiency.md)
+SCREEN_SHARE = 0.1
+
+
+class ScreenTooDear(Exception):
+    """The zero-shot screen would cost more than it is allowed (`SCREEN_SHARE`)."""
+
+    def __init__(self, projected_s: float | None, allowed_s: float) -> None:
+        super().__init__(f"projected {projected_s} s, allowed {allowed_s:.0f} s")
+        self.projected_s, self.allowed_s = projected_s, allowed_s
+
+
+def shared_prefix(a: KeepSet, b: KeepSet) -> int:
+    """How many leading layers two keep sets share."""
+    common = 0
+    while common < min(len(a), len(b)) and a[common] == b[common]:
+        common += 1
+    return common
+
+
+def applications(keep_sets: Iterable[KeepSet]) -> np.ndarray:
+    """Layer applications `screen` spends on each keep set, walking them in its order
+    (lexicographic): the layers past the prefix it shares with the keep set before."""
+    ordered = sorted(keep_sets)
+    before = [(), *ordered][: len(ordered)]
+    return np.array([len(k) - shared_prefix(b, k) for b, k in zip(before, ordered, strict=True)])
 
 
 def all_keep_sets(space: SearchSpace) -> list[KeepSet]:
@@ -124,9 +154,7 @@ def screen(
         pending.clear()
 
     for done, keep in enumerate(keep_sets, start=1):
-        common = 0
-        while common < min(len(applied), len(keep)) and applied[common] == keep[common]:
-            common += 1
+        common = shared_prefix(applied, keep)
         del applied[common:]
         del states[common + 1 :]
         for layer in keep[common:]:

@@ -39,6 +39,8 @@ BASELINES_ATTR = "baselines"
 PRIORS_ATTR = "priors"
 HOLDOUT_ATTR = "holdout"  # the selection and the full model, zero-shot on held-out datasets
 COMPUTE_ATTR = "compute"  # seconds each once-per-study step took, by step (`spending`)
+# the screened sampler went without the zero-shot screen: why (`search.run.screen_knowledge`)
+SCREEN_SKIPPED_ATTR = "screen_skipped"
 # the once-per-study steps `spending` records, in the order a search meets them
 STEPS_BEFORE_TRIALS = ("latency profile", "full model (val)", "importance", "screen")
 STEPS_AFTER_TRIALS = ("full model (test)", "selection", "front test", "held-out")
@@ -60,7 +62,7 @@ RESUME_KEYS = (
     "space",
 )
 # what a resume may choose afresh; the study's settings keep its latest run's
-RUN_KEYS = ("sampler", "fidelity", "warm_start")
+RUN_KEYS = ("sampler", "fidelity", "warm_start", "screen")
 
 
 def quiet_optuna() -> None:
@@ -397,11 +399,13 @@ def spending(study: optuna.Study, step: str) -> Iterator[None]:
     if step not in STEPS_BEFORE_TRIALS + STEPS_AFTER_TRIALS:
         raise ValueError(f"{step!r} is not a compute step the report knows")
     start = time.perf_counter()
-    yield
-    seconds = time.perf_counter() - start
-    spent = dict(study.user_attrs.get(COMPUTE_ATTR, {}))
-    spent[step] = round(spent.get(step, 0.0) + seconds, 3)
-    study.set_user_attr(COMPUTE_ATTR, spent)
+    try:
+        yield
+    finally:  # a step cut short (a screen over its budget, Ctrl-C) spent its seconds too
+        seconds = time.perf_counter() - start
+        spent = dict(study.user_attrs.get(COMPUTE_ATTR, {}))
+        spent[step] = round(spent.get(step, 0.0) + seconds, 3)
+        study.set_user_attr(COMPUTE_ATTR, spent)
 
 
 def is_trained(trial: FrozenTrial) -> bool:

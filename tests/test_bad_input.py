@@ -341,6 +341,7 @@ ROWS = [
     ("trials-negative", SEARCH + " --study kept --trials -2", "--trials -2 must be at least 1"),
     ("compute-zero", SEARCH + " --study kept --compute 0", "--compute 0 must be a positive"),
     ("compute-nan", SEARCH + " --study kept --compute nan", "--compute nan must be a positive"),
+    ("screen-unknown", SEARCH + " --study kept --screen maybe", "invalid choice: 'maybe'"),
     ("trials-not-a-number", SEARCH + " --study kept --trials many", "invalid int value: 'many'"),
     ("threads-zero", SEARCH + " --study kept --threads 0", "--threads 0 must be at least 1"),
     ("device-unknown", SEARCH + " --study kept --device tpu", "--device 'tpu' is not one of"),
@@ -499,7 +500,8 @@ def test_a_damaged_screen_cache_is_rebuilt_on_resume(world, monkeypatch, tmp_pat
     whole = json.loads(cache.read_text())
     cache.write_text(cache.read_text()[:50])
     monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(copy))
-    assert main(["search", "--study", "kept", "--trials", "3", "--device", "cpu"]) == 0
+    # one more trial: a resume with none left to train needs no screen, so it screens nothing
+    assert main(["search", "--study", "kept", "--trials", "4", "--device", "cpu"]) == 0
     rebuilt = json.loads(cache.read_text())["sets"]
     assert {k: v["mase"] for k, v in rebuilt.items()} == pytest.approx(
         {k: v["mase"] for k, v in whole["sets"].items()}, rel=1e-5

@@ -46,6 +46,7 @@ def test_an_export_carries_a_model_card_with_its_keep_set_and_metrics(
     assert "--study c1 \\\n" in body and f"--model {tiny_model_dir} \\\n" in body
     assert "autoprune export c1 --out" in body
     assert meta["search_compute_s"] > 0 and "--warm-start" not in body
+    assert meta["screen"] == "auto" and "--screen" not in body  # the default is left out
     assert f"The search spent {meta['search_compute_s']:,.0f} s of compute" in body
 
     # a trial exported by hand says so, and how to export it again

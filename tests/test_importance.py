@@ -15,7 +15,7 @@ from autoprune.importance import (
     scores,
 )
 from autoprune.models import load_adapter
-from autoprune.screen import all_keep_sets, screen
+from autoprune.screen import all_keep_sets, applications, screen
 from autoprune.space import parse_space
 
 
@@ -161,3 +161,12 @@ def test_screen_batches_heads_without_changing_a_number(adapter):
 def test_unknown_method():
     with pytest.raises(UnknownNameError, match="importance method"):
         check_method("magic")
+
+
+def test_the_screen_walk_applies_each_layer_of_a_shared_prefix_once():
+    """`applications` counts what `screen` spends, so a projection of its cost is right: every
+    keep set of an exhaustive pool adds one layer, a lone keep set all of its own."""
+    sets = all_keep_sets(parse_space({"model": "t", "num_layers": 4}, "t"))
+    assert applications([*sets, (0, 1, 2, 3)]).tolist() == [1] * 15
+    assert applications([(1, 3), (0, 2, 3)]).tolist() == [3, 2]  # walked in order, no prefix
+    assert applications([]).tolist() == []

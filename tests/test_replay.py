@@ -294,3 +294,23 @@ def test_moasha_replays_random_search_with_successive_halving_and_pays_each_rung
     assert not {k for k, _ in stops} & set(trained)  # a stopped keep set is never trained
     last = max(i for i, (_, charge, _) in enumerate(ledger) if charge == "full")
     assert compute[-1] == pytest.approx(sum(cost for _, _, cost in ledger[: last + 1]))
+
+
+def test_the_default_sampler_without_its_screen_pays_none_and_is_replayed_only_when_named():
+    truth = table()
+    n = len(truth.keeps)
+    kept = np.array([len(k) for k in truth.keeps], dtype=float)
+    truth.rungs = {1: truth.values[:, 0] * (1.3 - 0.05 * kept)}
+    truth.costs = {"r1": 0.3 * kept, "full": kept, "full_mf": kept + 0.1}
+    truth.screen_cost = 5.0
+    from autoprune.bench.replay import replay_one, strategies
+
+    known = strategies(truth)
+    ledger = []
+    curve, compute, _, trained = replay_one(truth, known["unscreened-mf"], 0, n, ledger)
+    assert curve[-1] == 1.0 and all(charge != "screen" for _, charge, _ in ledger)
+    assert sum(cost for _, _, cost in ledger) == pytest.approx(compute[-1])
+    default = run(truth, seeds=1, budget=n, log=lambda m: None)["strategies"]
+    assert "unscreened-mf" not in default and "screened-mf" in default
+    named = run(truth, seeds=1, budget=n, only=["unscreened-mf"], log=lambda m: None)
+    assert list(named["strategies"]) == ["unscreened-mf"]

@@ -16,6 +16,7 @@ from autoprune.errors import StudyError
 from autoprune.pareto import non_dominated
 from autoprune.record import TrialRecord
 from autoprune.report import collect
+from autoprune.screen import PROGRESS_EVERY
 from autoprune.search.cached import screen_progress
 from autoprune.search.options import SearchOptions, prepare
 from autoprune.search.run import search
@@ -239,20 +240,73 @@ def test_screened_sampler_caches_its_screen(tiny_model_dir, tiny_csv, tiny_space
     assert len(trained) == 6 and len(set(keeps)) == 6
 
 
+def test_a_screen_projected_past_its_share_of_the_search_is_skipped_until_asked_for(
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
+):
+    """auto: the screen stops at its first progress report once it projects past its share of
+    the search's expected compute; the sampler goes on without it, the study says why and
+    counts the seconds it ran; a resume does not start it again; `--screen on` screens."""
+    import autoprune.screen as screen_module
+    import autoprune.search.run as run_module
+
+    monkeypatch.setattr(screen_module, "PROGRESS_EVERY", 2)  # a report after 2 of 15 keep sets
+    monkeypatch.setattr(run_module, "SCREEN_SHARE", 1e-9)  # no screen is worth that little
+    messages = []
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=3), log=messages.append)
+    assert any("screening 14 keep sets" in m for m in messages)
+    assert any(m.startswith("skipping the zero-shot screen: it would take about") for m in messages)
+    assert not (studies / "s1" / "screen.json").exists()
+    study = load_study("s1")
+    skipped = study.user_attrs["screen_skipped"]
+    assert skipped["reason"] == "budget" and skipped["projected_s"] > skipped["allowed_s"]
+    assert study.user_attrs["compute"]["screen"] > 0  # the stretch it ran is counted
+    assert any("went without the zero-shot screen" in f for f in collect(study)["findings"])
+    assert len({tuple(t.user_attrs["keep"]) for t in trained_trials(study)}) == 3
+    messages.clear()
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=4), log=messages.append)
+    assert not any("screening" in m for m in messages)  # known to be too dear: not started
+    assert any(m.startswith("skipping the zero-shot screen") for m in messages)
+    messages.clear()
+    search(
+        options(tiny_model_dir, tiny_csv, tiny_space, trials=5, screen="on"), log=messages.append
+    )
+    assert any("screening 14 keep sets" in m for m in messages)
+    assert (studies / "s1" / "screen.json").is_file()
+    study = load_study("s1")
+    assert study.user_attrs["screen_skipped"] is None
+    assert study.user_attrs["autoprune"]["screen"] == "on"
+    assert len({tuple(t.user_attrs["keep"]) for t in trained_trials(study)}) == 5
+
+
+def test_screen_off_never_screens(tiny_model_dir, tiny_csv, tiny_space, studies):
+    messages = []
+    search(options(tiny_model_dir, tiny_csv, tiny_space, screen="off"), log=messages.append)
+    assert not any("screening" in m for m in messages)
+    assert "the screened sampler starts without the zero-shot screen (--screen off)" in messages
+    study = load_study("s1")
+    assert study.user_attrs["screen_skipped"]["reason"] == "--screen off"
+    assert "screen" not in study.user_attrs["compute"]
+    assert len(trained_trials(study)) == 3
+
+
 def test_a_long_screen_reports_its_progress_each_quarter():
-    """`screen` calls its hook every 256 keep sets; the user sees a line per quarter crossed,
-    with the time left."""
+    """`screen` calls its hook every PROGRESS_EVERY keep sets; the user sees a line per quarter
+    crossed, with the time left."""
     lines = []
     hook = screen_progress(4095, lines.append)
-    for done in range(256, 4095, 256):
+    for done in range(PROGRESS_EVERY, 4095, PROGRESS_EVERY):
         hook(done)
     assert [line.split(":")[0].strip() for line in lines] == [
         f"screened {n:,} of 4,095 keep sets" for n in (1024, 2048, 3072)
     ]
     assert all("s left" in line for line in lines)
     lines.clear()
-    screen_progress(300, lines.append)(256)  # a short screen: one line, not three
-    assert len(lines) == 1 and lines[0].startswith("  screened 256 of 300 keep sets")
+    hook = screen_progress(300, lines.append)  # a quarter a call: one line each, none at 64
+    for done in range(PROGRESS_EVERY, 300, PROGRESS_EVERY):
+        hook(done)
+    assert [line.split(":")[0].strip() for line in lines] == [
+        f"screened {n} of 300 keep sets" for n in (128, 192, 256)
+    ]
 
 
 def test_enqueued_seeds_come_first(tiny_model_dir, tiny_csv, tiny_space, studies):
@@ -583,9 +637,12 @@ def test_a_warm_start_reads_finished_studies_of_the_same_model(
 def test_a_compute_budget_stops_the_search_at_the_first_trial_that_spends_it(
     tiny_model_dir, tiny_csv, tiny_space, studies
 ):
-    # a budget the steps before the trials already spend: one trial, so the study has a front
+    # a budget the steps before the trials already spend: one trial, so the study has a front;
+    # no screen (`--screen auto` skips it under a spent budget, and a resume with room would
+    # start it again: a 14-keep-set screen is done before its cost can be projected)
     first = search(
-        options(tiny_model_dir, tiny_csv, tiny_space, trials=None, compute=0.001), log=quiet
+        options(tiny_model_dir, tiny_csv, tiny_space, trials=None, compute=0.001, screen="off"),
+        log=quiet,
     )
     assert first["stopped"] == "budget" and first["selection"] is not None
     study = load_study("s1")

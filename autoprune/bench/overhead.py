@@ -17,8 +17,8 @@ from autoprune.backends import local
 from autoprune.export import atomic_write_text
 from autoprune.record import TrialRecord
 from autoprune.search.cached import ensure_reference
-from autoprune.search.options import SearchOptions, prepare
-from autoprune.search.run import study_sampler
+from autoprune.search.options import DEFAULT_TRIALS, SearchOptions, prepare
+from autoprune.search.run import screen_allowance, study_sampler
 
 PARTS = ("prune_s", "realign_s", "rungs_s", "evaluate_s", "latency_s")
 
@@ -267,7 +267,8 @@ def startup(model: str, datasets: list[str], threads: int | None, out: Path, log
             priors(prep, list(METHODS), log)
             steps["importance_s"] = time.perf_counter() - lap
             lap = time.perf_counter()
-            prep.study.sampler = study_sampler(prep, log)
+            allowed = screen_allowance(prep, DEFAULT_TRIALS)  # as a default search would
+            prep.study.sampler = study_sampler(prep, log, allowed)
             steps["screen_s"] = time.perf_counter() - lap
             to_trial_1 = time.perf_counter() - start
             ctx = prep.ctx

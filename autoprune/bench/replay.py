@@ -237,21 +237,25 @@ def _strategy(
     seeds: Callable[[Table], list] | None = None,
     warm: dict[str, dict] | None = None,
     stop: Callable[[], Stop] | None = None,
+    screened: bool = True,
 ) -> Strategy:
     """A registered sampler (`samplers.SAMPLERS`) on a table; it pays for the screen only if it
-    asks for it; `stop` makes each seed's stop rule (multi-fidelity)."""
+    asks for it; `stop` makes each seed's stop rule (multi-fidelity). `screened=False`: the
+    screened sampler without the screen (`search --screen off`): every keep set's screen alike,
+    nothing paid for it."""
 
     def plan(table: Table, seed: int) -> Plan:
         asked = []
 
         def screen() -> Screen:
-            asked.append(True)
-            pool = Pool.build(table.keeps, table.values[:, 1:], table.screen, table.num_layers)
+            asked.append(screened)
+            values = table.screen if screened else np.ones(len(table.keeps))
+            pool = Pool.build(table.keeps, table.values[:, 1:], values, table.num_layers)
             return Screen(pool, np.ones(table.values.shape[1]), table.reference, 0, warm or {})
 
         sampler = build_sampler(name, SamplerContext(seed, screen))
         first = seeds(table) if seeds else []
-        return Plan(sampler, first, screens=bool(asked), stop=stop() if stop else None)
+        return Plan(sampler, first, screens=any(asked), stop=stop() if stop else None)
 
     return plan
 
@@ -280,6 +284,7 @@ def strategies(
     result["screened"] = _strategy("screened")
     if table.rungs:
         result["screened-mf"] = _strategy("screened", stop=FrontStop)
+        result["unscreened-mf"] = _strategy("screened", stop=FrontStop, screened=False)
         result["moasha"] = _strategy("random", stop=SuccessiveHalving)
         result["screened+moasha"] = _strategy("screened", stop=lambda: SuccessiveHalving(True))
     if warm_from:
@@ -459,10 +464,19 @@ def summarise(
     }
 
 
-# Optuna's GP sampler refits its kernel every trial: minutes per seed at these budgets, on 2 cores
-ON_REQUEST = ("gp",)
+# replayed only when named: Optuna's GP sampler refits its kernel every trial (minutes per seed
+# at these budgets, on 2 cores); the default sampler without its screen is what `search --screen
+# off` (and `auto` where the screen costs too much) runs, not a strategy of its own
+ON_REQUEST = ("gp", "unscreened-mf")
 # strategies that take no seed (the screened sampler is deterministic for a table): replayed once
-SEED_FREE = ("screened", "screened-mf", "screened+moasha", "screened+warm", "screened-mf+warm")
+SEED_FREE = (
+    "screened",
+    "screened-mf",
+    "unscreened-mf",
+    "screened+moasha",
+    "screened+warm",
+    "screened-mf+warm",
+)
 
 
 def run(

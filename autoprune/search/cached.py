@@ -27,7 +27,14 @@ from autoprune.objective import (
     test_metrics,
 )
 from autoprune.record import TrialRecord
-from autoprune.screen import PROGRESS_EVERY, SCREEN_WINDOWS, candidate_pool, screen
+from autoprune.screen import (
+    PROGRESS_EVERY,
+    SCREEN_WINDOWS,
+    ScreenTooDear,
+    applications,
+    candidate_pool,
+    screen,
+)
 from autoprune.search.prepared import Prepared
 from autoprune.study import (
     FRONT_TEST_ATTR,
@@ -208,9 +215,13 @@ def store_front_test(study: optuna.Study, keep: Sequence[int], test: dict) -> No
     study.set_user_attr(FRONT_TEST_ATTR, {**stored, keep_key(keep): test})
 
 
-def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
+def screen_table(
+    prep: Prepared, log: Callable[[str], None] = print, allowed_s: float | None = None
+) -> dict:
     """Zero-shot screen of the study's candidate pool and of the full model, computed once and
-    cached in the study folder, so a resumed run or a second process reuses it."""
+    cached in the study folder, so a resumed run or a second process reuses it. With
+    `allowed_s`, a screen not cached yet stops with ScreenTooDear once its first keep sets
+    project it past that many seconds (the seconds it ran are counted as the screen's)."""
     ctx = prep.ctx
     pool_sets = candidate_pool(ctx.space, prep.settings["seed"])
     everything = tuple(range(ctx.adapter.num_layers))
@@ -223,11 +234,15 @@ def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
         cached = {}  # damaged (a copy cut short, a full disk): the cache is rebuilt
     if cached.get("key") == key:
         return {tuple(map(int, k.split())): v for k, v in cached["sets"].items()}
+    if allowed_s is not None and allowed_s <= 0:
+        raise ScreenTooDear(None, allowed_s)
     log(
         f"screening {len(pool_sets):,} keep sets zero-shot (once per study"
         + (f", on each of {len(ctx.datasets)} datasets" if ctx.more else "")
         + ") ..."
     )
+    keep_sets = [*pool_sets, everything]
+    over_budget = screen_budget(keep_sets, len(ctx.datasets), allowed_s)
     with spending(prep.study, "screen"):
         tables = [
             screen(
@@ -239,8 +254,8 @@ def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
                 ctx.setting.horizon,
                 ctx.setting.patch_size,
                 series.seasonality,
-                [*pool_sets, everything],
-                on_progress=screen_progress(len(pool_sets) + 1, log),
+                keep_sets,
+                on_progress=screen_progress(len(keep_sets), log, over_budget),
             )
             for series in ctx.datasets
         ]
@@ -258,12 +273,39 @@ def screen_table(prep: Prepared, log: Callable[[str], None] = print) -> dict:
     return table
 
 
-def screen_progress(total: int, log: Callable[[str], None]) -> Callable[[int], None]:
-    """`screen`'s progress hook: a line at every quarter of the keep sets (it reports every
-    PROGRESS_EVERY), with the time taken and left, so a long screen does not look stuck."""
+def screen_budget(
+    keep_sets: Sequence[tuple[int, ...]], datasets: int, allowed_s: float | None
+) -> Callable[[int], None]:
+    """A check for `screen`'s first progress report (after PROGRESS_EVERY keep sets): it
+    projects the whole screen, on every dataset, from the layer applications done so far and
+    raises ScreenTooDear past `allowed_s` (None: no limit), so at most that first stretch is
+    spent on a screen that would not pay."""
+    started = time.perf_counter()
+    spent = applications(keep_sets).cumsum()
+    checked = []
+
+    def check(done: int) -> None:
+        if allowed_s is None or checked:
+            return
+        checked.append(done)
+        elapsed = time.perf_counter() - started
+        projected = elapsed * datasets * spent[-1] / max(spent[done - 1], 1)
+        if projected > allowed_s:
+            raise ScreenTooDear(projected, allowed_s)
+
+    return check
+
+
+def screen_progress(
+    total: int, log: Callable[[str], None], check: Callable[[int], None] = lambda done: None
+) -> Callable[[int], None]:
+    """`screen`'s progress hook: `check` first (`screen_budget`), then a line at every quarter
+    of the keep sets (it reports every PROGRESS_EVERY), with the time taken and left, so a long
+    screen does not look stuck."""
     started, quarter = time.perf_counter(), total / 4
 
     def on_progress(done: int) -> None:
+        check(done)
         if done // quarter > (done - PROGRESS_EVERY) // quarter and done < total:
             elapsed = time.perf_counter() - started
             log(

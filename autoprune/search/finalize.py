@@ -239,6 +239,7 @@ def checkpoint_metadata(prep: Prepared, selection: dict) -> dict:
         "sampler": settings["sampler"],
         "fidelity": settings["fidelity"],
         "warm_start": settings.get("warm_start"),
+        "screen": settings.get("screen", "auto"),
         "space_file": settings["space_file"],
         "val_windows": settings["evaluation"]["val_windows"],
         "num_samples": settings["evaluation"]["num_samples"],

@@ -59,6 +59,9 @@ BACKENDS = ("local", "ray")
 # of the true hypervolume on the ETTh2 and exchange-rate tables too (docs/search-efficiency.md)
 FIDELITIES = ("multi", "single")
 DEFAULT_FIDELITY = "multi"
+# the screened sampler's zero-shot screen: when it pays (`search.run.screen_allowance`), always,
+# never
+SCREENS = ("auto", "on", "off")
 
 
 @dataclass
@@ -90,6 +93,7 @@ class SearchOptions:
     address: str | None = None
     fidelity: str | None = None
     warm_start: str | None = None
+    screen: str | None = None  # auto (default), on, off: the screened sampler's zero-shot screen
     continue_stopped: bool = False
     holdout_dataset: str | None = None
     aggregate: str | None = None  # several datasets: geomean (default) or worst
@@ -184,6 +188,9 @@ def prepare(opts: SearchOptions) -> Prepared:
     fidelity = opts.fidelity or stored.get("fidelity") or DEFAULT_FIDELITY
     if fidelity not in FIDELITIES:
         raise AutoPruneError(f"--fidelity {fidelity!r} is unknown; use {' or '.join(FIDELITIES)}")
+    screen = opts.screen or stored.get("screen") or SCREENS[0]
+    if screen not in SCREENS:
+        raise AutoPruneError(f"--screen {screen!r} is unknown; use {', '.join(SCREENS)}")
     warm_start = opts.warm_start or stored.get("warm_start")
     warm_names = [validate_name(n.strip()) for n in (warm_start or "").split(",") if n.strip()]
     if name in warm_names:
@@ -244,6 +251,7 @@ def prepare(opts: SearchOptions) -> Prepared:
         "sampler": sampler,
         "fidelity": fidelity,
         "warm_start": ",".join(warm_names) or None,
+        "screen": screen,
     }
     if more:
         settings["aggregate"] = aggregate

@@ -24,6 +24,7 @@ from autoprune.pareto import (
 from autoprune.record import TrialRecord
 from autoprune.report import collect, write_report
 from autoprune.samplers import Beating, SamplerContext, Screen, build_sampler
+from autoprune.screen import SCREEN_SHARE, ScreenTooDear, candidate_pool
 from autoprune.search.cached import ensure_reference, front_test, priors, screen_table
 from autoprune.search.finalize import finalize
 from autoprune.search.front import selection_is_current, study_rule
@@ -37,8 +38,10 @@ from autoprune.search.options import (
 from autoprune.search.prepared import Prepared
 from autoprune.study import (
     REFERENCE_ATTR,
+    SCREEN_SKIPPED_ATTR,
     full_values,
     load_study,
+    search_seconds,
     stopped_trials,
     storage_url,
     study_dir,
@@ -46,22 +49,83 @@ from autoprune.study import (
 )
 
 
-def study_sampler(prep: Prepared, log: Callable[[str], None] = print) -> BaseSampler:
+def study_sampler(
+    prep: Prepared, log: Callable[[str], None] = print, allowed_s: float | None = None
+) -> BaseSampler:
     """The study's sampler, built by name once the full-model reference exists (the screened
     sampler's pool is normalised by it), beating for each trial it is asked for. Seeded with the
-    study seed plus the trials stored."""
+    study seed plus the trials stored. `allowed_s`: the seconds the zero-shot screen may take
+    (`screen_allowance`; None: no limit)."""
     seed = prep.settings["seed"] + len(prep.study.get_trials(deepcopy=False))
-    context = SamplerContext(seed, lambda: screen_knowledge(prep, log))
+    context = SamplerContext(seed, lambda: screen_knowledge(prep, log, allowed_s))
     return Beating(build_sampler(prep.sampler, context))
 
 
-def screen_knowledge(prep: Prepared, log: Callable[[str], None] = print) -> Screen:
+def screen_allowance(prep: Prepared, trials: int, compute: float | None = None) -> float | None:
+    """Seconds the screened sampler's zero-shot screen may take in this run: SCREEN_SHARE of
+    the search's expected compute, the trials still to train times the full model's trial (its
+    re-alignment, rungs, validation and latency, measured before trial 1: more than a pruned
+    keep set's), or the rest of a `--compute` budget if less. None with `--screen on` (no
+    limit), 0 with `--screen off`."""
+    mode = prep.settings.get("screen", "auto")
+    if mode != "auto":
+        return None if mode == "on" else 0.0
+    trial_s = sum(prep.study.user_attrs[REFERENCE_ATTR]["realigned"]["timing"].values())
+    expected = max(trials - len(trained_trials(prep.study)), 0) * trial_s
+    if compute:
+        expected = min(expected, compute - search_seconds(prep.study))
+    return SCREEN_SHARE * max(expected, 0.0)
+
+
+def screen_within(
+    prep: Prepared, log: Callable[[str], None], allowed_s: float | None
+) -> dict | None:
+    """`screen_table`, within `allowed_s` seconds; None when the screen would cost more (or
+    `--screen off`), said in the log and in the study (SCREEN_SKIPPED_ATTR). A screen already
+    cached costs nothing and is always used; one projected past the allowance in an earlier run
+    is not started again unless this run allows more."""
+    skipped = prep.study.user_attrs.get(SCREEN_SKIPPED_ATTR) or {}
+    if allowed_s is not None and (skipped.get("projected_s") or 0) > allowed_s:
+        allowed_s = 0.0  # known to be dearer: only a cached screen is used
+    try:
+        table = screen_table(prep, log, allowed_s)
+    except ScreenTooDear as dear:
+        if prep.settings.get("screen") == "off":
+            log("the screened sampler starts without the zero-shot screen (--screen off)")
+            why = {"reason": "--screen off"}
+        else:
+            projected = dear.projected_s or skipped.get("projected_s")
+            log(
+                "skipping the zero-shot screen: it would take "
+                + (f"about {projected:.0f} s, " if projected else "")
+                + f"more than {SCREEN_SHARE:.0%} of this search's expected compute "
+                f"({dear.allowed_s:.0f} s allowed); the sampler starts from which layers each "
+                "keep set keeps alone (--screen on screens anyway)"
+            )
+            why = {"reason": "budget", "projected_s": projected and round(projected, 1)}
+        prep.study.set_user_attr(
+            SCREEN_SKIPPED_ATTR, {**why, "allowed_s": round(dear.allowed_s, 1)}
+        )
+        return None
+    if skipped:
+        prep.study.set_user_attr(SCREEN_SKIPPED_ATTR, None)  # screened after all
+    return table
+
+
+def screen_knowledge(
+    prep: Prepared, log: Callable[[str], None] = print, allowed_s: float | None = None
+) -> Screen:
     """The zero-shot screen of the study's candidate pool, each keep set's costs and screen as
-    ratios to the re-aligned full model's: what the screened sampler starts from."""
+    ratios to the re-aligned full model's: what the screened sampler starts from. Without the
+    screen (`screen_within`), every keep set's screen is the full model's, so the sampler's kernel
+    reads only which layers each keeps."""
     ctx, objectives = prep.ctx, prep.settings["objectives"]
-    table = screen_table(prep, log)
+    table = screen_within(prep, log, allowed_s)
     everything = tuple(range(ctx.adapter.num_layers))
-    pool_sets = [k for k in table if k != everything]
+    if table is None:
+        pool_sets = candidate_pool(ctx.space, prep.settings["seed"])
+    else:
+        pool_sets = [k for k in table if k != everything]
     reference = prep.study.user_attrs[REFERENCE_ATTR]["realigned"]
     full = np.array(full_values(prep.study.user_attrs[REFERENCE_ATTR], objectives))
     accuracy = accuracy_index(objectives)
@@ -76,7 +140,11 @@ def screen_knowledge(prep: Prepared, log: Callable[[str], None] = print) -> Scre
             for k in pool_sets
         ]
     )
-    screen_values = np.array([table[k]["mase"] for k in pool_sets]) / table[everything]["mase"]
+    screen_values = (
+        np.ones(len(pool_sets))
+        if table is None
+        else np.array([table[k]["mase"] for k in pool_sets]) / table[everything]["mase"]
+    )
     pool = Pool.build(pool_sets, cost_values, screen_values, ctx.adapter.num_layers)
     hv_ref = hv_reference(objectives)
     ordered_ref = np.r_[hv_ref[accuracy], [hv_ref[objectives.index(o)] for o in costs]]
@@ -94,16 +162,17 @@ def search(
     start = time.perf_counter()
     ensure_reference(prep, log)
     priors(prep, list(METHODS), log)  # one calibration pass: the report's importance chart
-    prep.study.sampler = study_sampler(prep, log)
-    if opts.enqueue:
-        kinds = [k.strip() for k in opts.enqueue.split(",") if k.strip()]
-        if queued := baselines.enqueue_seeds(prep, kinds):
-            log(f"queued {queued} one-shot keep sets ({', '.join(kinds)}) as the first trials")
     target = trial_target(opts, prep.ctx.space)
     if opts.continue_stopped:
         queued = enqueue_stopped(prep.study, prep.ctx.space)
         log(f"continuing {queued} keep sets stopped at a rung to the full budget")
         target = max(target, len(trained_trials(prep.study)) + queued)
+    allowed = screen_allowance(prep, target, opts.compute)
+    prep.study.sampler = study_sampler(prep, log, allowed)
+    if opts.enqueue:
+        kinds = [k.strip() for k in opts.enqueue.split(",") if k.strip()]
+        if queued := baselines.enqueue_seeds(prep, kinds):
+            log(f"queued {queued} one-shot keep sets ({', '.join(kinds)}) as the first trials")
     if opts.backend == "ray":
         from autoprune.backends import ray as ray_backend
 
