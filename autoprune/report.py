@@ -21,7 +21,7 @@ from autoprune.metrics import METRICS, SCALES
 from autoprune.objective import LATENCY_TOLERANCE, latency_off_profile, predict_latency
 from autoprune.pareto import hv_reference, hypervolume_curve, normalise
 from autoprune.record import TrialRecord
-from autoprune.screen import SCREEN_SHARE
+from autoprune.screen import skipped_sentence
 from autoprune.space import objective_value
 from autoprune.study import (
     BASELINES_ATTR,
@@ -357,13 +357,7 @@ def findings(summary: dict) -> list[str]:
         )
     skipped = summary.get("screen_skipped")
     if skipped and skipped["reason"] == "budget":
-        said.append(
-            "The sampler went without the zero-shot screen: it would have taken "
-            + (f"about {skipped['projected_s']:.0f} s, " if skipped.get("projected_s") else "")
-            + f"more than {SCREEN_SHARE:.0%} of the search's expected compute "
-            f"({skipped['allowed_s']:.0f} s allowed), so it started from which layers each keep "
-            "set keeps alone; `--screen on` screens anyway."
-        )
+        said.append(skipped_sentence(skipped.get("projected_s"), skipped["allowed_s"]))
     warm = summary.get("warm_start")
     if warm:
         said.append(warm_start_finding(warm))

@@ -45,6 +45,18 @@ class ScreenTooDear(Exception):
         self.projected_s, self.allowed_s = projected_s, allowed_s
 
 
+def skipped_sentence(projected_s: float | None, allowed_s: float) -> str:
+    """Why the screened sampler went without the screen: the run's log line and the report's
+    finding."""
+    return (
+        "Zero-shot screen skipped: it would take "
+        + (f"about {projected_s:.0f} s, " if projected_s else "")
+        + f"more than {SCREEN_SHARE:.0%} of this search's expected compute ({allowed_s:.0f} s "
+        "allowed); the sampler starts from which layers each keep set keeps alone, and "
+        "`--screen on` screens anyway."
+    )
+
+
 def shared_prefix(a: KeepSet, b: KeepSet) -> int:
     """How many leading layers two keep sets share."""
     common = 0

@@ -254,18 +254,18 @@ def test_a_screen_projected_past_its_share_of_the_search_is_skipped_until_asked_
     messages = []
     search(options(tiny_model_dir, tiny_csv, tiny_space, trials=3), log=messages.append)
     assert any("screening 14 keep sets" in m for m in messages)
-    assert any(m.startswith("skipping the zero-shot screen: it would take about") for m in messages)
+    assert any(m.startswith("Zero-shot screen skipped: it would take about") for m in messages)
     assert not (studies / "s1" / "screen.json").exists()
     study = load_study("s1")
     skipped = study.user_attrs["screen_skipped"]
     assert skipped["reason"] == "budget" and skipped["projected_s"] > skipped["allowed_s"]
     assert study.user_attrs["compute"]["screen"] > 0  # the stretch it ran is counted
-    assert any("went without the zero-shot screen" in f for f in collect(study)["findings"])
+    assert any(f.startswith("Zero-shot screen skipped") for f in collect(study)["findings"])
     assert len({tuple(t.user_attrs["keep"]) for t in trained_trials(study)}) == 3
     messages.clear()
     search(options(tiny_model_dir, tiny_csv, tiny_space, trials=4), log=messages.append)
     assert not any("screening" in m for m in messages)  # known to be too dear: not started
-    assert any(m.startswith("skipping the zero-shot screen") for m in messages)
+    assert any(m.startswith("Zero-shot screen skipped") for m in messages)
     messages.clear()
     search(
         options(tiny_model_dir, tiny_csv, tiny_space, trials=5, screen="on"), log=messages.append

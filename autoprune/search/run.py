@@ -24,7 +24,7 @@ from autoprune.pareto import (
 from autoprune.record import TrialRecord
 from autoprune.report import collect, write_report
 from autoprune.samplers import Beating, SamplerContext, Screen, build_sampler
-from autoprune.screen import SCREEN_SHARE, ScreenTooDear, candidate_pool
+from autoprune.screen import SCREEN_SHARE, ScreenTooDear, candidate_pool, skipped_sentence
 from autoprune.search.cached import ensure_reference, front_test, priors, screen_table
 from autoprune.search.finalize import finalize
 from autoprune.search.front import selection_is_current, study_rule
@@ -95,13 +95,7 @@ def screen_within(
             why = {"reason": "--screen off"}
         else:
             projected = dear.projected_s or skipped.get("projected_s")
-            log(
-                "skipping the zero-shot screen: it would take "
-                + (f"about {projected:.0f} s, " if projected else "")
-                + f"more than {SCREEN_SHARE:.0%} of this search's expected compute "
-                f"({dear.allowed_s:.0f} s allowed); the sampler starts from which layers each "
-                "keep set keeps alone (--screen on screens anyway)"
-            )
+            log(skipped_sentence(projected, dear.allowed_s))
             why = {"reason": "budget", "projected_s": projected and round(projected, 1)}
         prep.study.set_user_attr(
             SCREEN_SKIPPED_ATTR, {**why, "allowed_s": round(dear.allowed_s, 1)}
