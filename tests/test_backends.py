@@ -47,3 +47,23 @@ def test_gpus_per_trial_without_a_gpu_is_one_line(capsys, studies):
     err = capsys.readouterr().err
     assert "--gpus-per-trial 1 needs a GPU and this machine has none" in err
     assert err.count("\n") == 1
+
+
+def test_trials_under_way_count_against_a_compute_budget():
+    """Several Ray workers: a trial under way counts as the study's mean trial, so no worker
+    starts one the budget cannot pay for (one process overshoots by its last trial alone)."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from autoprune.backends.local import stop_reason
+
+    study = optuna.create_study(directions=["minimize"])
+    for seconds in (2.0, 4.0):  # two trained trials: 6 s spent, 3 s a trial
+        study.add_trial(optuna.trial.create_trial(values=[1.0], user_attrs={"wall_s": seconds}))
+    space = SimpleNamespace(size=100)
+    assert stop_reason(study, space, 50, in_flight=0, compute=8.0) is None
+    assert stop_reason(study, space, 50, in_flight=1, compute=8.0) == "budget"  # 6 + 3 >= 8
+    assert stop_reason(study, space, 50, in_flight=1, compute=10.0) is None
+    assert stop_reason(study, space, 50, in_flight=2, compute=10.0) == "budget"
+    assert stop_reason(study, space, 50, in_flight=0, compute=6.0) == "budget"

@@ -15,7 +15,7 @@ from autoprune.errors import StudyError
 from autoprune.objective import TrialContext, make_objective
 from autoprune.record import TrialRecord
 from autoprune.space import SearchSpace
-from autoprune.study import search_seconds, trained_trials
+from autoprune.study import compute_spent, search_seconds, trained_trials
 
 MAX_FAILURES_IN_A_ROW = 3
 MAX_LOOKUPS_IN_A_ROW = 200
@@ -53,15 +53,21 @@ def stop_reason(
     """Why no further trial should start: 'exhausted' once the trained keep sets (plus those
     still being trained) cover the whole space, 'reached' once they make `target`, 'budget' once
     the study's search compute (`search_seconds`, all runs) is `compute` seconds or more - after
-    its first trained keep set, so a study always has one."""
+    its first trained keep set, so a study always has one. Trials still under way (several Ray
+    workers) count as much as the study's trials so far took on average, so workers do not
+    start trials the budget cannot pay for: it is overshot by about one trial, as one process
+    overshoots it."""
     trained = len(trained_trials(study))
     done = trained + in_flight
     if done >= space.size:
         return "exhausted"
     if done >= target:
         return "reached"
-    if compute is not None and trained and search_seconds(study) >= compute:
-        return "budget"
+    if compute is not None and trained:
+        ran = [r for r in compute_spent(study)["steps"] if r["count"]]
+        mean_trial = sum(r["seconds"] for r in ran) / max(sum(r["count"] for r in ran), 1)
+        if search_seconds(study) + in_flight * mean_trial >= compute:
+            return "budget"
     return None
 
 
