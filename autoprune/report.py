@@ -747,8 +747,12 @@ COMPUTE_NOTE = (
 
 
 def compute_label(row: dict) -> str:
-    """A compute step as a user reads it: "30 trials trained to the full budget", "screen"."""
-    return ("" if row["count"] is None else f"{row['count']} ") + row["step"]
+    """A compute step as a user reads it: "30 trials trained to the full budget", "1 trial
+    stopped at a rung", "screen"."""
+    if row["count"] is None:
+        return row["step"]
+    step = row["step"].replace("trials ", "trial ", 1) if row["count"] == 1 else row["step"]
+    return f"{row['count']} {step}"
 
 
 def compute_line(compute: dict) -> str:

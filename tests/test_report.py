@@ -13,7 +13,14 @@ from autoprune.cli import main
 from autoprune.metrics import METRICS
 from autoprune.objective import latency_off_profile
 from autoprune.record import TrialRecord
-from autoprune.report import collect, findings, first_held, still_growing, write_report
+from autoprune.report import (
+    collect,
+    compute_line,
+    findings,
+    first_held,
+    still_growing,
+    write_report,
+)
 from autoprune.search.cached import front_test
 from autoprune.search.options import prepared_from_study
 from autoprune.search.run import search
@@ -73,6 +80,18 @@ def _summary(selected: float, zero_shot: float) -> dict:
         "front": [],
         "front_test_estimate": {"missing": [], "windows": None, "seconds": None},
     }
+
+
+def test_the_compute_line_counts_one_trial_in_the_singular():
+    steps = [
+        {"step": "screen", "count": None, "seconds": 53.2},
+        {"step": "trials trained to the full budget", "count": 30, "seconds": 121.0},
+        {"step": "trials stopped at a rung", "count": 1, "seconds": 1.4},
+    ]
+    assert compute_line({"steps": steps, "total_s": 175.6}) == (
+        "compute, all runs of this study: 176 s (screen 53 s; 30 trials trained to the full "
+        "budget 121 s; 1 trial stopped at a rung 1 s)"
+    )
 
 
 def test_a_within_rule_no_front_point_meets_is_said_plainly():
