@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--screen",
         choices=["auto", "on", "off"],
         help="the screened sampler's zero-shot screen of every keep set: auto (default) runs it "
-        "unless its first keep sets project it past a tenth of the search's expected compute; "
+        "unless its first keep sets project it past a twentieth of the search's expected compute; "
         "on: always; off: never (the sampler then reads only which layers a keep set keeps)",
     )
     search.add_argument(
