@@ -371,11 +371,12 @@ def _progress_callback(progress: Progress, task: int, objectives: list[str], com
 
 
 def _front_table(summary: dict) -> Table:
+    from autoprune.report import counted
+
     objectives = summary["objectives"]
     selected = (summary.get("selection") or {}).get("trial")
-    table = Table(
-        title=f"Pareto front of {summary['study']} ({summary['trials']['trained']} trials)"
-    )
+    trained = counted(summary["trials"]["trained"], "trial")
+    table = Table(title=f"Pareto front of {summary['study']} ({trained})")
     metric = objectives[0]
     for column in ("trial", "kept", "keep set", *objectives, f"test {metric}", "measured ms"):
         table.add_column(column, justify="right")

@@ -462,7 +462,7 @@ def _pareto_png(summary: dict, trials: list[dict], path: Path) -> None:
     axes[0][0].legend(fontsize=8, loc="best")
     fig.suptitle(
         f"{summary['study']}: {summary['model']} on {summary['dataset']} "
-        f"({summary['trials']['trained']} trials)"
+        f"({counted(summary['trials']['trained'], 'trial')})"
     )
     fig.tight_layout()
     atomic_write_figure(path, fig, dpi=110)
@@ -746,6 +746,11 @@ COMPUTE_NOTE = (
 )
 
 
+def counted(n: int, noun: str) -> str:
+    """`n` of a noun as a user reads it: "1 trial", "30 trials"."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def compute_label(row: dict) -> str:
     """A compute step as a user reads it: "30 trials trained to the full budget", "1 trial
     stopped at a rung", "screen"."""
@@ -803,7 +808,8 @@ def _markdown(summary: dict) -> str:
         f"{summary['model']} on {summary['dataset']}; context {setting['context_length']}, "
         f"horizon {setting['horizon']}, patch {setting['patch_size']}; re-alignment "
         f"{summary['realign']['steps']} steps at lr {summary['realign']['lr']}"
-        f"{distilled(summary['realign'])}; {summary['trials']['trained']} trials trained.",
+        f"{distilled(summary['realign'])}; "
+        f"{counted(summary['trials']['trained'], 'trial')} trained.",
         "",
     ]
     if summary["aggregate"]:
@@ -912,8 +918,9 @@ def hypervolume_reached(hv: dict) -> str:
     first = first_held(curve)
     return (
         f"The front's hypervolume (objectives over the re-aligned full model's) is "
-        f"{curve[-1]:.4f} after {len(curve)} trained trials and {spent[-1]:.0f} s of compute; "
-        f"{HELD:.0%} of it was first held after {first + 1} trials and {spent[first]:.0f} s."
+        f"{curve[-1]:.4f} after {counted(len(curve), 'trained trial')} and {spent[-1]:.0f} s of "
+        f"compute; {HELD:.0%} of it was first held after {counted(first + 1, 'trial')} and "
+        f"{spent[first]:.0f} s."
     )
 
 
@@ -928,7 +935,7 @@ def _html(summary: dict, trials: list[dict]) -> str:
         f"{summary['setting']['horizon']}, patch {summary['setting']['patch_size']} &middot; "
         f"re-alignment {summary['realign']['steps']} steps at lr {summary['realign']['lr']}"
         f"{escape(distilled(summary['realign']))} "
-        f"&middot; {summary['trials']['trained']} trials trained, "
+        f"&middot; {counted(summary['trials']['trained'], 'trial')} trained, "
         f"{summary['trials']['failed']} failed, {summary['trials']['lookups']} look-ups "
         f"&middot; sampler {escape(str(summary.get('sampler')))}</p>",
     ]

@@ -16,6 +16,7 @@ from autoprune.record import TrialRecord
 from autoprune.report import (
     collect,
     compute_line,
+    counted,
     findings,
     first_held,
     still_growing,
@@ -92,6 +93,7 @@ def test_the_compute_line_counts_one_trial_in_the_singular():
         "compute, all runs of this study: 176 s (screen 53 s; 30 trials trained to the full "
         "budget 121 s; 1 trial stopped at a rung 1 s)"
     )
+    assert counted(1, "keep set") == "1 keep set" and counted(1200, "trial") == "1,200 trials"
 
 
 def test_a_within_rule_no_front_point_meets_is_said_plainly():

@@ -22,7 +22,7 @@ from autoprune.pareto import (
     hv_reference,
 )
 from autoprune.record import TrialRecord
-from autoprune.report import collect, write_report
+from autoprune.report import collect, counted, write_report
 from autoprune.samplers import Beating, SamplerContext, Screen, build_sampler
 from autoprune.screen import SCREEN_SHARE, ScreenTooDear, candidate_pool, skipped_sentence
 from autoprune.search.cached import ensure_reference, front_test, priors, screen_table
@@ -159,7 +159,7 @@ def search(
     target = trial_target(opts, prep.ctx.space)
     if opts.continue_stopped:
         queued = enqueue_stopped(prep.study, prep.ctx.space)
-        log(f"continuing {queued} keep sets stopped at a rung to the full budget")
+        log(f"continuing {counted(queued, 'keep set')} stopped at a rung to the full budget")
         target = max(target, len(trained_trials(prep.study)) + queued)
     allowed = screen_allowance(prep, target, opts.compute)
     prep.study.sampler = study_sampler(prep, log, allowed)
