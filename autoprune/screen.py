@@ -33,8 +33,9 @@ PROGRESS_EVERY = 64  # keep sets between two calls of `screen`'s progress hook
 # sets, costs at most this share of the search's expected compute (the trials still to train x
 # the full model's trial); past it the screen is a fixed cost before trial 1 that few trials
 # repay: on the 12-layer default study it cost a third of a 30-trial search and an eighth of a
-# 100-trial one, and the sampler without it reached a larger front in both; on the 8-layer
-# tables it is 2-5% of a 30-trial search and pays many times over (docs/search-efficiency.md)
+# 100-trial one, and the sampler without it reached the larger front on five of five 30-trial
+# pairs and two of three 100-trial ones; on the 8-layer tables it is about 2% of a 30-trial
+# search and pays many times over (docs/search-efficiency.md)
 SCREEN_SHARE = 0.05
 
 
