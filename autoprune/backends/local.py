@@ -64,9 +64,12 @@ def stop_reason(
     if done >= target:
         return "reached"
     if compute is not None and trained:
-        ran = [r for r in compute_spent(study)["steps"] if r["count"]]
-        mean_trial = sum(r["seconds"] for r in ran) / max(sum(r["count"] for r in ran), 1)
-        if search_seconds(study) + in_flight * mean_trial >= compute:
+        spent = search_seconds(study)
+        if in_flight:  # Ray only: one process has none when it asks
+            ran = [r for r in compute_spent(study)["steps"] if r["count"]]
+            mean_trial = sum(r["seconds"] for r in ran) / max(sum(r["count"] for r in ran), 1)
+            spent += in_flight * mean_trial
+        if spent >= compute:
             return "budget"
     return None
 
