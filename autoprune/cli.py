@@ -18,6 +18,10 @@ from rich.table import Table
 
 from autoprune.errors import AutoPruneError
 
+# `search --screen` and `bench replay --screen` (autoprune.search.options.SCREENS, spelled out so
+# that parsing the command line imports no model code)
+SCREEN_MODES = ("auto", "on", "off")
+
 # tables written to a file or a pipe are not squeezed into rich's default 80 columns
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
 out = Console(highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
@@ -157,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument(
         "--screen",
-        choices=["auto", "on", "off"],
+        choices=SCREEN_MODES,
         help="the screened sampler's zero-shot screen of every keep set: auto (default) runs it "
         "unless its first keep sets project it past a twentieth of the search's expected compute; "
         "on: always; off: never (the sampler then reads only which layers a keep set keeps)",
@@ -347,6 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay: seed s of every strategy replays the table with each re-aligned accuracy "
         "multiplied by exp(N(0, NOISE^2)) drawn from s (e.g. 0.01), as if re-aligned with "
         "another seed (default 0: the table as measured)",
+    )
+    bench.add_argument(
+        "--screen",
+        choices=SCREEN_MODES,
+        default="auto",
+        help="replay: the screened strategies' zero-shot screen, as `search --screen` decides it: "
+        "auto (default) pays for it unless it costs more than a twentieth of the budget's "
+        "trials at the full model's trial; on: always; off: never",
     )
     bench.add_argument("--out", type=Path, help="output folder (default studies/bench)")
     return parser
@@ -888,7 +900,15 @@ def _replay(args: argparse.Namespace, folder: Path) -> int:
 
     log = lambda m: err.print(m)  # noqa: E731
     target, png = replay_truth(
-        args.truth, args.seeds, args.budget, args.strategy, folder, args.warm_start, log, args.noise
+        args.truth,
+        args.seeds,
+        args.budget,
+        args.strategy,
+        folder,
+        args.warm_start,
+        log,
+        args.noise,
+        args.screen,
     )
     out.print(f"written to {target} and {png}")
     return 0

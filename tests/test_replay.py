@@ -14,11 +14,11 @@ from autoprune.errors import AutoPruneError
 LAYERS = 5
 
 
-def table() -> Table:
+def table(layers: int = LAYERS) -> Table:
     """Accuracy improves with kept layers, layer 0 matters most; the screen sees it noisily."""
     rng = np.random.default_rng(0)
-    keeps = [k for n in range(1, LAYERS) for k in itertools.combinations(range(LAYERS), n)]
-    weight = np.linspace(0.3, 0.05, LAYERS)
+    keeps = [k for n in range(1, layers) for k in itertools.combinations(range(layers), n)]
+    weight = np.linspace(0.3, 0.05, layers)
     rows = []
     for keep in keeps:
         mase = 1.0 + 0.4 * np.exp(-3 * sum(weight[i] for i in keep))
@@ -33,9 +33,9 @@ def table() -> Table:
         )
     meta = {
         "objectives": ["mase", "params", "latency_ms"],
-        "reference": {"realigned": {"mase": 1.02, "params": 100 + 50 * LAYERS, "latency_ms": 7}},
+        "reference": {"realigned": {"mase": 1.02, "params": 100 + 50 * layers, "latency_ms": 7}},
         "screen_full": {"mase": 1.2},
-        "space": {"num_layers": LAYERS, "min_kept": 1, "max_kept": LAYERS - 1, "always_keep": []},
+        "space": {"num_layers": layers, "min_kept": 1, "max_kept": layers - 1, "always_keep": []},
         "priors": {"bi": list(weight)},
     }
     return Table.load(meta, rows)
@@ -314,3 +314,60 @@ def test_the_default_sampler_without_its_screen_pays_none_and_is_replayed_only_w
     assert "unscreened-mf" not in default and "screened-mf" in default
     named = run(truth, seeds=1, budget=n, only=["unscreened-mf"], log=lambda m: None)
     assert list(named["strategies"]) == ["unscreened-mf"]
+
+
+def test_a_replay_goes_without_a_screen_that_search_would_skip_and_pays_what_search_spends():
+    """`bench replay` decides the zero-shot screen as `search --screen auto` does: past a
+    twentieth of the budget's trials at the full model's trial, the screened strategies go on
+    without it, as `--screen off` does, and pay only the first keep sets from which `search`
+    projected it; `--screen on` pays and reads it whatever it costs; a seed taken from the screen
+    (`tpe+screen`) pays the whole screen."""
+    from autoprune.bench.replay import ScreenRun, replay_one, strategies
+
+    truth = table(layers=8)  # 254 keep sets: more than the stretch a screen is projected from
+    truth.costs = {"full": np.array([len(k) for k in truth.keeps], dtype=float)}
+    truth.screen_cost = 30.0  # the full model's trial: 8 s, so 0.4 s of screen per trial
+    assert truth.full_trial_s == pytest.approx(8.0)
+    skipped, screened = ScreenRun.decide(truth, 50), ScreenRun.decide(truth, 100)
+    assert not skipped.ran and skipped.allowed_s == pytest.approx(20.0)
+    assert 0 < skipped.charged_s < 30.0 / 2
+    assert screened.ran and screened.charged_s == 30.0
+    assert "Zero-shot screen skipped" in skipped.said() and "20 s allowed" in skipped.said()
+
+    known = strategies(truth)
+    runs = {}
+    for mode in ("auto", "off", "on"):
+        ledger = []
+        trained = replay_one(truth, known["screened"], 0, 50, ledger, screen=mode)[3]
+        runs[mode] = (trained, [cost for keep, _, cost in ledger if keep is None])
+    assert runs["auto"] == (runs["off"][0], [pytest.approx(skipped.charged_s)])
+    assert runs["off"][1] == [] and runs["on"][1] == [30.0]
+    assert runs["on"][0] != runs["off"][0]  # the screen, read, changes what is proposed
+    ledger = []
+    replay_one(truth, known["tpe+screen"], 0, 20, ledger)
+    assert [cost for keep, _, cost in ledger if keep is None] == [30.0]
+    result = run(truth, seeds=1, budget=50, only=["screened"], log=lambda m: None)
+    assert result["screen"]["ran"] is False and result["screen"]["allowed_s"] == pytest.approx(20)
+    truth.meta["seconds"] = {"full_trial": 4.0}  # a table that recorded it: that, not the line
+    assert not ScreenRun.decide(truth, 100).ran
+
+
+def test_bench_replay_takes_the_screen_choices_of_search(tmp_path):
+    from autoprune.cli import SCREEN_MODES, main
+    from autoprune.search.options import SCREENS
+
+    assert SCREEN_MODES == SCREENS
+    truth = Path(__file__).resolve().parents[1] / "studies/bench/2026-12-02"
+    args = ["bench", "replay", "--truth", str(truth / "truth-moirai-tiny-8-ili.json")]
+    args += ["--seeds", "1", "--strategy", "screened", "--out", str(tmp_path)]
+    assert main([*args, "--screen", "off"]) == 0
+    written = json.loads(next(tmp_path.glob("replay-*.json")).read_text())
+    assert written["screen"] == {
+        "mode": "off",
+        "ran": False,
+        "charged_s": 0.0,
+        "whole_s": written["screen_cost_s"],
+        "allowed_s": None,
+    }
+    with pytest.raises(SystemExit):
+        main([*args, "--screen", "sometimes"])

@@ -36,3 +36,20 @@ def test_correlations_rank_each_named_fidelity_overall_and_within_size():
     assert measured["good"]["within_size_weighted_mean"] == pytest.approx(1.0)
     assert measured["bad"]["within_size"] == {"1": pytest.approx(-1.0), "2": pytest.approx(-1.0)}
     assert measured["bad"]["overall"] > 0.5  # the size still ranks them
+
+
+def test_a_table_built_from_scratch_replays_with_the_costs_it_measured(
+    tiny_model_dir, tiny_csv, studies, tmp_path
+):
+    """`bench truth` on a tiny Moirai: every keep set re-aligned with its rungs and costs, and
+    the full model's trial recorded, the unit by which a replay decides the screen as `search
+    --screen auto` does."""
+    from autoprune.bench.replay import ScreenRun, Table
+    from autoprune.bench.truth import build, load_truth
+
+    build(str(tiny_model_dir), str(tiny_csv), tmp_path, log=lambda m: None, threads=1)
+    table = Table.load(*load_truth(next(tmp_path.glob("truth-*.json"))))
+    assert len(table.keeps) == 2**4 - 2 and table.rungs and table.screen_cost > 0
+    full_trial = table.meta["seconds"]["full_trial"]
+    assert full_trial > 0 and table.full_trial_s == full_trial
+    assert ScreenRun.decide(table, 100, "on").charged_s == table.screen_cost

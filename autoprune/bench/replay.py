@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,16 @@ from autoprune.objective import suggest_keep
 from autoprune.pareto import hv_reference, hypervolume, non_dominated
 from autoprune.record import mark
 from autoprune.samplers import SamplerContext, Screen, build_sampler
-from autoprune.space import parse_space
+from autoprune.screen import (
+    EXHAUSTIVE_LIMIT,
+    PROGRESS_EVERY,
+    SCREEN_SHARE,
+    all_keep_sets,
+    applications,
+    skipped_sentence,
+)
+from autoprune.search.options import SCREENS
+from autoprune.space import SearchSpace, parse_space
 
 CHECKPOINTS = (10, 20, 50, 100, 200)
 LEVELS = (0.9, 0.95, 1.0)  # shares of the true hypervolume a strategy is timed to
@@ -97,6 +106,34 @@ class Table:
     @property
     def num_layers(self) -> int:
         return self.meta["space"]["num_layers"]
+
+    @property
+    def space(self) -> SearchSpace:
+        """The search space the table was built on."""
+        return parse_space(
+            {
+                "model": "replay",
+                "num_layers": self.num_layers,
+                "min_kept": self.meta["space"]["min_kept"],
+                "max_kept": self.meta["space"]["max_kept"],
+                "always_keep": self.meta["space"]["always_keep"],
+            },
+            "<replay>",
+        )
+
+    @property
+    def full_trial_s(self) -> float:
+        """What the full model's trial cost when the table was built (its re-alignment, rungs,
+        validation and latency), the unit of `search --screen auto`'s allowance; a table built
+        before that was recorded: a line through its sizes' median trial costs, at every layer."""
+        if "full_trial" in self.meta.get("seconds", {}):
+            return self.meta["seconds"]["full_trial"]
+        kept = np.array([len(k) for k in self.keeps])
+        cost = self.costs.get("full_mf", self.costs["full"])
+        if len(set(kept)) < 2:
+            return float(np.max(cost))
+        slope, intercept = np.polyfit(kept, cost, 1)
+        return float(intercept + slope * self.num_layers)
 
     def hv_without(self) -> dict[str, float]:
         """Per true-front keep set, the largest hypervolume ratio any strategy can reach
@@ -217,19 +254,63 @@ def priority_order(points: np.ndarray) -> np.ndarray:
 Stop = FrontStop | SuccessiveHalving
 
 
+@dataclass(frozen=True)
+class ScreenRun:
+    """The zero-shot screen as a replay's screened strategies meet it, decided as `search
+    --screen` decides it (`mode`): whether the sampler reads it (`ran`), the seconds charged for
+    it once, the whole screen's measured seconds and, with `auto`, the seconds it is allowed:
+    SCREEN_SHARE of the budget's trials at the full model's trial. Past that the product stops
+    the screen after its first PROGRESS_EVERY keep sets (from which it projects the whole) and
+    goes on without it; so does the replay, and charges that stretch."""
+
+    mode: str
+    ran: bool
+    charged_s: float
+    whole_s: float
+    allowed_s: float | None = None
+
+    @classmethod
+    def decide(cls, table: Table, budget: int, mode: str = "auto") -> ScreenRun:
+        if mode not in SCREENS:
+            raise AutoPruneError(f"--screen {mode!r} is unknown; use {', '.join(SCREENS)}")
+        whole = table.screen_cost
+        if mode != "auto":
+            return cls(mode, mode == "on", whole if mode == "on" else 0.0, whole)
+        allowed = SCREEN_SHARE * budget * table.full_trial_s
+        if whole <= allowed or table.space.size < PROGRESS_EVERY:  # too few to project: screened
+            return cls(mode, True, whole, whole, allowed)
+        space = table.space  # a sampled table's screen covered every keep set, as search's does
+        screened = all_keep_sets(space) if space.size <= EXHAUSTIVE_LIMIT else table.keeps
+        spent = applications(screened).cumsum()
+        stretch = float(spent[PROGRESS_EVERY - 1] / spent[-1])
+        return cls(mode, False, whole * stretch, whole, allowed)
+
+    def said(self) -> str:
+        """The replay's log line about the screen."""
+        if self.mode == "off":
+            return "the screened strategies replay without the zero-shot screen (--screen off)"
+        if not self.ran:
+            return (
+                f"{skipped_sentence(self.whole_s, self.allowed_s)} The replay does as `search` "
+                f"does, and charges the first {PROGRESS_EVERY} keep sets' {self.charged_s:.1f} s."
+            )
+        said = f"the screened strategies pay the zero-shot screen once: {self.whole_s:.1f} s"
+        return said + (f" ({self.allowed_s:.0f} s allowed)" if self.allowed_s is not None else "")
+
+
 @dataclass
 class Plan:
     """One seed of a strategy: its sampler (warm started from another table, or not), keep sets
-    enqueued first (one-shot prior or screen seeds), whether it pays for the zero-shot screen
+    enqueued first (one-shot prior or screen seeds), what it pays for the zero-shot screen
     (once) and how it stops keep sets early at the rungs (multi-fidelity), if it does."""
 
     sampler: optuna.samplers.BaseSampler
     seeds: list[tuple[int, ...]] = field(default_factory=list)
-    screens: bool = False
+    screen_s: float = 0.0
     stop: Stop | None = None
 
 
-Strategy = Callable[[Table, int], Plan]
+Strategy = Callable[[Table, int, ScreenRun], Plan]
 
 
 def _strategy(
@@ -239,31 +320,38 @@ def _strategy(
     stop: Callable[[], Stop] | None = None,
     screened: bool = True,
 ) -> Strategy:
-    """A registered sampler (`samplers.SAMPLERS`) on a table; it pays for the screen only if it
-    asks for it; `stop` makes each seed's stop rule (multi-fidelity). `screened=False`: the
-    screened sampler without the screen (`search --screen off`): every keep set's screen alike,
-    nothing paid for it."""
+    """A registered sampler (`samplers.SAMPLERS`) on a table; the screened sampler reads the
+    screen and pays for it as the replay's ScreenRun says; `seeds`, keep sets enqueued first
+    (one-shot, from a table's priors or its screen: a seed from the screen pays the whole of it,
+    whatever `--screen` says); `stop` makes each seed's stop rule (multi-fidelity).
+    `screened=False`: the screened sampler without the screen (`search --screen off`): every
+    keep set's screen alike, nothing paid for it."""
 
-    def plan(table: Table, seed: int) -> Plan:
+    def plan(table: Table, seed: int, screen_run: ScreenRun) -> Plan:
         asked = []
 
         def screen() -> Screen:
             asked.append(screened)
-            values = table.screen if screened else np.ones(len(table.keeps))
+            read = screened and screen_run.ran
+            values = table.screen if read else np.ones(len(table.keeps))
             pool = Pool.build(table.keeps, table.values[:, 1:], values, table.num_layers)
             return Screen(pool, np.ones(table.values.shape[1]), table.reference, 0, warm or {})
 
         sampler = build_sampler(name, SamplerContext(seed, screen))
         first = seeds(table) if seeds else []
-        return Plan(sampler, first, screens=any(asked), stop=stop() if stop else None)
+        paid = screen_run.charged_s if any(asked) else 0.0
+        if seeds is Table.top_screen:
+            paid = table.screen_cost
+        return Plan(sampler, first, paid, stop() if stop else None)
 
     return plan
 
 
 def warm_knowledge(source: Table, trials: int | None = WARM_TRIALS) -> dict[tuple[int, ...], float]:
-    """What a finished study on `source` knows: the keep sets the default strategy trained
-    there in `trials` full-budget trials, with their normalised accuracy; `trials=None`: every
-    keep set of the table, more than any study there could tell (`scripts/warm_ceiling.py`)."""
+    """What a finished study on `source` knows: the keep sets the default strategy (its screen
+    `auto`) trained there in `trials` full-budget trials, with their normalised accuracy;
+    `trials=None`: every keep set of the table, more than any study there could tell
+    (`scripts/warm_ceiling.py`)."""
     if trials is None:
         return {keep: float(v) for keep, v in zip(source.keeps, source.values[:, 0], strict=True)}
     stop = FrontStop if source.rungs else None
@@ -280,7 +368,7 @@ def strategies(
     result = {name: _strategy(name) for name in names}
     for method, scores in table.meta["priors"].items():
         result[f"tpe+{method}"] = _strategy("tpe", lambda t, s=scores: t.one_shot(s))
-    result["tpe+screen"] = _strategy("tpe", lambda t: t.top_screen())
+    result["tpe+screen"] = _strategy("tpe", Table.top_screen)
     result["screened"] = _strategy("screened")
     if table.rungs:
         result["screened-mf"] = _strategy("screened", stop=FrontStop)
@@ -314,40 +402,37 @@ def unavailable(name: str, table: Table, warm_from: Sequence[Table], known) -> s
 
 
 def replay_one(
-    table: Table, strategy: Strategy, seed: int, budget: int, ledger: list | None = None
+    table: Table,
+    strategy: Strategy,
+    seed: int,
+    budget: int,
+    ledger: list | None = None,
+    screen: str = "auto",
 ) -> tuple[list[float], list[float], float, list[tuple[int, ...]]]:
     """Hypervolume ratio after each distinct keep set one seed of a strategy trains to the full
     budget, the compute seconds spent by then, the share of the true front it found, and the
     keep sets it trained in order.
 
     It runs until `budget` distinct keep sets are trained to the full budget; a repeated keep
-    set costs nothing, as in a real study. Compute charged: the whole screen once if the
-    strategy screens, the rung of every keep set it stops, and the full re-alignment (with rung
-    evaluations, when multi-fidelity) of every keep set it trains; `ledger`, when given, gets
-    each of those charges in order as (keep set or None for the screen, "screen", "stopped" or
-    "full", seconds) (`scripts/compute_breakdown.py`)."""
+    set costs nothing, as in a real study. Compute charged: the screen once if the strategy
+    screens (the whole of it, or with `screen` "auto" only its first stretch where `search`
+    would skip it: ScreenRun), the rung of every keep set it stops, and the full re-alignment
+    (with rung evaluations, when multi-fidelity) of every keep set it trains; `ledger`, when
+    given, gets each of those charges in order as (keep set or None for the screen, "screen",
+    "stopped" or "full", seconds) (`scripts/compute_breakdown.py`)."""
     ledger = [] if ledger is None else ledger
-    plan = strategy(table, seed)
+    plan = strategy(table, seed, ScreenRun.decide(table, budget, screen))
     sampler, seeds = plan.sampler, plan.seeds
     row = {k: i for i, k in enumerate(table.keeps)}
     lookup = {k: v for k, v in zip(table.keeps, table.values, strict=True)}
-    space = parse_space(
-        {
-            "model": "replay",
-            "num_layers": table.num_layers,
-            "min_kept": table.meta["space"]["min_kept"],
-            "max_kept": table.meta["space"]["max_kept"],
-            "always_keep": table.meta["space"]["always_keep"],
-        },
-        "<replay>",
-    )
+    space = table.space
     study = optuna.create_study(directions=["minimize"] * table.values.shape[1], sampler=sampler)
     for keep in seeds:
         study.enqueue_trial(space.params_of(keep))
     seen: dict[tuple[int, ...], np.ndarray] = {}
     curve: list[float] = []
-    if plan.screens:
-        ledger.append((None, "screen", table.screen_cost))
+    if plan.screen_s:
+        ledger.append((None, "screen", plan.screen_s))
     compute: list[float] = []
     lookups = 0  # a study stops after this many look-ups in a row, as `search` does
     budget = min(budget, len(lookup))
@@ -487,11 +572,13 @@ def run(
     log=print,
     warm_from: Sequence[Table] = (),
     noise: float = 0.0,
+    screen: str = "auto",
 ) -> dict:
     """Every strategy (or those in `only`) over `seeds` seeds (SEED_FREE ones once),
     summarised; and per prior, the share of the true front its one-shot keep sets find alone.
     With `noise`, seed s of every strategy (SEED_FREE ones too) replays on the sibling table
-    `table.perturbed(s, noise)`, so every strategy meets the same near-ties, drawn anew per seed."""
+    `table.perturbed(s, noise)`, so every strategy meets the same near-ties, drawn anew per seed.
+    `screen`: the screened sampler's zero-shot screen, as `search --screen` (ScreenRun)."""
     known = strategies(table, warm_from)
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
@@ -499,6 +586,9 @@ def run(
     if not only:
         only = [name for name in known if name not in ON_REQUEST]
         log(f"replaying {', '.join(only)}; {', '.join(ON_REQUEST)} only with --strategy")
+    screen_run = ScreenRun.decide(table, budget, screen)
+    if any(name.startswith("screened") for name in only):
+        log(screen_run.said())
     results = {}
     for name, strategy in known.items():
         if name not in only:
@@ -507,7 +597,7 @@ def run(
         curves, recalls, computes = [], [], []
         for seed in range(1 if name in SEED_FREE and not noise else seeds):
             sibling = table.perturbed(seed, noise)
-            curve, compute, recall, _ = replay_one(sibling, strategy, seed, budget)
+            curve, compute, recall, _ = replay_one(sibling, strategy, seed, budget, None, screen)
             curves.append(curve)
             computes.append(compute)
             recalls.append(recall)
@@ -541,6 +631,7 @@ def run(
         "optuna": optuna.__version__,  # its samplers' behaviour changes between releases
         "warm_start_from": "+".join(t.meta["dataset"] for t in warm_from) or None,
         "screen_cost_s": table.screen_cost,
+        "screen": asdict(screen_run),
         "true_front_size": len(table.true_front),
         "space_size": len(table.keeps),
         "true_front": sorted(list(k) for k in table.true_front),
@@ -678,6 +769,7 @@ def replay_truth(
     warm_start: Sequence[Path] = (),
     log=print,
     noise: float = 0.0,
+    screen: str = "auto",
 ) -> tuple[Path, Path]:
     """`autoprune bench replay`: every strategy replayed on a ground-truth table file (warm
     started from other tables of the same model, if given); returns the JSON and PNG written
@@ -706,7 +798,7 @@ def replay_truth(
                 f"{table.meta['model']}; a warm start needs the same model"
             )
         warm_from.append(source)
-    result = run(table, seeds, budget, only, log, warm_from, noise)
+    result = run(table, seeds, budget, only, log, warm_from, noise, screen)
     result["truth"] = str(truth)
     stem = truth.stem.replace("truth-", "replay-")
     if warm_from:

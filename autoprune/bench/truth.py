@@ -149,6 +149,8 @@ def build(
             "trials_this_run": round(trials_s, 1),
             "screen_all": round(screen_s, 1),
             "mean_trial": float(np.mean([TrialRecord.of(t).wall_s for t in realigned.values()])),
+            # the unit of `search --screen auto`'s allowance, which a replay decides as search does
+            "full_trial": round(sum(reference["realigned"]["timing"].values()), 4),
         },
         "rank_correlation": correlations(rows),
     }
