@@ -357,7 +357,8 @@ def findings(summary: dict) -> list[str]:
         )
     skipped = summary.get("screen_skipped")
     if skipped and skipped["reason"] == "budget":
-        said.append(skipped_sentence(skipped.get("projected_s"), skipped["allowed_s"]))
+        share = skipped.get("share")  # not stored by studies of before 2026-12-05
+        said.append(skipped_sentence(skipped.get("projected_s"), skipped["allowed_s"], share))
     warm = summary.get("warm_start")
     if warm:
         said.append(warm_start_finding(warm))

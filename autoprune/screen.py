@@ -47,15 +47,18 @@ class ScreenTooDear(Exception):
         self.projected_s, self.allowed_s = projected_s, allowed_s
 
 
-def skipped_sentence(projected_s: float | None, allowed_s: float) -> str:
+def skipped_sentence(
+    projected_s: float | None, allowed_s: float, share: float | None = SCREEN_SHARE
+) -> str:
     """Why the screened sampler went without the screen: the run's log line and the report's
-    finding."""
+    finding (`share`: the SCREEN_SHARE of the run that decided it; None where a study did not
+    store it)."""
+    limit = f"{share:.0%} of this search's expected compute" if share else "its share of the search"
     return (
         "Zero-shot screen skipped: it would take "
         + (f"about {projected_s:.0f} s, " if projected_s else "")
-        + f"more than {SCREEN_SHARE:.0%} of this search's expected compute ({allowed_s:.0f} s "
-        "allowed); the sampler starts from which layers each keep set keeps alone, and "
-        "`--screen on` screens anyway."
+        + f"more than {limit} ({allowed_s:.0f} s allowed); the sampler starts from which layers "
+        "each keep set keeps alone, and `--screen on` screens anyway."
     )
 
 

@@ -259,6 +259,7 @@ def test_a_screen_projected_past_its_share_of_the_search_is_skipped_until_asked_
     study = load_study("s1")
     skipped = study.user_attrs["screen_skipped"]
     assert skipped["reason"] == "budget" and skipped["projected_s"] > skipped["allowed_s"]
+    assert skipped["share"] == 1e-9  # the share that decided it, for the report to say
     assert study.user_attrs["compute"]["screen"] > 0  # the stretch it ran is counted
     assert any(f.startswith("Zero-shot screen skipped") for f in collect(study)["findings"])
     assert len({tuple(t.user_attrs["keep"]) for t in trained_trials(study)}) == 3
@@ -276,6 +277,16 @@ def test_a_screen_projected_past_its_share_of_the_search_is_skipped_until_asked_
     assert study.user_attrs["screen_skipped"] is None
     assert study.user_attrs["autoprune"]["screen"] == "on"
     assert len({tuple(t.user_attrs["keep"]) for t in trained_trials(study)}) == 5
+
+
+def test_a_skipped_screen_is_said_with_the_share_that_skipped_it():
+    from autoprune.screen import skipped_sentence
+
+    said = skipped_sentence(38.2, 10.4, 0.05)
+    assert "about 38 s, more than 5% of this search's expected compute (10 s allowed)" in said
+    assert "more than 10% of" in skipped_sentence(38.2, 10.4, 0.1)
+    # a study that skipped its screen before the share was stored
+    assert "more than its share of the search (10 s allowed)" in skipped_sentence(38.2, 10.4, None)
 
 
 def test_screen_off_never_screens(tiny_model_dir, tiny_csv, tiny_space, studies):

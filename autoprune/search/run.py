@@ -95,8 +95,12 @@ def screen_within(
             why = {"reason": "--screen off"}
         else:
             projected = dear.projected_s or skipped.get("projected_s")
-            log(skipped_sentence(projected, dear.allowed_s))
-            why = {"reason": "budget", "projected_s": projected and round(projected, 1)}
+            log(skipped_sentence(projected, dear.allowed_s, SCREEN_SHARE))
+            why = {
+                "reason": "budget",
+                "projected_s": projected and round(projected, 1),
+                "share": SCREEN_SHARE,
+            }
         prep.study.set_user_attr(
             SCREEN_SKIPPED_ATTR, {**why, "allowed_s": round(dear.allowed_s, 1)}
         )
