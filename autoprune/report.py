@@ -757,8 +757,8 @@ def compute_label(row: dict) -> str:
     stopped at a rung", "screen"."""
     if row["count"] is None:
         return row["step"]
-    step = row["step"].replace("trials ", "trial ", 1) if row["count"] == 1 else row["step"]
-    return f"{row['count']} {step}"
+    noun, rest = row["step"].split(" ", 1)  # study.TRIAL_KINDS: "trials <what>"
+    return f"{counted(row['count'], noun.removesuffix('s'))} {rest}"
 
 
 def compute_line(compute: dict) -> str:

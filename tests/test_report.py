@@ -88,10 +88,11 @@ def test_the_compute_line_counts_one_trial_in_the_singular():
         {"step": "screen", "count": None, "seconds": 53.2},
         {"step": "trials trained to the full budget", "count": 30, "seconds": 121.0},
         {"step": "trials stopped at a rung", "count": 1, "seconds": 1.4},
+        {"step": "trials that failed", "count": 1200, "seconds": 0.4},
     ]
-    assert compute_line({"steps": steps, "total_s": 175.6}) == (
+    assert compute_line({"steps": steps, "total_s": 176.0}) == (
         "compute, all runs of this study: 176 s (screen 53 s; 30 trials trained to the full "
-        "budget 121 s; 1 trial stopped at a rung 1 s)"
+        "budget 121 s; 1 trial stopped at a rung 1 s; 1,200 trials that failed 0 s)"
     )
     assert counted(1, "keep set") == "1 keep set" and counted(1200, "trial") == "1,200 trials"
 
