@@ -898,18 +898,36 @@ def _startup(args: argparse.Namespace, folder: Path) -> int:
 def _replay(args: argparse.Namespace, folder: Path) -> int:
     from autoprune.bench.replay import replay_truth
 
-    log = lambda m: err.print(m)  # noqa: E731
-    target, png = replay_truth(
-        args.truth,
-        args.seeds,
-        args.budget,
-        args.strategy,
-        folder,
-        args.warm_start,
-        log,
-        args.noise,
-        args.screen,
-    )
+    # a bar per strategy over its seeds: GPSampler's take minutes each
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("seeds"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,  # a log file gets the summary lines alone
+    ) as progress:
+        task = progress.add_task("replaying", total=1)
+
+        def on_seed(name: str, done: int, total: int) -> None:
+            progress.update(task, description=name, completed=done, total=total)
+            if done == 0:
+                progress.reset(task, total=total)
+
+        target, png = replay_truth(
+            args.truth,
+            args.seeds,
+            args.budget,
+            args.strategy,
+            folder,
+            args.warm_start,
+            lambda m: progress.console.print(m),
+            args.noise,
+            args.screen,
+            on_seed,
+        )
     out.print(f"written to {target} and {png}")
     return 0
 

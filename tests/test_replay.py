@@ -371,3 +371,24 @@ def test_bench_replay_takes_the_screen_choices_of_search(tmp_path):
     }
     with pytest.raises(SystemExit):
         main([*args, "--screen", "sometimes"])
+
+
+def test_a_replay_reports_each_strategys_seeds_as_they_finish():
+    truth = table()
+    calls = []
+    run(
+        truth,
+        seeds=2,
+        budget=5,
+        only=["random", "screened"],
+        log=lambda m: None,
+        on_seed=lambda *call: calls.append(call),
+    )
+    # the seed-free screened sampler is replayed once
+    assert calls == [
+        ("random", 0, 2),
+        ("random", 1, 2),
+        ("random", 2, 2),
+        ("screened", 0, 1),
+        ("screened", 1, 1),
+    ]

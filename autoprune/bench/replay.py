@@ -573,12 +573,14 @@ def run(
     warm_from: Sequence[Table] = (),
     noise: float = 0.0,
     screen: str = "auto",
+    on_seed: Callable[[str, int, int], None] = lambda name, done, total: None,
 ) -> dict:
     """Every strategy (or those in `only`) over `seeds` seeds (SEED_FREE ones once),
     summarised; and per prior, the share of the true front its one-shot keep sets find alone.
     With `noise`, seed s of every strategy (SEED_FREE ones too) replays on the sibling table
     `table.perturbed(s, noise)`, so every strategy meets the same near-ties, drawn anew per seed.
-    `screen`: the screened sampler's zero-shot screen, as `search --screen` (ScreenRun)."""
+    `screen`: the screened sampler's zero-shot screen, as `search --screen` (ScreenRun).
+    `on_seed(strategy, seeds done, seeds)`: before a strategy's first seed and after each."""
     known = strategies(table, warm_from)
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
@@ -595,12 +597,15 @@ def run(
             continue
         start = time.perf_counter()
         curves, recalls, computes = [], [], []
-        for seed in range(1 if name in SEED_FREE and not noise else seeds):
+        count = 1 if name in SEED_FREE and not noise else seeds
+        on_seed(name, 0, count)
+        for seed in range(count):
             sibling = table.perturbed(seed, noise)
             curve, compute, recall, _ = replay_one(sibling, strategy, seed, budget, None, screen)
             curves.append(curve)
             computes.append(compute)
             recalls.append(recall)
+            on_seed(name, seed + 1, count)
         results[name] = {
             **summarise(table, curves, recalls, budget, computes),
             "seconds": round(time.perf_counter() - start, 1),
@@ -770,10 +775,11 @@ def replay_truth(
     log=print,
     noise: float = 0.0,
     screen: str = "auto",
+    on_seed: Callable[[str, int, int], None] = lambda name, done, total: None,
 ) -> tuple[Path, Path]:
     """`autoprune bench replay`: every strategy replayed on a ground-truth table file (warm
     started from other tables of the same model, if given); returns the JSON and PNG written
-    to `folder`."""
+    to `folder`. `on_seed` as for `run`."""
     if truth is None or not truth.is_file():
         raise AutoPruneError(
             f"--truth {truth} is not a file; build one with `autoprune bench truth`"
@@ -798,7 +804,7 @@ def replay_truth(
                 f"{table.meta['model']}; a warm start needs the same model"
             )
         warm_from.append(source)
-    result = run(table, seeds, budget, only, log, warm_from, noise, screen)
+    result = run(table, seeds, budget, only, log, warm_from, noise, screen, on_seed)
     result["truth"] = str(truth)
     stem = truth.stem.replace("truth-", "replay-")
     if warm_from:
