@@ -35,7 +35,9 @@ PROGRESS_EVERY = 64  # keep sets between two calls of `screen`'s progress hook
 # repay: on the 12-layer default study it cost a third of a 30-trial search and an eighth of a
 # 100-trial one, and the sampler without it reached the larger front on five of five 30-trial
 # pairs and two of three 100-trial ones; on the 8-layer tables it is about 2% of a 30-trial
-# search and pays many times over (docs/search-efficiency.md)
+# search and pays many times over (docs/search-efficiency.md). Past ~120 trials it runs the
+# 12-layer screen, which did not pay there at 200 trials either (two pairs); a lower share would
+# leave ILI's 8-layer screen on a thin margin at 30 trials
 SCREEN_SHARE = 0.05
 
 
