@@ -125,7 +125,8 @@ class Table:
     def full_trial_s(self) -> float:
         """What the full model's trial cost when the table was built (its re-alignment, rungs,
         validation and latency), the unit of `search --screen auto`'s allowance; a table built
-        before that was recorded: a line through its sizes' median trial costs, at every layer."""
+        before that was recorded: a line through its sizes' median trial costs, taken at the
+        full model's layer count."""
         if "full_trial" in self.meta.get("seconds", {}):
             return self.meta["seconds"]["full_trial"]
         kept = np.array([len(k) for k in self.keeps])
