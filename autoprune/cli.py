@@ -912,9 +912,10 @@ def _replay(args: argparse.Namespace, folder: Path) -> int:
         task = progress.add_task("replaying", total=1)
 
         def on_seed(name: str, done: int, total: int) -> None:
-            progress.update(task, description=name, completed=done, total=total)
-            if done == 0:
-                progress.reset(task, total=total)
+            if done == 0:  # the next strategy: its own clock for the time left
+                progress.reset(task, total=total, description=name)
+            else:
+                progress.update(task, completed=done)
 
         target, png = replay_truth(
             args.truth,

@@ -338,7 +338,8 @@ def test_a_replay_goes_without_a_screen_that_search_would_skip_and_pays_what_sea
     runs = {}
     for mode in ("auto", "off", "on"):
         ledger = []
-        trained = replay_one(truth, known["screened"], 0, 50, ledger, screen=mode)[3]
+        decided = ScreenRun.decide(truth, 50, mode)
+        trained = replay_one(truth, known["screened"], 0, 50, ledger, decided)[3]
         runs[mode] = (trained, [cost for keep, _, cost in ledger if keep is None])
     assert runs["auto"] == (runs["off"][0], [pytest.approx(skipped.charged_s)])
     assert runs["off"][1] == [] and runs["on"][1] == [30.0]

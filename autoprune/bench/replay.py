@@ -274,13 +274,13 @@ class ScreenRun:
     def decide(cls, table: Table, budget: int, mode: str = "auto") -> ScreenRun:
         if mode not in SCREENS:
             raise AutoPruneError(f"--screen {mode!r} is unknown; use {', '.join(SCREENS)}")
-        whole = table.screen_cost
+        whole, space = table.screen_cost, table.space
         if mode != "auto":
             return cls(mode, mode == "on", whole if mode == "on" else 0.0, whole)
         allowed = SCREEN_SHARE * budget * table.full_trial_s
-        if whole <= allowed or table.space.size < PROGRESS_EVERY:  # too few to project: screened
+        if whole <= allowed or space.size < PROGRESS_EVERY:  # too few to project: screened
             return cls(mode, True, whole, whole, allowed)
-        space = table.space  # a sampled table's screen covered every keep set, as search's does
+        # a sampled table's screen covered every keep set of the space, as search's does
         screened = all_keep_sets(space) if space.size <= EXHAUSTIVE_LIMIT else table.keeps
         spent = applications(screened).cumsum()
         stretch = float(spent[PROGRESS_EVERY - 1] / spent[-1])
@@ -320,11 +320,12 @@ def _strategy(
     warm: dict[str, dict] | None = None,
     stop: Callable[[], Stop] | None = None,
     screened: bool = True,
+    seeds_from_screen: bool = False,
 ) -> Strategy:
     """A registered sampler (`samplers.SAMPLERS`) on a table; the screened sampler reads the
     screen and pays for it as the replay's ScreenRun says; `seeds`, keep sets enqueued first
-    (one-shot, from a table's priors or its screen: a seed from the screen pays the whole of it,
-    whatever `--screen` says); `stop` makes each seed's stop rule (multi-fidelity).
+    (one-shot, from a table's priors or, with `seeds_from_screen`, its screen, which is then
+    paid whole, whatever `--screen` says); `stop` makes each seed's stop rule (multi-fidelity).
     `screened=False`: the screened sampler without the screen (`search --screen off`): every
     keep set's screen alike, nothing paid for it."""
 
@@ -341,7 +342,7 @@ def _strategy(
         sampler = build_sampler(name, SamplerContext(seed, screen))
         first = seeds(table) if seeds else []
         paid = screen_run.charged_s if any(asked) else 0.0
-        if seeds is Table.top_screen:
+        if seeds_from_screen:
             paid = table.screen_cost
         return Plan(sampler, first, paid, stop() if stop else None)
 
@@ -369,7 +370,7 @@ def strategies(
     result = {name: _strategy(name) for name in names}
     for method, scores in table.meta["priors"].items():
         result[f"tpe+{method}"] = _strategy("tpe", lambda t, s=scores: t.one_shot(s))
-    result["tpe+screen"] = _strategy("tpe", Table.top_screen)
+    result["tpe+screen"] = _strategy("tpe", Table.top_screen, seeds_from_screen=True)
     result["screened"] = _strategy("screened")
     if table.rungs:
         result["screened-mf"] = _strategy("screened", stop=FrontStop)
@@ -408,7 +409,7 @@ def replay_one(
     seed: int,
     budget: int,
     ledger: list | None = None,
-    screen: str = "auto",
+    screen: ScreenRun | None = None,
 ) -> tuple[list[float], list[float], float, list[tuple[int, ...]]]:
     """Hypervolume ratio after each distinct keep set one seed of a strategy trains to the full
     budget, the compute seconds spent by then, the share of the true front it found, and the
@@ -416,13 +417,14 @@ def replay_one(
 
     It runs until `budget` distinct keep sets are trained to the full budget; a repeated keep
     set costs nothing, as in a real study. Compute charged: the screen once if the strategy
-    screens (the whole of it, or with `screen` "auto" only its first stretch where `search`
-    would skip it: ScreenRun), the rung of every keep set it stops, and the full re-alignment
-    (with rung evaluations, when multi-fidelity) of every keep set it trains; `ledger`, when
-    given, gets each of those charges in order as (keep set or None for the screen, "screen",
-    "stopped" or "full", seconds) (`scripts/compute_breakdown.py`)."""
+    screens (as `screen` decided, by default `ScreenRun.decide(table, budget)`: the whole of
+    it, or only its first stretch where `search` would skip it), the rung of every keep set it
+    stops, and the full re-alignment (with rung evaluations, when multi-fidelity) of every keep
+    set it trains; `ledger`, when given, gets each of those charges in order as (keep set or
+    None for the screen, "screen", "stopped" or "full", seconds), for
+    `scripts/compute_breakdown.py`."""
     ledger = [] if ledger is None else ledger
-    plan = strategy(table, seed, ScreenRun.decide(table, budget, screen))
+    plan = strategy(table, seed, screen or ScreenRun.decide(table, budget))
     sampler, seeds = plan.sampler, plan.seeds
     row = {k: i for i, k in enumerate(table.keeps)}
     lookup = {k: v for k, v in zip(table.keeps, table.values, strict=True)}
@@ -602,7 +604,9 @@ def run(
         on_seed(name, 0, count)
         for seed in range(count):
             sibling = table.perturbed(seed, noise)
-            curve, compute, recall, _ = replay_one(sibling, strategy, seed, budget, None, screen)
+            curve, compute, recall, _ = replay_one(
+                sibling, strategy, seed, budget, None, screen_run
+            )
             curves.append(curve)
             computes.append(compute)
             recalls.append(recall)
