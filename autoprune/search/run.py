@@ -98,7 +98,9 @@ def screen_within(
             log(skipped_sentence(projected, dear.allowed_s, SCREEN_SHARE))
             why = {
                 "reason": "budget",
-                "projected_s": projected and round(projected, 1),
+                # unrounded: a resume compares it with its allowance (a tenth of a second
+                # rounds a tiny model's projection to 0, and the screen started again)
+                "projected_s": projected,
                 "share": SCREEN_SHARE,
             }
         prep.study.set_user_attr(
