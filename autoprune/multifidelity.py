@@ -108,9 +108,10 @@ class Posterior:
 # hyperparameter grid searched by marginal likelihood: kernel length over keep sets, weight of
 # the screen, how the prior spread grows with the layers dropped (`Pool.spread`), signal variance
 # and noise variance (accuracy is normalised by the full model's); the length and screen-weight
-# values are the measured ones: shorter lengths and weaker screen weights did worse; a spread
-# that grows with the layers dropped needed 0.74x the compute to 95% over five tables
-# (docs/search-efficiency.md)
+# values are the measured ones: shorter lengths and weaker screen weights did worse (offered 0,
+# marginal likelihood takes it, and the search needed 1.4x-1.7x the compute to 95% on three of
+# six tables); a spread that grows with the layers dropped needed 0.74x the compute to 95% over
+# five tables (docs/search-efficiency.md)
 LENGTHS = (2.0, 4.0)
 SCREEN_WEIGHTS = (2.0, 4.0)
 AMPLITUDES = (0.001, 0.004, 0.016)

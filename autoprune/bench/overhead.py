@@ -16,6 +16,7 @@ import optuna
 from autoprune.backends import local
 from autoprune.export import atomic_write_text
 from autoprune.record import TrialRecord
+from autoprune.report import counted
 from autoprune.search.cached import ensure_reference
 from autoprune.search.options import DEFAULT_TRIALS, SearchOptions, prepare
 from autoprune.search.run import screen_allowance, study_sampler
@@ -62,7 +63,7 @@ def overhead(
             last[0] = now
             memory.append(rss_mb())
             if len(cycles) % 10 == 0:
-                log(f"{len(cycles)} trials, rss {memory[-1]:.0f} MB")
+                log(f"{counted(len(cycles), 'trial')}, rss {memory[-1]:.0f} MB")
 
         local.run(prep.study, prep.ctx, trials, on_trial)
     rows = []
@@ -156,7 +157,7 @@ def ray_scaling(
                 if trial is not None and TrialRecord.of(trial).wall_s is not None:
                     finished.append(time.perf_counter())
 
-            log(f"{label}: {trials} trials ...")
+            log(f"{label}: {counted(trials, 'trial')} ...")
             row = {"backend": label, "workers": count or 1, "load_before": os.getloadavg()[0]}
             if count:
                 start = time.perf_counter()
