@@ -3,6 +3,7 @@ table is made of, checked on a small table whose true front is known by construc
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -393,3 +394,28 @@ def test_a_replay_reports_each_strategys_seeds_as_they_finish():
         ("screened", 0, 1),
         ("screened", 1, 1),
     ]
+
+
+def test_a_partial_table_replays_only_the_strategies_that_propose_from_its_keep_sets():
+    whole = table()
+    rng = np.random.default_rng(1)
+    sample = sorted(rng.choice(len(whole.keeps), size=12, replace=False))
+    part = Table.load(
+        whole.meta,
+        [
+            {"keep": whole.keeps[i], "mase": whole.values[i, 0] * 1.02, "zs_mase": 1.2}
+            | dict(zip(["params", "latency_ms"], whole.values[i, 1:] * [350, 7], strict=True))
+            for i in sample
+        ],
+    )
+    assert part.partial and not whole.partial
+    lines = []
+    result = run(part, seeds=2, budget=len(part.keeps), log=lines.append)
+    assert set(result["strategies"]) == {"screened"}  # a sample without rungs
+    assert "replaying screened" in lines  # not gp, nor unscreened-mf (no rungs): not here
+    assert any("holds 12 of its space's 30 keep sets" in line for line in lines)
+    # the screened sampler's pool is the table: it trains every keep set, and finds its front
+    assert result["strategies"]["screened"]["curves"][0][-1] == pytest.approx(1.0)
+    for name in ("tpe", "random", "tpe+bi", "tpe+screen"):
+        with pytest.raises(AutoPruneError, match=re.escape(f"'{name}' proposes keep sets from")):
+            run(part, seeds=1, budget=3, only=[name], log=lambda m: None)

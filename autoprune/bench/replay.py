@@ -108,6 +108,12 @@ class Table:
         return self.meta["space"]["num_layers"]
 
     @property
+    def partial(self) -> bool:
+        """Whether the table lacks keep sets of its space: a sample (`bench truth --sample`) or
+        a build not yet finished."""
+        return len(self.keeps) < self.space.size
+
+    @property
     def space(self) -> SearchSpace:
         """The search space the table was built on."""
         return parse_space(
@@ -361,13 +367,22 @@ def warm_knowledge(source: Table, trials: int | None = WARM_TRIALS) -> dict[tupl
     return {keep: float(source.values[source.keeps.index(keep), 0]) for keep in trained}
 
 
+OFF_THE_SHELF = ("random", "tpe-independent", "tpe", "nsga2", "gp")
+# the strategies of the screened sampler, which proposes from a pool: the table's keep sets
+FROM_THE_TABLE = ("screened", "unscreened")
+
+
 def strategies(
-    table: Table, warm_from: Sequence[Table] = (), warm_trials: int | None = WARM_TRIALS
+    table: Table,
+    warm_from: Sequence[Table] = (),
+    warm_trials: int | None = WARM_TRIALS,
+    from_the_table: bool = True,
 ) -> dict[str, Strategy]:
     """Every replayable strategy of `table`; the warm-started ones from `warm_from`, other
-    tables of the same model (several: one prior each, as `search --warm-start A,B` does)."""
-    names = ("random", "tpe-independent", "tpe", "nsga2", "gp")
-    result = {name: _strategy(name) for name in names}
+    tables of the same model (several: one prior each, as `search --warm-start A,B` does).
+    A partial table replays only the strategies that propose from its keep sets (unless
+    `from_the_table` is False: what a whole table would replay)."""
+    result = {name: _strategy(name) for name in OFF_THE_SHELF}
     for method, scores in table.meta["priors"].items():
         result[f"tpe+{method}"] = _strategy("tpe", lambda t, s=scores: t.one_shot(s))
     result["tpe+screen"] = _strategy("tpe", Table.top_screen, seeds_from_screen=True)
@@ -383,17 +398,27 @@ def strategies(
         result["screened+warm"] = _strategy("screened", warm=warm)
         if table.rungs:
             result["screened-mf+warm"] = _strategy("screened", warm=warm, stop=FrontStop)
+    if table.partial and from_the_table:  # the others propose from the whole space
+        result = {name: s for name, s in result.items() if name.startswith(FROM_THE_TABLE)}
     return result
 
 
 def unavailable(name: str, table: Table, warm_from: Sequence[Table], known) -> str:
     """Why `name` is not a strategy of this replay: a table without rungs has no multi-fidelity
-    strategy, and a warm-started one needs the other table; else the name is unknown."""
+    strategy, a partial table none that proposes from the whole space, and a warm-started one
+    needs the other table; else the name is unknown."""
     if (name.startswith("screened-mf") or name.endswith("moasha")) and not table.rungs:
         return (
             f"replay strategy {name!r} needs the table's rung fidelities, and this table has none "
             "(it was built before rungs existed): rebuild it with `autoprune bench truth` "
             "(resumable), or replay 'screened'"
+        )
+    if table.partial and name in strategies(table, from_the_table=False):
+        return (
+            f"replay strategy {name!r} proposes keep sets from the whole space, and this table "
+            f"holds {len(table.keeps):,} of its {table.space.size:,} (a sample, or a build not "
+            "finished): finish it with `autoprune bench truth` (resumable, without --sample), or "
+            f"replay the strategies that propose from the table's keep sets: {', '.join(known)}"
         )
     if name in SEED_FREE and name.endswith("+warm") and not warm_from:
         return (
@@ -590,7 +615,16 @@ def run(
         raise UnknownNameError(unavailable(unknown[0], table, warm_from, known))
     if not only:
         only = [name for name in known if name not in ON_REQUEST]
-        log(f"replaying {', '.join(only)}; {', '.join(ON_REQUEST)} only with --strategy")
+        named = [name for name in ON_REQUEST if name in known]
+        log(
+            f"replaying {', '.join(only)}"
+            + (f"; {', '.join(named)} only with --strategy" if named else "")
+        )
+    if table.partial:
+        log(
+            f"this table holds {len(table.keeps):,} of its space's {table.space.size:,} keep "
+            "sets: only the strategies that propose from them are replayed"
+        )
     screen_run = ScreenRun.decide(table, budget, screen)
     if any(name.startswith("screened") for name in only):
         log(screen_run.said())
