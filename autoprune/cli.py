@@ -329,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", default="1,2", help="ray: worker counts to compare (1,2)")
     bench.add_argument("--threads", type=int)
     bench.add_argument(
+        "--space",
+        type=_text,
+        help="truth: build the table over this search-space TOML (e.g. max_kept = 4), not the "
+        "model's own; the table's name gains the file's stem",
+    )
+    bench.add_argument(
         "--sample", type=int, help="truth: re-align this many random keep sets, not all"
     )
     bench.add_argument("--truth", type=Path, help="replay, verify: truth-<model>-<dataset>.json")
@@ -842,11 +848,22 @@ def _knobs(pairs: list[str]) -> dict[str, float | int | bool]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     folder = args.out or Path("studies/bench")
+    if args.space and args.what != "truth":
+        raise AutoPruneError(
+            f"--space applies to `bench truth` only; `bench {args.what}` takes the space from "
+            "the model (or, replaying, from the table, which records the space it was built on)"
+        )
     if args.what == "truth":
         from autoprune.bench.truth import build, truth_paths
 
         meta = build(
-            args.model, args.dataset, folder, args.sample, lambda m: err.print(m), args.threads
+            args.model,
+            args.dataset,
+            folder,
+            args.sample,
+            lambda m: err.print(m),
+            args.threads,
+            args.space,
         )
         correlation = meta["rank_correlation"]
         for fidelity, values in correlation.items():
@@ -856,7 +873,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 f"{values['overall']:.3f}, within equal size "
                 f"{'-' if within is None else format(within, '.3f')}"
             )
-        for path in truth_paths(args.model, args.dataset, folder):
+        for path in truth_paths(args.model, args.dataset, folder, args.space):
             out.print(f"written to {path}")
         return 0
     if args.what == "replay":

@@ -311,6 +311,11 @@ ROWS = [
         "bench truth --model moirai-tiny-8 --dataset etth1,etth2 --out {bad}/truth",
         "bench truth builds one table per dataset",
     ),
+    (
+        "space-bench-replay",
+        "bench replay --truth studies/bench/truth-moirai-tiny-8-ili.json --space {bad}/x.toml",
+        "--space applies to `bench truth` only",
+    ),
     ("space-latin1", SEARCH + " --study n --space {bad}/latin1.toml", "not UTF-8 text (byte 0xe9"),
     ("space-directory", SEARCH + " --study n --space {bad}", "is a directory; give a TOML file"),
     (

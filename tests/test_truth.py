@@ -53,3 +53,29 @@ def test_a_table_built_from_scratch_replays_with_the_costs_it_measured(
     full_trial = table.meta["seconds"]["full_trial"]
     assert full_trial > 0 and table.full_trial_s == full_trial
     assert ScreenRun.decide(table, 100, "on").charged_s == table.screen_cost
+
+
+def test_a_table_over_a_space_file_holds_only_that_space_and_is_named_for_it(
+    tiny_model_dir, tiny_csv, studies, tmp_path
+):
+    """`bench truth --space FILE`: the exhaustive table of a narrower space (here at most 2 of the
+    tiny model's 4 layers), under a name of its own, and re-evaluated in that space by `verify`."""
+    from autoprune.bench.replay import Table
+    from autoprune.bench.truth import build, load_truth, table_context, truth_paths
+
+    space = tmp_path / "narrow.toml"
+    space.write_text('model = "tiny"\nnum_layers = 4\nmax_kept = 2\n[realign]\nsteps = 30\n')
+    meta = build(
+        str(tiny_model_dir),
+        str(tiny_csv),
+        tmp_path,
+        log=lambda m: None,
+        threads=1,
+        space_file=str(space),
+    )
+    csv_path, json_path = truth_paths(str(tiny_model_dir), str(tiny_csv), tmp_path, str(space))
+    assert json_path.name.endswith("-narrow.json") and csv_path.is_file()
+    table = Table.load(*load_truth(json_path))
+    assert len(table.keeps) == 4 + 6 and not table.partial
+    assert max(len(k) for k in table.keeps) == 2 and meta["space"]["max_kept"] == 2
+    assert table_context(json_path, meta).space.upper == 2

@@ -43,8 +43,17 @@ TRUTH_SEED = 0  # every table's trials re-align with this seed
 VERIFY_TOLERANCE = {"mase": 1e-2, "zs_mase": 1e-4}
 
 
-def truth_paths(model: str, dataset: str, out: Path) -> tuple[Path, Path]:
-    stem = f"truth-{Path(model).name}-{Path(dataset).stem}"
+def truth_name(model: str, dataset: str, space: str | Path | None = None) -> str:
+    """The table's study name and file stem; a table of another space than the model's own
+    (`--space FILE`) carries that file's stem, so it never resumes or overwrites the default's."""
+    name = f"truth-{Path(model).name}-{Path(dataset).stem}"
+    return f"{name}-{Path(space).stem}" if space else name
+
+
+def truth_paths(
+    model: str, dataset: str, out: Path, space: str | Path | None = None
+) -> tuple[Path, Path]:
+    stem = truth_name(model, dataset, space)
     return out / f"{stem}.csv", out / f"{stem}.json"
 
 
@@ -55,6 +64,7 @@ def build(
     sample: int | None = None,
     log=print,
     threads: int | None = None,
+    space_file: str | None = None,
 ) -> dict:
     """Build (or resume) the tables; `sample` re-aligns that many random keep sets instead of
     all of them. Every keep set gets the full budget (single fidelity) and records its rungs.
@@ -68,12 +78,13 @@ def build(
     measure after 3 and 10 of the 30 steps; `cost_r3`, `cost_r10`: seconds from pruning to that
     rung's value, the rungs before it included) and the full budget (`mase` and the other
     metrics; `cost_full`: the seconds a single-fidelity trial spends, rung evaluations excluded;
-    `rungs_s`: what the rung evaluations added)."""
+    `rungs_s`: what the rung evaluations added). `space_file` builds it over another search
+    space than the model's shipped one (e.g. fewer layers' keep sets), as `search --space` does."""
     if "," in dataset:
         raise AutoPruneError(
             f"bench truth builds one table per dataset; run it once for each of {dataset}"
         )
-    name = f"truth-{Path(model).name}-{Path(dataset).stem}"
+    name = truth_name(model, dataset, space_file)
     prep = prepare(
         SearchOptions(
             study=name,
@@ -83,6 +94,7 @@ def build(
             sampler="random" if sample else "exhaustive",
             fidelity="single",
             threads=threads,
+            space=space_file,
         )
     )
     ctx, space = prep.ctx, prep.ctx.space
@@ -133,6 +145,7 @@ def build(
         "evaluation": prep.settings["evaluation"],
         "objectives": prep.settings["objectives"],
         "space": prep.settings["space"],
+        "space_file": space_file,
         "space_size": space.size,
         "realigned": len(realigned),
         "reference": {
@@ -154,7 +167,7 @@ def build(
         },
         "rank_correlation": correlations(rows),
     }
-    csv_path, json_path = truth_paths(model, dataset, out)
+    csv_path, json_path = truth_paths(model, dataset, out, space_file)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
@@ -239,9 +252,10 @@ def load_truth(json_path: Path) -> tuple[dict, list[dict]]:
 
 def table_context(json_path: Path, meta: dict) -> TrialContext:
     """The context the table's trials ran in (its model, data, setting, re-alignment and seed),
-    on the CPU; refused when the model's search space has changed since the table was built."""
+    on the CPU; refused when the model's search space (or the table's `--space` file) has changed
+    since the table was built."""
     adapter = load_adapter(meta["model"])
-    space = space_for_model(meta["model"], adapter.num_layers)
+    space = space_for_model(meta["model"], adapter.num_layers, meta.get("space_file"))
     realign = space.realign.settings()
     if realign != meta["realign"] or space.val_windows != meta["evaluation"]["val_windows"]:
         raise AutoPruneError(
