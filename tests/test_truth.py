@@ -4,18 +4,32 @@ of each, re-evaluated from scratch, reproduces."""
 from pathlib import Path
 
 import pytest
+import torch
 
 from autoprune.bench.truth import correlations
 from autoprune.cli import main
+from tests.conftest import SHARED_DATA
 
 BENCH = Path(__file__).resolve().parents[1] / "studies" / "bench"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "table", ["truth-moirai-tiny-8-etth1.json", "truth-moirai-tiny-etth1.json"]
+    "table",
+    [
+        "truth-moirai-tiny-8-etth1.json",
+        "truth-moirai-tiny-etth1.json",
+        pytest.param(
+            "2026-12-05/12-layer/truth-moirai-tiny-etth2-moirai-tiny-max4.json",
+            marks=pytest.mark.skipif(
+                not SHARED_DATA.is_dir(), reason="needs ETTh2: ../shared/data"
+            ),
+        ),
+    ],
 )
-def test_a_random_row_of_each_shipped_truth_table_reproduces(table, studies, capsys):
+def test_a_random_row_of_each_shipped_truth_table_reproduces(table, studies, capsys, monkeypatch):
+    monkeypatch.setenv("AUTOPRUNE_DATA_DIR", str(SHARED_DATA))
+    monkeypatch.chdir(BENCH)  # a table built with --space finds its file beside it from anywhere
     code = main(["bench", "verify", "--truth", str(BENCH / table), "--rows", "1"])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -56,10 +70,12 @@ def test_a_table_built_from_scratch_replays_with_the_costs_it_measured(
 
 
 def test_a_table_over_a_space_file_holds_only_that_space_and_is_named_for_it(
-    tiny_model_dir, tiny_csv, studies, tmp_path
+    tiny_model_dir, tiny_csv, studies, tmp_path, monkeypatch
 ):
     """`bench truth --space FILE`: the exhaustive table of a narrower space (here at most 2 of the
-    tiny model's 4 layers), under a name of its own, and re-evaluated in that space by `verify`."""
+    tiny model's 4 layers), under a name of its own, and re-evaluated in that space by `verify`,
+    with as many torch threads as it was built with."""
+    from autoprune.bench import truth
     from autoprune.bench.replay import Table
     from autoprune.bench.truth import build, load_truth, table_context, truth_paths
 
@@ -79,3 +95,16 @@ def test_a_table_over_a_space_file_holds_only_that_space_and_is_named_for_it(
     assert len(table.keeps) == 4 + 6 and not table.partial
     assert max(len(k) for k in table.keeps) == 2 and meta["space"]["max_kept"] == 2
     assert table_context(json_path, meta).space.upper == 2
+
+    # verify re-aligns with the table's thread count (1 here), then gives the caller's back
+    torch.set_num_threads(2)
+    seen = []
+    real = truth.run_trial
+    monkeypatch.setattr(
+        truth,
+        "run_trial",
+        lambda ctx, keep: seen.append(torch.get_num_threads()) or real(ctx, keep),
+    )
+    rows = truth.verify(json_path, 2, log=lambda m: None)
+    assert seen == [1, 1] and torch.get_num_threads() == 2
+    assert all(verdict["reproduced"] for verdict in truth.verdicts(rows).values())
