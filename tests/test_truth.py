@@ -108,3 +108,20 @@ def test_a_table_over_a_space_file_holds_only_that_space_and_is_named_for_it(
     rows = truth.verify(json_path, 2, log=lambda m: None)
     assert seen == [1, 1] and torch.get_num_threads() == 2
     assert all(verdict["reproduced"] for verdict in truth.verdicts(rows).values())
+
+
+def test_a_build_reports_its_progress_every_25_keep_sets_with_the_time_left(monkeypatch):
+    from autoprune.bench import truth
+
+    clock = iter([0.0, 300.0])  # the run starts; 300 s later its 25th keep set is done
+    monkeypatch.setattr(truth.time, "perf_counter", lambda: next(clock))
+    done = {"n": 25}
+    monkeypatch.setattr(truth, "trained_trials", lambda study: [None] * done["n"])
+    lines = []
+    progress = truth.Progress(100, 25, lines.append)  # resumed: 25 were re-aligned before
+    progress(None)  # nothing new yet
+    done["n"] = 26
+    progress(None)
+    done["n"] = 50
+    progress(None)  # 25 in 300 s this run: 50 left, about 10 minutes
+    assert lines == ["50/100 re-aligned, about 10 min left"]

@@ -104,12 +104,8 @@ def build(
     prep.study.sampler = study_sampler(prep, log)
     log(f"re-aligning {target} of {space.size} keep sets (resumable study {name!r}) ...")
     start = time.perf_counter()
-    local.run(
-        prep.study,
-        ctx,
-        target,
-        lambda study, trial: _progress(study, target, log),
-    )
+    progress = Progress(target, len(trained_trials(prep.study)), log)
+    local.run(prep.study, ctx, target, lambda study, trial: progress(study))
     trials_s = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -198,10 +194,21 @@ def fidelity_costs(trial, rungs: tuple[int, ...]) -> dict:
     return row
 
 
-def _progress(study, target: int, log) -> None:
-    done = len(trained_trials(study))
-    if done % 25 == 0:
-        log(f"{done}/{target} re-aligned")
+class Progress:
+    """Every 25 keep sets: how many are re-aligned and, at this run's pace, about how long the
+    rest will take (a build of hundreds of keep sets runs for an hour or more)."""
+
+    def __init__(self, target: int, done: int, log) -> None:
+        self.target, self.first, self.log = target, done, log
+        self.start = time.perf_counter()
+
+    def __call__(self, study) -> None:
+        done = len(trained_trials(study))
+        if done % 25 or done == self.first:
+            return
+        pace = (time.perf_counter() - self.start) / (done - self.first)
+        left = max(self.target - done, 0) * pace
+        self.log(f"{done}/{self.target} re-aligned, about {left / 60:.0f} min left")
 
 
 def correlations(rows: list[dict], fidelities: Sequence[str] | None = None) -> dict:
