@@ -97,7 +97,6 @@ def test_a_table_over_a_space_file_holds_only_that_space_and_is_named_for_it(
     assert table_context(json_path, meta).space.upper == 2
 
     # verify re-aligns with the table's thread count (1 here), then gives the caller's back
-    torch.set_num_threads(2)
     seen = []
     real = truth.run_trial
     monkeypatch.setattr(
@@ -105,8 +104,13 @@ def test_a_table_over_a_space_file_holds_only_that_space_and_is_named_for_it(
         "run_trial",
         lambda ctx, keep: seen.append(torch.get_num_threads()) or real(ctx, keep),
     )
-    rows = truth.verify(json_path, 2, log=lambda m: None)
-    assert seen == [1, 1] and torch.get_num_threads() == 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rows = truth.verify(json_path, 2, log=lambda m: None)
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)  # the rest of the suite runs as it started
     assert all(verdict["reproduced"] for verdict in truth.verdicts(rows).values())
 
 

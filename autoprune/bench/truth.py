@@ -300,8 +300,12 @@ def verify(json_path: Path, rows: int, seed: int = 0, log=print) -> list[dict]:
     if meta.get("threads"):  # tables from before threads were recorded: this machine's count
         torch.set_num_threads(meta["threads"])
         log(f"re-aligning with {meta['threads']} torch thread(s), as the table was built")
+    setting = ctx.setting
+    windows = ctx.series.eval_windows(
+        "val", setting.context_length, setting.horizon, SCREEN_WINDOWS
+    )
     try:
-        result = [_reevaluate(ctx, row, log) for row in random_rows(table, rows, seed)]
+        result = [_reevaluate(ctx, windows, row, log) for row in random_rows(table, rows, seed)]
     finally:
         torch.set_num_threads(before)
     for row in result:
@@ -309,10 +313,10 @@ def verify(json_path: Path, rows: int, seed: int = 0, log=print) -> list[dict]:
     return result
 
 
-def _reevaluate(ctx: TrialContext, row: dict, log) -> dict:
-    """One row of `verify`: its keep set pruned, re-aligned and screened again."""
+def _reevaluate(ctx: TrialContext, windows, row: dict, log) -> dict:
+    """One row of `verify`: its keep set pruned, re-aligned and screened again (on `windows`,
+    the screen's validation windows, made once per `verify`)."""
     adapter, series, setting = ctx.adapter, ctx.series, ctx.setting
-    windows = series.eval_windows("val", setting.context_length, setting.horizon, SCREEN_WINDOWS)
     log(f"re-evaluating keep set {list(row['keep'])} ...")
     model, record = run_trial(ctx, row["keep"])
     del model
