@@ -128,4 +128,5 @@ def test_a_build_reports_its_progress_every_25_keep_sets_with_the_time_left(monk
     progress(None)
     done["n"] = 50
     progress(None)  # 25 in 300 s this run: 50 left, about 10 minutes
+    progress(None)  # a trial that trained nothing new: the count is not said again
     assert lines == ["50/100 re-aligned, about 10 min left"]

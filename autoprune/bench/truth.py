@@ -196,16 +196,19 @@ def fidelity_costs(trial, rungs: tuple[int, ...]) -> dict:
 
 class Progress:
     """Every 25 keep sets: how many are re-aligned and, at this run's pace, about how long the
-    rest will take (a build of hundreds of keep sets runs for an hour or more)."""
+    rest will take (a build of hundreds of keep sets runs for an hour or more). Each count is
+    said once: a trial that trains nothing new (a failure, a keep set drawn again) leaves the
+    count where it was."""
 
     def __init__(self, target: int, done: int, log) -> None:
-        self.target, self.first, self.log = target, done, log
+        self.target, self.first, self.said, self.log = target, done, done, log
         self.start = time.perf_counter()
 
     def __call__(self, study) -> None:
         done = len(trained_trials(study))
-        if done % 25 or done == self.first:
+        if done % 25 or done == self.said:
             return
+        self.said = done
         pace = (time.perf_counter() - self.start) / (done - self.first)
         left = max(self.target - done, 0) * pace
         self.log(f"{done}/{self.target} re-aligned, about {left / 60:.0f} min left")
