@@ -17,7 +17,10 @@ import optuna
 
 from autoprune.errors import AutoPruneError
 from autoprune.multifidelity import Pool, ScreenedSampler
+from autoprune.record import TrialRecord
 from autoprune.registry import Registry
+from autoprune.screen import all_keep_sets
+from autoprune.space import SearchSpace
 
 DEFAULT_SAMPLER = "screened"
 STARTUP_TRIALS = 8
@@ -41,6 +44,7 @@ class Screen:
 class SamplerContext:
     seed: int
     screen: Callable[[], Screen] | None = None
+    space: SearchSpace | None = None
 
     def screened(self) -> Screen:
         if self.screen is None:
@@ -124,8 +128,47 @@ def _random(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
 
 @SAMPLERS.register("exhaustive")
 def _exhaustive(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
-    """every keep set once, in random order (Optuna's BruteForceSampler); for ground truth"""
-    return optuna.samplers.BruteForceSampler(seed=ctx.seed)
+    """every keep set of the space once, in random order; for ground truth"""
+    if ctx.space is None:
+        raise AutoPruneError("the exhaustive sampler needs the search space, which was not given")
+    return EveryKeepSet(ctx.space, ctx.seed)
+
+
+class EveryKeepSet(optuna.samplers.BaseSampler):
+    """Proposes each keep set of `space` once, in an order drawn from `seed`: the first that no
+    trial of the study has taken (waiting trials aside). It enumerates keep sets, not the
+    per-layer booleans (as Optuna's BruteForceSampler does): in a space narrower than the model
+    (`max_kept` 4 of 12 layers) most boolean combinations repair to a keep set already taken:
+    building the 793-keep-set table of that space over ETTh1 took 4,096 trials, 3,303 of them
+    look-ups, 746 of its 3,007 s. Once every keep set is taken it draws at random (look-ups,
+    which end the run)."""
+
+    def __init__(self, space: SearchSpace, seed: int) -> None:
+        order = np.random.default_rng(seed).permutation(space.size)
+        keeps = all_keep_sets(space)
+        self.order = [keeps[i] for i in order]
+        self.fallback = optuna.samplers.RandomSampler(seed=seed)
+        self._next: tuple[int, ...] | None = None
+
+    def infer_relative_search_space(self, study, trial) -> dict:
+        return {}
+
+    def sample_relative(self, study, trial, search_space) -> dict:
+        return {}
+
+    def before_trial(self, study: optuna.Study, trial) -> None:
+        states = [s for s in optuna.trial.TrialState if s != optuna.trial.TrialState.WAITING]
+        taken = {
+            TrialRecord.of(t).keep_set
+            for t in study.get_trials(deepcopy=False, states=states)
+            if t.number != trial.number
+        }
+        self._next = next((k for k in self.order if k not in taken), None)
+
+    def sample_independent(self, study, trial, name: str, distribution) -> object:
+        if self._next is None:
+            return self.fallback.sample_independent(study, trial, name, distribution)
+        return int(name.rsplit("_", 1)[1]) in self._next
 
 
 @SAMPLERS.register("screened")

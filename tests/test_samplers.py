@@ -36,7 +36,7 @@ def screen() -> Screen:
 
 def run(study: optuna.Study, name: str, seed: int, trials: int) -> list[tuple[int, ...]]:
     """`trials` trials with the sampler built as a study run builds it: seed plus trials stored."""
-    study.sampler = build_sampler(name, SamplerContext(seed + len(study.trials), screen))
+    study.sampler = build_sampler(name, SamplerContext(seed + len(study.trials), screen, SPACE))
     keeps = []
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
@@ -84,8 +84,20 @@ def test_a_resumed_study_goes_on_where_it_stopped(name, tmp_path):
     assert len(resumed.trials) == 12
 
 
+def test_the_exhaustive_sampler_trains_each_keep_set_of_a_narrow_space_once():
+    """The space allows 2-4 of 6 layers: 25 keep sets, where 32 combinations of the 5 droppable
+    layers' booleans would repair 7 times to keep sets already taken."""
+    study = new_study()
+    keeps = run(study, "exhaustive", 0, SPACE.size)
+    assert sorted(keeps) == all_keep_sets(SPACE)
+    assert keeps != all_keep_sets(SPACE)  # in a drawn order, not the lexicographic one
+    assert not any(TrialRecord.of(t).sampled_keep for t in study.trials)  # nothing repaired
+
+
 def test_unknown_names_and_missing_screens_say_what_to_do():
     with pytest.raises(UnknownNameError, match="known: tpe, tpe-independent"):
         SAMPLERS.check("tpe2")
     with pytest.raises(AutoPruneError, match="needs the zero-shot screen"):
         build_sampler("screened", SamplerContext(0))
+    with pytest.raises(AutoPruneError, match="needs the search space"):
+        build_sampler("exhaustive", SamplerContext(0))

@@ -8,6 +8,7 @@ import torch
 
 from autoprune.bench.truth import correlations
 from autoprune.cli import main
+from autoprune.study import load_study
 from tests.conftest import SHARED_DATA
 
 BENCH = Path(__file__).resolve().parents[1] / "studies" / "bench"
@@ -95,6 +96,8 @@ def test_a_table_over_a_space_file_holds_only_that_space_and_is_named_for_it(
     assert len(table.keeps) == 4 + 6 and not table.partial
     assert max(len(k) for k in table.keeps) == 2 and meta["space"]["max_kept"] == 2
     assert table_context(json_path, meta).space.upper == 2
+    # one trial per keep set: none spent on boolean combinations that repair to a taken one
+    assert len(load_study(meta["study"], None).trials) == len(table.keeps)
 
     # verify re-aligns with the table's thread count (1 here), then gives the caller's back
     seen = []

@@ -345,7 +345,7 @@ def _strategy(
             pool = Pool.build(table.keeps, table.values[:, 1:], values, table.num_layers)
             return Screen(pool, np.ones(table.values.shape[1]), table.reference, 0, warm or {})
 
-        sampler = build_sampler(name, SamplerContext(seed, screen))
+        sampler = build_sampler(name, SamplerContext(seed, screen, table.space))
         first = seeds(table) if seeds else []
         paid = screen_run.charged_s if any(asked) else 0.0
         if seeds_from_screen:

@@ -69,7 +69,8 @@ def build(
     """Build (or resume) the tables; `sample` re-aligns that many random keep sets instead of
     all of them. Every keep set gets the full budget (single fidelity) and records its rungs.
     The re-aligned part is an ordinary autoprune study (`truth-<model>-<dataset>`, sampler
-    `exhaustive` or `random`), so building it resumes after an interruption and can be carried
+    `exhaustive`: with `sample`, its first keep sets are a uniform sample of the space's, drawn
+    without repeats), so building it resumes after an interruption and can be carried
     across sessions; every layer is also scored by every importance method
     (`importance.all_methods`).
 
@@ -91,7 +92,7 @@ def build(
             model=model,
             dataset=dataset,
             seed=TRUTH_SEED,
-            sampler="random" if sample else "exhaustive",
+            sampler="exhaustive",
             fidelity="single",
             threads=threads,
             space=space_file,

@@ -57,7 +57,7 @@ def study_sampler(
     study seed plus the trials stored. `allowed_s`: the seconds the zero-shot screen may take
     (`screen_allowance`; None: no limit)."""
     seed = prep.settings["seed"] + len(prep.study.get_trials(deepcopy=False))
-    context = SamplerContext(seed, lambda: screen_knowledge(prep, log, allowed_s))
+    context = SamplerContext(seed, lambda: screen_knowledge(prep, log, allowed_s), prep.ctx.space)
     return Beating(build_sampler(prep.sampler, context))
 
 
