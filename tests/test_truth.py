@@ -20,6 +20,7 @@ BENCH = Path(__file__).resolve().parents[1] / "studies" / "bench"
     [
         "truth-moirai-tiny-8-etth1.json",
         "truth-moirai-tiny-etth1.json",
+        "2026-12-05/12-layer/truth-moirai-tiny-etth1-moirai-tiny-max4.json",
         pytest.param(
             "2026-12-05/12-layer/truth-moirai-tiny-etth2-moirai-tiny-max4.json",
             marks=pytest.mark.skipif(
