@@ -144,9 +144,9 @@ class EveryKeepSet(optuna.samplers.BaseSampler):
     which end the run)."""
 
     def __init__(self, space: SearchSpace, seed: int) -> None:
-        order = np.random.default_rng(seed).permutation(space.size)
         keeps = all_keep_sets(space)
-        self.order = [keeps[i] for i in order]
+        self.space = space
+        self.order = [keeps[i] for i in np.random.default_rng(seed).permutation(len(keeps))]
         self.fallback = optuna.samplers.RandomSampler(seed=seed)
         self._next: tuple[int, ...] | None = None
 
@@ -168,7 +168,7 @@ class EveryKeepSet(optuna.samplers.BaseSampler):
     def sample_independent(self, study, trial, name: str, distribution) -> object:
         if self._next is None:
             return self.fallback.sample_independent(study, trial, name, distribution)
-        return int(name.rsplit("_", 1)[1]) in self._next
+        return self.space.params_of(self._next)[name]
 
 
 @SAMPLERS.register("screened")
