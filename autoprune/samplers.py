@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from autoprune.errors import AutoPruneError
 from autoprune.multifidelity import Pool, ScreenedSampler
@@ -136,7 +137,7 @@ def _exhaustive(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
 
 class EveryKeepSet(optuna.samplers.BaseSampler):
     """Proposes each keep set of `space` once, in an order drawn from `seed`: the first that no
-    trial of the study has taken (waiting trials aside). It enumerates keep sets, not the
+    trial of the study has taken (`taken`). It enumerates keep sets, not the
     per-layer booleans (as Optuna's BruteForceSampler does): in a space narrower than the model
     (`max_kept` 4 of 12 layers) most boolean combinations repair to a keep set already taken:
     building the 793-keep-set table of that space over ETTh1 took 4,096 trials, 3,303 of them
@@ -157,18 +158,28 @@ class EveryKeepSet(optuna.samplers.BaseSampler):
         return {}
 
     def before_trial(self, study: optuna.Study, trial) -> None:
-        states = [s for s in optuna.trial.TrialState if s != optuna.trial.TrialState.WAITING]
-        taken = {
-            TrialRecord.of(t).keep_set
-            for t in study.get_trials(deepcopy=False, states=states)
-            if t.number != trial.number
-        }
-        self._next = next((k for k in self.order if k not in taken), None)
+        others = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+        done = {TrialRecord.of(t).keep_set for t in others if taken(t)}
+        self._next = next((k for k in self.order if k not in done), None)
 
     def sample_independent(self, study, trial, name: str, distribution) -> object:
         if self._next is None:
             return self.fallback.sample_independent(study, trial, name, distribution)
         return self.space.params_of(self._next)[name]
+
+
+def taken(trial: FrozenTrial) -> bool:
+    """Whether `trial` settles its keep set for `EveryKeepSet`: trained (or looked up), being
+    trained, stopped at a rung, or failed for a reason of its own (`fail_reason`: proposed
+    again, it would fail again). Not a waiting trial, nor one interrupted (Ctrl-C, a killed
+    process: a failure with no reason recorded) or pruned without training (a duplicate of a
+    keep set another trial trains, one over the study's total): a resumed build trains those."""
+    state, record = trial.state, TrialRecord.of(trial)
+    return (
+        state in (TrialState.COMPLETE, TrialState.RUNNING)
+        or (state == TrialState.PRUNED and record.stopped_at is not None)
+        or (state == TrialState.FAIL and record.fail_reason is not None)
+    )
 
 
 @SAMPLERS.register("screened")
