@@ -326,7 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--trials", type=int, help="overhead: trials to time (default 50); ray: per run (12)"
     )
-    bench.add_argument("--workers", default="1,2", help="ray: worker counts to compare (1,2)")
+    bench.add_argument(
+        "--workers",
+        help="ray: worker counts to compare (1,2); truth: processes re-aligning keep sets at once "
+        "(1), each with --threads torch threads (default: the cores shared out among them)",
+    )
     bench.add_argument("--threads", type=int)
     bench.add_argument(
         "--space",
@@ -856,6 +860,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "truth":
         from autoprune.bench.truth import build, truth_paths
 
+        workers = _int_list(args.workers or "1", "--workers")
+        if len(workers) != 1:
+            raise AutoPruneError(
+                f"--workers {args.workers!r}: bench truth takes one number, the processes "
+                "re-aligning keep sets at once"
+            )
         meta = build(
             args.model,
             args.dataset,
@@ -864,6 +874,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             lambda m: err.print(m),
             args.threads,
             args.space,
+            workers[0],
         )
         correlation = meta["rank_correlation"]
         for fidelity, values in correlation.items():
@@ -990,7 +1001,7 @@ def _ray(args: argparse.Namespace, folder: Path) -> int:
     from autoprune.bench.overhead import ray_scaling
 
     trials = 12 if args.trials is None else args.trials
-    workers = _int_list(args.workers, "--workers")
+    workers = _int_list(args.workers or "1,2", "--workers")
     if trials < 1 or not workers or min(workers) < 1:
         raise AutoPruneError("--trials and every --workers count must be at least 1")
     target = folder / f"ray-{args.model}-{args.dataset}.json"

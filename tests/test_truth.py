@@ -118,10 +118,47 @@ def test_a_table_over_a_space_file_holds_only_that_space_and_is_named_for_it(
     assert all(verdict["reproduced"] for verdict in truth.verdicts(rows).values())
 
 
+def test_two_processes_build_the_table_one_process_builds(
+    tiny_model_dir, tiny_csv, tmp_path, monkeypatch
+):
+    """`bench truth --workers 2`: the second process trains its share of the keep sets in the
+    same study, none twice and none looked up, and the table is the single process's, row for
+    row (each re-alignment has the same seed and batches whichever process runs it)."""
+    import csv
+
+    from autoprune.bench.truth import build, load_truth
+
+    tables = {}
+    for workers in (1, 2):
+        monkeypatch.setenv("AUTOPRUNE_STUDIES_DIR", str(tmp_path / f"studies-{workers}"))
+        out = tmp_path / f"out-{workers}"
+        meta = build(
+            str(tiny_model_dir), str(tiny_csv), out, log=lambda m: None, threads=1, workers=workers
+        )
+        assert meta["workers"] == workers and meta["realigned"] == 2**4 - 2
+        trials = load_study(meta["study"], None).trials
+        assert len(trials) == 2**4 - 2  # one trial per keep set: none trained twice or looked up
+        tables[workers] = list(csv.DictReader(open(next(out.glob("truth-*.csv")))))
+        if workers == 2:
+            assert len({t.user_attrs["worker"] for t in trials}) == 2
+            load_truth(next(out.glob("truth-*.json")))  # a table a replay reads
+    measured = ("keep", "mase", "crps", "r3_mase", "r10_mase", "zs_nll", "params")
+    assert [{k: r[k] for k in measured} for r in tables[2]] == [
+        {k: r[k] for k in measured} for r in tables[1]
+    ]
+
+
+def test_bench_truth_takes_one_number_of_workers(capsys):
+    assert main(["bench", "truth", "--workers", "1,2"]) == 2
+    assert "takes one number" in capsys.readouterr().err
+
+
 def test_a_build_reports_its_progress_every_25_keep_sets_with_the_time_left(monkeypatch):
     from autoprune.bench import truth
 
-    clock = iter([0.0, 300.0])  # the run starts; 300 s later its 25th keep set is done
+    clock = iter(
+        [0.0, 300.0, 612.0]
+    )  # the start; the 25th new keep set at 300 s, the 51st at 612 s
     monkeypatch.setattr(truth.time, "perf_counter", lambda: next(clock))
     done = {"n": 25}
     monkeypatch.setattr(truth, "trained_trials", lambda study: [None] * done["n"])
@@ -133,4 +170,8 @@ def test_a_build_reports_its_progress_every_25_keep_sets_with_the_time_left(monk
     done["n"] = 50
     progress(None)  # 25 in 300 s this run: 50 left, about 10 minutes
     progress(None)  # a trial that trained nothing new: the count is not said again
-    assert lines == ["50/100 re-aligned, about 10 min left"]
+    done["n"] = 74
+    progress(None)
+    done["n"] = 76  # other workers trained two while this one trained its last
+    progress(None)
+    assert lines == ["50/100 re-aligned, about 10 min left", "76/100 re-aligned, about 5 min left"]

@@ -54,9 +54,9 @@ def stop_reason(
     still being trained) cover the whole space, 'reached' once they make `target`, 'budget' once
     the study's search compute (`search_seconds`, all runs) is `compute` seconds or more - after
     its first trained keep set, so a study always has one. Trials still under way (several Ray
-    workers) count as much as the study's trials so far took on average, so workers do not
-    start trials the budget cannot pay for: it is overshot by about one trial, as one process
-    overshoots it."""
+    workers, or processes sharing the study) count as much as the study's trials so far took on
+    average, so workers do not start trials the budget cannot pay for: it is overshot by about
+    one trial, as one process overshoots it."""
     trained = len(trained_trials(study))
     done = trained + in_flight
     if done >= space.size:
@@ -65,7 +65,7 @@ def stop_reason(
         return "reached"
     if compute is not None and trained:
         spent = search_seconds(study)
-        if in_flight:  # Ray only: one process has none when it asks
+        if in_flight:  # several workers: one process alone has none when it asks
             ran = [r for r in compute_spent(study)["steps"] if r["count"]]
             mean_trial = sum(r["seconds"] for r in ran) / max(sum(r["count"] for r in ran), 1)
             spent += in_flight * mean_trial
@@ -80,6 +80,7 @@ def run(
     target: int,
     on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial | None], None] = lambda s, t: None,
     compute: float | None = None,
+    shared: bool = False,
 ) -> str:
     """Run trials until the study holds `target` trained keep sets, or has spent `compute`
     seconds of search (a trial under way finishes); returns why it stopped (`stop_reason`).
@@ -87,11 +88,16 @@ def run(
     `target` (`--trials N`) is counted in the shared storage, so a resumed run or a second
     process on the same storage stops at the same total. Optuna runs heartbeats during each
     trial and fails stale trials (left RUNNING by a crash) before the next one; the storage's
-    retry callback re-queues their keep sets once."""
+    retry callback re-queues their keep sets once. `shared`: processes started together train
+    this study's keep sets (`bench truth --workers`), so the trials they are running count
+    towards the target too, and none starts a trial only to find every keep set taken."""
     objective = make_objective(ctx, target)
     streaks = Streaks()
     while True:
-        if reason := stop_reason(study, ctx.space, target, compute=compute):
+        running = (
+            len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) if shared else 0
+        )
+        if reason := stop_reason(study, ctx.space, target, running, compute):
             return reason
         finished: list[optuna.trial.FrozenTrial] = []
         study.optimize(

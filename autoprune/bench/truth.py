@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import optuna
 import torch
 
 from autoprune.backends import local
@@ -33,7 +35,7 @@ from autoprune.search.cached import ensure_reference, priors, screen_table
 from autoprune.search.options import SearchOptions, prepare
 from autoprune.search.run import study_sampler
 from autoprune.space import space_for_model
-from autoprune.study import trained_trials
+from autoprune.study import quiet_optuna, trained_trials
 
 TRUTH_SEED = 0  # every table's trials re-align with this seed
 # how far `verify` may find a stored value moved: another CPU or torch build sums floats in
@@ -65,6 +67,7 @@ def build(
     log=print,
     threads: int | None = None,
     space_file: str | None = None,
+    workers: int = 1,
 ) -> dict:
     """Build (or resume) the tables; `sample` re-aligns that many random keep sets instead of
     all of them. Every keep set gets the full budget (single fidelity) and records its rungs.
@@ -80,33 +83,50 @@ def build(
     rung's value, the rungs before it included) and the full budget (`mase` and the other
     metrics; `cost_full`: the seconds a single-fidelity trial spends, rung evaluations excluded;
     `rungs_s`: what the rung evaluations added). `space_file` builds it over another search
-    space than the model's shipped one (e.g. fewer layers' keep sets), as `search --space` does."""
+    space than the model's shipped one (e.g. fewer layers' keep sets), as `search --space` does.
+
+    `workers` processes re-align keep sets at once, each with `threads` torch threads (default:
+    the machine's cores shared out among them); they share the study, so each keep set is
+    trained once, and the table is the one a single process builds, its costs measured beside
+    the other workers' trials."""
     if "," in dataset:
         raise AutoPruneError(
             f"bench truth builds one table per dataset; run it once for each of {dataset}"
         )
+    if workers < 1:
+        raise AutoPruneError(f"--workers {workers} must be at least 1")
+    if workers > 1 and threads is None:
+        threads = max(1, (os.cpu_count() or 1) // workers)
     name = truth_name(model, dataset, space_file)
-    prep = prepare(
-        SearchOptions(
-            study=name,
-            model=model,
-            dataset=dataset,
-            seed=TRUTH_SEED,
-            sampler="exhaustive",
-            fidelity="single",
-            threads=threads,
-            space=space_file,
-        )
-    )
+    prep = prepare(truth_options(model, dataset, threads, space_file))
     ctx, space = prep.ctx, prep.ctx.space
     sets = all_keep_sets(space)
     target = min(sample or space.size, space.size)
     reference = ensure_reference(prep, log, keep_model=False)  # no test metrics here
     prep.study.sampler = study_sampler(prep, log)
-    log(f"re-aligning {target} of {space.size} keep sets (resumable study {name!r}) ...")
+    by = f" in {workers} processes of {threads} thread{'s' * (threads != 1)}" if workers > 1 else ""
+    log(f"re-aligning {target} of {space.size} keep sets{by} (resumable study {name!r}) ...")
     start = time.perf_counter()
     progress = Progress(target, len(trained_trials(prep.study)), log)
-    local.run(prep.study, ctx, target, lambda study, trial: progress(study))
+    helpers = start_workers(workers - 1, (model, dataset, threads, space_file, target))
+    try:
+        local.run(
+            prep.study, ctx, target, lambda study, trial: progress(study), shared=bool(helpers)
+        )
+    except BaseException:  # Ctrl-C too: their trials under way are re-queued on the next run
+        stop_workers(helpers, terminate=True)
+        raise
+    if failed := stop_workers(helpers):
+        codes = ", ".join(map(str, failed))
+        log(
+            f"warning: {len(failed)} of the {workers} processes re-aligning keep sets failed "
+            f"(exit codes {codes})"
+        )
+        if (done := len(trained_trials(prep.study))) < target:
+            raise AutoPruneError(
+                f"{done} of {target} keep sets are re-aligned: the study keeps each one "
+                "finished; run the same command again to finish the table"
+            )
     trials_s = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -153,6 +173,7 @@ def build(
         "rungs": list(rungs),
         "load_average": os.getloadavg(),  # timings are costs: how busy the machine was
         "threads": torch.get_num_threads(),
+        "workers": workers,  # processes re-aligning at once: each cost measured beside the others
         "screen_full": zero_shot[everything],
         "priors": scores,
         "seconds": {
@@ -172,6 +193,57 @@ def build(
     atomic_write_text(csv_path, buffer.getvalue())
     atomic_write_text(json_path, json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def truth_options(
+    model: str, dataset: str, threads: int | None, space_file: str | None
+) -> SearchOptions:
+    """The study behind a table: single fidelity, every keep set once (`exhaustive`)."""
+    return SearchOptions(
+        study=truth_name(model, dataset, space_file),
+        model=model,
+        dataset=dataset,
+        seed=TRUTH_SEED,
+        sampler="exhaustive",
+        fidelity="single",
+        threads=threads,
+        space=space_file,
+    )
+
+
+def realign_share(model: str, dataset: str, threads, space_file, target: int) -> None:
+    """A helper process of `build --workers`: re-aligns keep sets of the table's study, which
+    the first process has set up (reference and latency profile stored), until the trained
+    keep sets and those under way in every process make `target`. It says nothing: failures are
+    in the study and its exit code, and a Ctrl-C, which reaches every process, the first reports."""
+    quiet_optuna()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        prep = prepare(truth_options(model, dataset, threads, space_file))
+        ensure_reference(prep, lambda m: None, keep_model=False)
+        prep.study.sampler = study_sampler(prep, lambda m: None)
+        local.run(prep.study, prep.ctx, target, shared=True)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def start_workers(count: int, args: tuple) -> list:
+    """`count` helper processes running `realign_share(*args)`; spawned, not forked, so none
+    inherits this process's torch threads or open storage connections."""
+    context = multiprocessing.get_context("spawn")
+    helpers = [context.Process(target=realign_share, args=args) for _ in range(count)]
+    for helper in helpers:
+        helper.start()
+    return helpers
+
+
+def stop_workers(helpers: list, terminate: bool = False) -> list[int]:
+    """Wait for the helpers to finish (or stop them first); their non-zero exit codes."""
+    for helper in helpers:
+        if terminate:
+            helper.terminate()
+        helper.join()
+    return [h.exitcode for h in helpers if h.exitcode != 0]
 
 
 def fidelity_costs(trial, rungs: tuple[int, ...]) -> dict:
@@ -197,9 +269,9 @@ def fidelity_costs(trial, rungs: tuple[int, ...]) -> dict:
 
 class Progress:
     """Every 25 keep sets: how many are re-aligned and, at this run's pace, about how long the
-    rest will take (a build of hundreds of keep sets runs for an hour or more). Each count is
-    said once: a trial that trains nothing new (a failure, a keep set drawn again) leaves the
-    count where it was."""
+    rest will take (a build of hundreds of keep sets runs for an hour or more). Said once per 25:
+    a trial that trains nothing new (a failure, a keep set drawn again) leaves the count where
+    it was, and with several workers the count may pass a multiple of 25 between two looks."""
 
     def __init__(self, target: int, done: int, log) -> None:
         self.target, self.first, self.said, self.log = target, done, done, log
@@ -207,7 +279,7 @@ class Progress:
 
     def __call__(self, study) -> None:
         done = len(trained_trials(study))
-        if done % 25 or done == self.said:
+        if done // 25 == self.said // 25:
             return
         self.said = done
         pace = (time.perf_counter() - self.start) / (done - self.first)
