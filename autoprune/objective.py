@@ -94,6 +94,7 @@ class TrialContext:
     more: tuple[Series, ...] = ()
     aggregate: str = "geomean"
     full: dict[str, dict[str, dict]] = field(default_factory=dict)
+    fused_adamw: bool = True  # False: AdamW's for-loop, as a table built before 2026-12-03 was
 
     def __post_init__(self) -> None:
         self.adapter.model.to(self.device)
@@ -275,6 +276,7 @@ def realign(
         seed=ctx.seed,
         on_step=on_step if marks else None,
         loss_fn=loss_fn,
+        fused=ctx.fused_adamw,
     )
 
 

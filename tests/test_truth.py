@@ -1,6 +1,7 @@
 """The shipped ground-truth tables are measurements, not numbers to take on trust: a random row
 of each, re-evaluated from scratch, reproduces."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,7 @@ def test_a_table_over_a_space_file_holds_only_that_space_and_is_named_for_it(
     from autoprune.bench import truth
     from autoprune.bench.replay import Table
     from autoprune.bench.truth import build, load_truth, table_context, truth_paths
+    from autoprune.train import adamw_kind
 
     space = tmp_path / "narrow.toml"
     space.write_text('model = "tiny"\nnum_layers = 4\nmax_kept = 2\n[realign]\nsteps = 30\n')
@@ -100,19 +102,28 @@ def test_a_table_over_a_space_file_holds_only_that_space_and_is_named_for_it(
     # one trial per keep set: none spent on boolean combinations that repair to a taken one
     assert len(load_study(meta["study"], None).trials) == len(table.keeps)
 
-    # verify re-aligns with the table's thread count (1 here), then gives the caller's back
+    # verify re-aligns with the table's thread count (1 here) and AdamW update, then gives the
+    # caller's threads back
+    assert meta["adamw"] == adamw_kind(torch.device("cpu"))
     seen = []
     real = truth.run_trial
     monkeypatch.setattr(
         truth,
         "run_trial",
-        lambda ctx, keep: seen.append(torch.get_num_threads()) or real(ctx, keep),
+        lambda ctx, keep: (
+            seen.append((torch.get_num_threads(), ctx.fused_adamw)) or real(ctx, keep)
+        ),
     )
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         rows = truth.verify(json_path, 2, log=lambda m: None)
-        assert seen == [1, 1] and torch.get_num_threads() == 2
+        assert seen == [(1, meta["adamw"] == "fused")] * 2 and torch.get_num_threads() == 2
+        # a table built before the fused kernel (2026-12-03) says so, and is re-aligned as built
+        json_path.write_text(json.dumps(meta | {"adamw": "for-loop"}))
+        seen.clear()
+        truth.verify(json_path, 1, log=lambda m: None)
+        assert seen == [(1, False)]
     finally:
         torch.set_num_threads(before)  # the rest of the suite runs as it started
     assert all(verdict["reproduced"] for verdict in truth.verdicts(rows).values())
@@ -138,7 +149,9 @@ def test_two_processes_build_the_table_one_process_builds(
         assert meta["workers"] == workers and meta["realigned"] == 2**4 - 2
         trials = load_study(meta["study"], None).trials
         assert len(trials) == 2**4 - 2  # one trial per keep set: none trained twice or looked up
-        tables[workers] = list(csv.DictReader(open(next(out.glob("truth-*.csv")))))
+        tables[workers] = list(
+            csv.DictReader(next(out.glob("truth-*.csv")).read_text().splitlines())
+        )
         if workers == 2:
             assert len({t.user_attrs["worker"] for t in trials}) == 2
             load_truth(next(out.glob("truth-*.json")))  # a table a replay reads

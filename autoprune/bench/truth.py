@@ -36,6 +36,7 @@ from autoprune.search.options import SearchOptions, prepare
 from autoprune.search.run import study_sampler
 from autoprune.space import space_for_model
 from autoprune.study import quiet_optuna, trained_trials
+from autoprune.train import adamw_kind
 
 TRUTH_SEED = 0  # every table's trials re-align with this seed
 # how far `verify` may find a stored value moved: another CPU or torch build sums floats in
@@ -173,6 +174,7 @@ def build(
         "rungs": list(rungs),
         "load_average": os.getloadavg(),  # timings are costs: how busy the machine was
         "threads": torch.get_num_threads(),
+        "adamw": adamw_kind(ctx.device, ctx.fused_adamw),  # the update its re-alignments ran
         "workers": workers,  # processes re-aligning at once: each cost measured beside the others
         "screen_full": zero_shot[everything],
         "priors": scores,
@@ -334,9 +336,9 @@ def load_truth(json_path: Path) -> tuple[dict, list[dict]]:
 
 
 def table_context(json_path: Path, meta: dict) -> TrialContext:
-    """The context the table's trials ran in (its model, data, setting, re-alignment and seed),
-    on the CPU; refused when the model's search space (or the table's `--space` file) has changed
-    since the table was built."""
+    """The context the table's trials ran in (its model, data, setting, re-alignment, seed and
+    AdamW update, `adamw`; a table without one: this torch's), on the CPU; refused when the
+    model's search space (or the table's `--space` file) has changed since it was built."""
     adapter = load_adapter(meta["model"])
     space_file = meta.get("space_file")
     if space_file and not Path(space_file).is_file():  # a path from where it was built: or beside
@@ -350,8 +352,15 @@ def table_context(json_path: Path, meta: dict) -> TrialContext:
             f"{space.val_windows} windows; rebuild the table with `autoprune bench truth`"
         )
     series = load_series(meta["dataset"])
+    cpu = torch.device("cpu")
     return TrialContext(
-        adapter, series, Setting(**meta["setting"]), space, torch.device("cpu"), TRUTH_SEED
+        adapter,
+        series,
+        Setting(**meta["setting"]),
+        space,
+        cpu,
+        TRUTH_SEED,
+        fused_adamw=meta.get("adamw", adamw_kind(cpu)) == "fused",
     )
 
 
@@ -367,15 +376,18 @@ def verify(json_path: Path, rows: int, seed: int = 0, log=print) -> list[dict]:
     re-align with the table's budget and seed, evaluate; and the zero-shot screen of the same
     keep set) and return stored against measured values.
 
-    It re-aligns with as many torch threads as the table was built with: another count sums in
-    another order, which 30 Adam steps can amplify past the tolerance (measured on the 12-layer
-    ETTh2 table's keep set [4 7 8 10]: 1 thread reproduces its val MASE exactly, 2 differ by 6%)."""
+    It re-aligns with as many torch threads, and the same AdamW update, as the table was built
+    with: another count sums in another order, which 30 Adam steps can amplify past the
+    tolerance (measured on the 12-layer ETTh2 table's keep set [4 7 8 10]: 1 thread reproduces
+    its val MASE exactly, 2 differ by 6%; the fused kernel moves 21 of the 254 rows of
+    moirai-tiny-8's ETTh1 table, built with the for-loop, by more than 1%)."""
     meta, table = load_truth(json_path)
     ctx = table_context(json_path, meta)
     before = torch.get_num_threads()
     if meta.get("threads"):  # tables from before threads were recorded: this machine's count
         torch.set_num_threads(meta["threads"])
         log(f"re-aligning with {meta['threads']} torch thread(s), as the table was built")
+    log(f"re-aligning with AdamW's {adamw_kind(ctx.device, ctx.fused_adamw)} update")
     setting = ctx.setting
     windows = ctx.series.eval_windows(
         "val", setting.context_length, setting.horizon, SCREEN_WINDOWS
