@@ -154,6 +154,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_head(ray: str, env: dict) -> str:
+    """`ray start --head` on a free loopback port; its address. `free_port` lets the port go
+    before Ray binds it, and Ray's own processes from the tests before may take it first (CI once
+    saw the head exit 1 here): one more try on another port, and a second failure shows Ray's
+    own words."""
+    for attempt in (1, 2):
+        port = free_port()
+        head = subprocess.run(
+            [ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+             "--num-cpus", "1", "--include-dashboard", "false", "--disable-usage-stats"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if head.returncode == 0:
+            return f"127.0.0.1:{port}"
+        if attempt == 1:
+            subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    raise AssertionError(f"`ray start --head` failed twice: {head.stderr[-3000:]}")
+
+
 def cli(tiny_model_dir, tiny_csv, space: Path, trials: int, *extra: str) -> list[str]:
     return search_command("r", tiny_model_dir, tiny_csv, space, trials, "--backend", "ray", *extra)
 
@@ -161,22 +180,17 @@ def cli(tiny_model_dir, tiny_csv, space: Path, trials: int, *extra: str) -> list
 def test_a_study_runs_on_a_head_and_a_worker_node_on_loopback(
     tiny_model_dir, tiny_csv, tiny_space, studies
 ):
-    port = free_port()
     ray = str(BIN / "ray")
     # `ray start --head` turns on token authentication; the other node and the driver need it on
     env = {**os.environ, "AUTOPRUNE_STUDIES_DIR": str(studies), "RAY_AUTH_MODE": "token"}
-    address = f"127.0.0.1:{port}"
     try:
-        subprocess.run(
-            [ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-             "--num-cpus", "1", "--include-dashboard", "false", "--disable-usage-stats"],
-            env=env, check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
-        subprocess.run(
+        address = start_head(ray, env)
+        node = subprocess.run(
             [ray, "start", "--address", address, "--node-ip-address", "127.0.0.1",
              "--num-cpus", "1", "--disable-usage-stats"],
-            env=env, check=True, capture_output=True, timeout=120,
+            env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
+        assert node.returncode == 0, node.stderr[-3000:]
         run = subprocess.run(
             cli(tiny_model_dir, tiny_csv, tiny_space, 4, "--workers", "2", "--address", address),
             env=env,
