@@ -33,6 +33,7 @@ from autoprune.record import TrialRecord
 from autoprune.screen import SCREEN_WINDOWS, all_keep_sets, screen, spearman
 from autoprune.search.cached import ensure_reference, priors, screen_table
 from autoprune.search.options import SearchOptions, prepare
+from autoprune.search.prepared import Prepared
 from autoprune.search.run import study_sampler
 from autoprune.space import space_for_model
 from autoprune.study import quiet_optuna, trained_trials
@@ -99,12 +100,10 @@ def build(
     if workers > 1 and threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
     name = truth_name(model, dataset, space_file)
-    prep = prepare(truth_options(model, dataset, threads, space_file))
+    prep, reference = table_study(model, dataset, threads, space_file, log)
     ctx, space = prep.ctx, prep.ctx.space
     sets = all_keep_sets(space)
     target = min(sample or space.size, space.size)
-    reference = ensure_reference(prep, log, keep_model=False)  # no test metrics here
-    prep.study.sampler = study_sampler(prep, log)
     by = f" in {workers} processes of {threads} thread{'s' * (threads != 1)}" if workers > 1 else ""
     log(f"re-aligning {target} of {space.size} keep sets{by} (resumable study {name!r}) ...")
     start = time.perf_counter()
@@ -197,23 +196,32 @@ def build(
     return meta
 
 
-def truth_options(
-    model: str, dataset: str, threads: int | None, space_file: str | None
-) -> SearchOptions:
-    """The study behind a table: single fidelity, every keep set once (`exhaustive`)."""
-    return SearchOptions(
-        study=truth_name(model, dataset, space_file),
-        model=model,
-        dataset=dataset,
-        seed=TRUTH_SEED,
-        sampler="exhaustive",
-        fidelity="single",
-        threads=threads,
-        space=space_file,
+def table_study(
+    model: str, dataset: str, threads: int | None, space_file: str | None, log
+) -> tuple[Prepared, dict]:
+    """The study behind a table (single fidelity, every keep set once: `exhaustive`), opened with
+    its sampler set, and its reference (full model and latency profile, computed once per study;
+    no test metrics here)."""
+    prep = prepare(
+        SearchOptions(
+            study=truth_name(model, dataset, space_file),
+            model=model,
+            dataset=dataset,
+            seed=TRUTH_SEED,
+            sampler="exhaustive",
+            fidelity="single",
+            threads=threads,
+            space=space_file,
+        )
     )
+    reference = ensure_reference(prep, log, keep_model=False)
+    prep.study.sampler = study_sampler(prep, log)
+    return prep, reference
 
 
-def realign_share(model: str, dataset: str, threads, space_file, target: int) -> None:
+def realign_share(
+    model: str, dataset: str, threads: int | None, space_file: str | None, target: int
+) -> None:
     """A helper process of `build --workers`: re-aligns keep sets of the table's study, which
     the first process has set up (reference and latency profile stored), until the trained
     keep sets and those under way in every process make `target`. It says nothing: failures are
@@ -221,9 +229,7 @@ def realign_share(model: str, dataset: str, threads, space_file, target: int) ->
     quiet_optuna()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        prep = prepare(truth_options(model, dataset, threads, space_file))
-        ensure_reference(prep, lambda m: None, keep_model=False)
-        prep.study.sampler = study_sampler(prep, lambda m: None)
+        prep, _ = table_study(model, dataset, threads, space_file, lambda m: None)
         local.run(prep.study, prep.ctx, target, shared=True)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
