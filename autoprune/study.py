@@ -65,12 +65,34 @@ RESUME_KEYS = (
 RUN_KEYS = ("sampler", "fidelity", "warm_start", "screen")
 
 
+class CutShort(logging.Filter):
+    """Drops Optuna's two warnings for a trial a Ctrl-C cut short, its traceback and then its
+    value: the command says it was interrupted and how to resume, and the resumed study trains
+    that keep set again (it stays FAIL with no reason, `samplers.taken`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trial: str | None = None  # the trial whose second warning is still to come
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            self.trial = record.getMessage().split(maxsplit=2)[1]  # "Trial N failed with ..."
+            return False
+        if self.trial and record.getMessage().startswith(f"Trial {self.trial} failed with value"):
+            self.trial = None
+            return False
+        return True
+
+
 def quiet_optuna() -> None:
     """Keep Optuna's per-trial lines and its experimental-feature warnings out of the output of
     an entry point: the command line, and a Ray worker process (which never runs it). Optuna
     also warns that heartbeats are meant for Study.optimize; here the driver beats for its
-    trials."""
+    trials. A trial cut short by Ctrl-C is not reported with a traceback (`CutShort`)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optimize_log = logging.getLogger("optuna.study._optimize")  # where Optuna reports a trial
+    if not any(isinstance(f, CutShort) for f in optimize_log.filters):
+        optimize_log.addFilter(CutShort())
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 

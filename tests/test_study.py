@@ -122,3 +122,32 @@ def test_a_retry_repeats_a_chosen_keep_set_but_not_part_of_one(tmp_path):
         "layer_01": True,
     }
     assert again[enqueued.number].user_attrs == {"baseline": "bi"}
+
+
+def test_a_trial_cut_short_by_ctrl_c_is_not_reported_with_a_traceback():
+    """Ctrl-C mid-trial: the command says it was interrupted; Optuna's warning with the trial's
+    traceback is dropped, while a trial that fails for a reason is still reported."""
+    import logging
+
+    from autoprune.study import quiet_optuna
+
+    quiet_optuna()
+    seen: list[logging.LogRecord] = []
+    catcher = logging.Handler()
+    catcher.emit = seen.append
+    root = logging.getLogger("optuna")
+    root.addHandler(catcher)
+    try:
+        study = optuna.create_study()
+
+        def interrupted(trial):
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            study.optimize(interrupted, n_trials=1)
+        assert seen == []
+        study.optimize(lambda trial: 1 / 0, n_trials=1, catch=(ZeroDivisionError,))
+        assert [r.exc_info[0] for r in seen if r.exc_info] == [ZeroDivisionError]
+        assert any("Trial 1 failed with value None" in r.getMessage() for r in seen)
+    finally:
+        root.removeHandler(catcher)
