@@ -50,6 +50,7 @@ def test_two_workers_continue_a_local_study_and_local_continues_it(
     tiny_space.write_text(SLOW_SPACE)
     search(options(tiny_model_dir, tiny_csv, tiny_space, study="r", trials=2), log=quiet)
     before = {t.number: t.values for t in trained_trials(load_study("r"))}
+    on_ctrl_c = signal.getsignal(signal.SIGINT)
 
     result = search(
         options(
@@ -58,6 +59,8 @@ def test_two_workers_continue_a_local_study_and_local_continues_it(
         log=quiet,
     )
     assert result["stopped"] == "reached"
+    # Tune gave Ctrl-C back: after its run, one stops the selection, the test split, the report
+    assert signal.getsignal(signal.SIGINT) is on_ctrl_c
     study = load_study("r")
     trained = trained_trials(study)
     assert len(trained) == 6
@@ -293,7 +296,9 @@ def test_an_interrupted_ray_run_resumes_with_nothing_lost(
         process.kill()
     if stop == signal.SIGINT:
         assert process.returncode == 130
-        assert b"run the same command to resume" in process.stderr.read()
+        said = process.stderr.read()
+        assert b"run the same command to resume" in said
+        assert b"Tuner.restore" not in said  # Tune's own resume hint names a removed folder
         assert not trials_in(db, TrialState.RUNNING)  # failed and re-queued at once
     else:
         time.sleep(GRACE_S)  # its trials' heartbeats go stale: the next run re-queues them

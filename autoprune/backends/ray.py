@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -311,6 +312,36 @@ def work(
     )
 
 
+class TuneRestoreHint(logging.Filter):
+    """Drops Tune's last word on Ctrl-C, "Experiment has been interrupted ... Resume experiment
+    with: Tuner.restore(path=...)": that path is this run's scratch folder, removed when it
+    ends, and a study resumes by running the same command, which the command line says."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Experiment has been interrupted")
+
+
+@contextmanager
+def own_signals() -> Iterator[None]:
+    """Tune takes over SIGINT (and SIGUSR1) for its run and gives them back only after a first
+    signal: once it finished on its own, a Ctrl-C during the selection, the test split or the
+    report was logged by Tune and otherwise ignored. They are given back when the run ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread sets handlers, and Tune leaves them alone there too
+        return
+    names = [signal.SIGINT] + ([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else [])
+    handlers = {name: signal.getsignal(name) for name in names}
+    tune_log = logging.getLogger("ray.tune.tune")
+    hint = TuneRestoreHint()
+    tune_log.addFilter(hint)
+    try:
+        yield
+    finally:
+        tune_log.removeFilter(hint)
+        for name, handler in handlers.items():
+            signal.signal(name, handler)
+
+
 def run(
     study: optuna.Study,
     ctx: TrialContext,
@@ -357,7 +388,7 @@ def run(
                 failure_config=tune.FailureConfig(max_failures=0),
             ),
         )
-        with searcher.heartbeats():
+        with searcher.heartbeats(), own_signals():
             tuner.fit()
     finally:
         if searcher is not None:
