@@ -38,7 +38,7 @@ from autoprune.record import TrialRecord, mark
 from autoprune.screen import SCREEN_WINDOWS, screen
 from autoprune.space import SearchSpace
 from autoprune.study import REFERENCE_ATTR, is_trained
-from autoprune.train import distill_loss, fit
+from autoprune.train import BatchFn, distill_loss, fit
 
 LATENCY_BATCH = 32
 LATENCY_WARMUP = 2
@@ -215,6 +215,23 @@ def rung_fidelity(
     return values[0] if len(values) == 1 else geomean(values)
 
 
+def realign_batches(ctx: TrialContext) -> BatchFn:
+    """The re-alignment's training batches: `batch_size` windows drawn from the train split,
+    every dataset of the study in an equal share."""
+    setting = ctx.setting
+    shares = np.array_split(np.arange(ctx.space.realign.batch_size), len(ctx.datasets))
+
+    def batches(rng: np.random.Generator):
+        parts = [
+            series.train_batch(rng, len(share), setting.context_length, setting.horizon)
+            for series, share in zip(ctx.datasets, shares, strict=True)
+        ]
+        past = np.concatenate([w.past for w in parts])
+        return past, np.concatenate([w.future for w in parts]), setting.patch_size
+
+    return batches
+
+
 def realign(
     ctx: TrialContext,
     model: nn.Module,
@@ -228,20 +245,9 @@ def realign(
     seconds spent training so far and evaluating it; `go_on(steps, value)` returning False
     stops the re-alignment there (StoppedAtRung)."""
     budget = ctx.space.realign
-    setting = ctx.setting
     marks = rung_steps(budget.steps) if rungs is not None else ()
     start = time.perf_counter()
     evaluating = 0.0
-
-    shares = np.array_split(np.arange(budget.batch_size), len(ctx.datasets))
-
-    def batches(rng: np.random.Generator):
-        parts = [
-            series.train_batch(rng, len(share), setting.context_length, setting.horizon)
-            for series, share in zip(ctx.datasets, shares, strict=True)
-        ]
-        past = np.concatenate([w.past for w in parts])
-        return past, np.concatenate([w.future for w in parts]), setting.patch_size
 
     def on_step(step: int, loss: float) -> None:
         nonlocal evaluating
@@ -270,7 +276,7 @@ def realign(
     return fit(
         ctx.adapter,
         model,
-        batches,
+        realign_batches(ctx),
         steps=budget.steps,
         lr=budget.lr,
         seed=ctx.seed,

@@ -31,6 +31,7 @@ import torch
 
 from autoprune.bench.truth import correlations, load_truth, table_context
 from autoprune.errors import AutoPruneError
+from autoprune.objective import realign_batches
 from autoprune.screen import SCREEN_WINDOWS, screen
 from autoprune.train import fit
 
@@ -38,18 +39,13 @@ STEPS = 100  # chosen on ETTh1's rebuilt table (50: 0.35 within size, 100: 0.50,
 
 
 def supernet(ctx, keeps: list[tuple[int, ...]], steps: int, seed: int = 0) -> torch.nn.Module:
-    """A copy of the full model re-aligned `steps` steps, each on a random keep set of `keeps`."""
-    adapter, setting, series = ctx.adapter, ctx.setting, ctx.series
+    """A copy of the full model re-aligned `steps` steps on the re-alignment's batches, each step
+    on a random keep set of `keeps`."""
+    adapter = ctx.adapter
     net = copy.deepcopy(adapter.model)
     stack = adapter.layers(net)
     every = list(stack)
     draw = np.random.default_rng(seed + 1)
-
-    def batches(rng):
-        w = series.train_batch(
-            rng, ctx.space.realign.batch_size, setting.context_length, setting.horizon
-        )
-        return w.past, w.future, setting.patch_size
 
     def loss_fn(model, past, future, patch_size, step):
         keep = keeps[draw.integers(len(keeps))]
@@ -62,8 +58,8 @@ def supernet(ctx, keeps: list[tuple[int, ...]], steps: int, seed: int = 0) -> to
             stack.extend(every)
 
     budget = ctx.space.realign
-    fit(adapter, net, batches, steps=steps, lr=budget.lr, seed=seed, loss_fn=loss_fn,
-        fused=ctx.fused_adamw)  # fmt: skip
+    fit(adapter, net, realign_batches(ctx), steps=steps, lr=budget.lr, seed=seed,
+        loss_fn=loss_fn, fused=ctx.fused_adamw)  # fmt: skip
     return net
 
 

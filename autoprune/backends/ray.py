@@ -323,9 +323,11 @@ class TuneRestoreHint(logging.Filter):
 
 @contextmanager
 def own_signals() -> Iterator[None]:
-    """Tune takes over SIGINT (and SIGUSR1) for its run and gives them back only after a first
+    """Around Tune's run: Ctrl-C is ours again when it ends, and Tune's resume hint is not said.
+    Tune takes over SIGINT (and SIGUSR1) for its run and gives them back only after a first
     signal: once it finished on its own, a Ctrl-C during the selection, the test split or the
-    report was logged by Tune and otherwise ignored. They are given back when the run ends."""
+    report was logged by Tune and otherwise ignored. They are given back when the run ends; while
+    it runs, `TuneRestoreHint` keeps Tune's "Tuner.restore" line out of the output."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread sets handlers, and Tune leaves them alone there too
         return
