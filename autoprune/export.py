@@ -44,7 +44,8 @@ def _temporary_prefix(path: Path) -> str:
     return f".{path.name}.{os.getpid()}."
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (a pid in a leftover's name says who wrote it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -62,7 +63,7 @@ def remove_leftovers(folder: Path) -> None:
     for pattern in (".*.tmp", ".*.tmp-*", ".*.old-*"):  # the last two: older releases' names
         for leftover in folder.glob(pattern):
             writer = _WRITER.search(leftover.name)
-            if writer and _alive(int(writer.group(1))):
+            if writer and process_alive(int(writer.group(1))):
                 continue
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)

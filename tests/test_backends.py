@@ -3,8 +3,11 @@ line and exit 2 before the study does any work."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,3 +70,21 @@ def test_trials_under_way_count_against_a_compute_budget():
     assert stop_reason(study, space, 50, in_flight=1, compute=10.0) is None
     assert stop_reason(study, space, 50, in_flight=2, compute=10.0) == "budget"
     assert stop_reason(study, space, 50, in_flight=0, compute=6.0) == "budget"
+
+
+def test_a_killed_ray_runs_scratch_folder_is_removed_by_the_next(tmp_path, monkeypatch):
+    """Tune's scratch folder carries the driver's pid: the next run removes those of dead
+    drivers, and leaves a live driver's and any folder it did not name."""
+    from autoprune.backends.ray import scratch_folder
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid is free now (reuse within this test is not a worry on Linux)
+    dead = tmp_path / f"autoprune-ray-{gone.pid}-abc"
+    live = tmp_path / f"autoprune-ray-{os.getpid()}-def"
+    other = tmp_path / "autoprune-ray-x1y2z3"  # not ours to judge: no pid in its name
+    for folder in (dead, live, other):
+        (folder / "r").mkdir(parents=True)
+    new = Path(scratch_folder())
+    assert not dead.exists() and live.exists() and other.exists()
+    assert new.parent == tmp_path and new.name.startswith(f"autoprune-ray-{os.getpid()}-")

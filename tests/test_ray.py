@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -294,19 +295,23 @@ def test_an_interrupted_ray_run_resumes_with_nothing_lost(
         process.wait(timeout=120)
     finally:
         process.kill()
+    scratch = list(Path(tempfile.gettempdir()).glob(f"autoprune-ray-{process.pid}-*"))
     if stop == signal.SIGINT:
+        assert not scratch  # removed on the way out
         assert process.returncode == 130
         said = process.stderr.read()
         assert b"run the same command to resume" in said
         assert b"Tuner.restore" not in said  # Tune's own resume hint names a removed folder
         assert not trials_in(db, TrialState.RUNNING)  # failed and re-queued at once
     else:
+        assert len(scratch) == 1  # a killed run cannot clean up after itself ...
         time.sleep(GRACE_S)  # its trials' heartbeats go stale: the next run re-queues them
     done = {t.number: t.values for t in trials_in(db, TrialState.COMPLETE)}
     assert done
 
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert not any(path.exists() for path in scratch)  # ... the next run on this machine does
     study = load_study("r")
     for number, values in done.items():
         assert study.trials[number].values == values

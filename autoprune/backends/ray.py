@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 import ray
@@ -34,6 +35,7 @@ from ray.tune.search.optuna import OptunaSearch
 from autoprune.backends.local import Streaks, stop_reason
 from autoprune.errors import AutoPruneError, StudyError
 from autoprune.evaluate import resolve_device
+from autoprune.export import process_alive
 from autoprune.objective import TrialContext, failure_reason, make_objective, suggest_keep
 from autoprune.record import TrialRecord, mark
 from autoprune.space import SearchSpace
@@ -344,6 +346,19 @@ def own_signals() -> Iterator[None]:
             signal.signal(name, handler)
 
 
+SCRATCH = "autoprune-ray-"
+
+
+def scratch_folder() -> str:
+    """A new folder for Tune's own state, named by this process's pid. Those a run killed
+    before its cleanup (kill -9) left behind, their process gone, are removed first."""
+    for left in Path(tempfile.gettempdir()).glob(f"{SCRATCH}*-*"):
+        pid = left.name.removeprefix(SCRATCH).split("-")[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{SCRATCH}{os.getpid()}-")
+
+
 def run(
     study: optuna.Study,
     ctx: TrialContext,
@@ -358,7 +373,7 @@ def run(
     Raises KeyboardInterrupt when Tune was interrupted (Ctrl-C)."""
     preflight(options)
     owns = connect(options.address)
-    scratch = tempfile.mkdtemp(prefix="autoprune-ray-")
+    scratch = scratch_folder()
     searcher: StudySearch | None = None
     try:
         cpus, gpus = trial_resources(options, url)
