@@ -271,7 +271,8 @@ def _versus(metric: str, chosen: float, zero_shot: float, realigned: float) -> s
     """A model's test accuracy next to the full model's, zero-shot and re-aligned."""
     return (
         f"test {metric} {chosen:.4g} against {zero_shot:.4g} for the full model zero-shot "
-        f"({chosen / zero_shot - 1:+.1%}) and {realigned:.4g} re-aligned"
+        f"({chosen / zero_shot - 1:+.1%}) and {realigned:.4g} re-aligned "
+        f"({chosen / realigned - 1:+.1%})"
     )
 
 
@@ -293,7 +294,10 @@ def findings(summary: dict) -> list[str]:
                 f"{versus}."
             )
         else:
-            said.append(f"The selection ({selection['rule']}) is as good or better: {versus}.")
+            said.append(
+                f"The selection ({selection['rule']}) is at least as good on test as the full "
+                f"model zero-shot: {versus}."
+            )
     worse = [r for r in summary.get("per_dataset", []) if r["test_vs_zero_shot"] > 0]
     if worse:
         said.append(
@@ -323,7 +327,10 @@ def findings(summary: dict) -> list[str]:
                 "elsewhere."
             )
         else:
-            said.append(f"On held-out {name} the selection is as good or better: {versus}.")
+            said.append(
+                f"On held-out {name} the selection is at least as good as the full model "
+                f"zero-shot: {versus}."
+            )
     if selection and selection.get("rule_met") is False:
         full = reference["realigned"][metric]
         said.append(
