@@ -401,7 +401,10 @@ def _front_table(summary: dict) -> Table:
     table = Table(title=f"Pareto front of {summary['study']} ({trained})")
     metric = objectives[0]
     for column in ("trial", "kept", "keep set", *objectives, f"test {metric}", "measured ms"):
-        table.add_column(column, justify="right")
+        # headers on two lines and numbers never cut, so the table fits 80 columns; only a long
+        # keep set wraps
+        header = column.replace(" ", "\n").replace("_", "\n")
+        table.add_column(header, justify="right", no_wrap=column != "keep set")
     for f in summary["front"]:
         mark = " *" if f["trial"] == selected else ""
         table.add_row(

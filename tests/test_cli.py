@@ -149,3 +149,28 @@ def test_console_script_is_installed():
         [str(exe), "list", "datasets"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and "etth1" in result.stdout
+
+
+def test_the_front_table_fits_80_columns_with_every_number_whole():
+    """On an 80-column terminal no number of the front is cut ('1,114,5…'); a long keep set
+    wraps instead."""
+    from rich.console import Console
+
+    from autoprune.cli import _front_table
+
+    def point(trial: int, keep: list[int], params: int) -> dict:
+        values = {"mase": 1.3214, "params": params, "latency_ms": 24.813}
+        return {"trial": trial, "keep": keep, **values, "test": {"mase": 1.1507}}
+
+    front = [point(5, [1], 520_452), point(7, [1, 2, 9, 10, 11], 1_312_532)]
+    front.append(point(9, list(range(12)), 2_698_672))
+    for f in front:
+        f.update(latency_measured_ms=23.7, latency_off_profile=False)
+    summary = {"study": "s", "objectives": ["mase", "params", "latency_ms"], "front": front}
+    summary.update(selection={"trial": 7}, trials={"trained": 30})
+    console = Console(width=80, record=True)
+    console.print(_front_table(summary))
+    shown = console.export_text()
+    assert "…" not in shown and max(map(len, shown.splitlines())) <= 80
+    for number in ("520,452", "1,312,532", "2,698,672", "1.321", "24.81", "1.151", "23.7"):
+        assert number in shown
