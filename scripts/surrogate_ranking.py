@@ -9,6 +9,9 @@ Over an exhaustive table, two figures:
   mean and spread over draws.
 - `hv_at_rank`: the share of the true hypervolume held by one keep set per size, the r-th best
   of its size: what a search reaches if it never finds better than the r-th of each size.
+- `best_rank`: per size, where each cheaper fidelity the table holds (the zero-shot screen, the
+  rungs) puts the size's best keep set at the full budget (1: first of its size); training a
+  size's keep sets in that fidelity's order finds its best after that many.
 
     python scripts/surrogate_ranking.py studies/bench/truth-moirai-tiny-8-etth1.json \
         [--trained 15,30,50] [--draws 12]
@@ -55,6 +58,21 @@ def hv_at_rank(table: Table, rank: int) -> float:
     return round(float(share), 3)
 
 
+def best_rank(table: Table) -> dict[str, list[int]]:
+    kept = np.array([len(k) for k in table.keeps])
+    sizes = [int(k) for k in np.unique(kept) if np.sum(kept == k) > 1]
+    fidelities = {"screen": table.screen, **{f"rung {s}": v for s, v in table.rungs.items()}}
+    result: dict[str, list[int]] = {"size": sizes, "keep sets": []}
+    for k in sizes:
+        rows = np.flatnonzero(kept == k)
+        result["keep sets"].append(len(rows))
+        best = rows[np.argmin(table.values[rows, 0])]
+        for name, fidelity in fidelities.items():
+            ahead = int(np.sum(fidelity[rows] < fidelity[best]))
+            result.setdefault(name, []).append(ahead + 1)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("truth", type=Path, help="an exhaustive table (autoprune bench truth)")
@@ -78,6 +96,7 @@ def main() -> None:
         "rows": len(table.keeps),
         "ranking": {str(n): ranking(table, pool, n, args.draws) for n in sizes},
         "hv_at_rank": {str(r): hv_at_rank(table, r) for r in (1, 2, 3, 5)},
+        "best_rank": best_rank(table),
     }
     print(json.dumps(result, indent=2))
 
