@@ -302,6 +302,7 @@ def test_an_interrupted_ray_run_resumes_with_nothing_lost(
         said = process.stderr.read()
         assert b"run the same command to resume" in said
         assert b"Tuner.restore" not in said  # Tune's own resume hint names a removed folder
+        assert b"Token authentication" not in said  # on, as Ray's default, without its warning
         assert not trials_in(db, TrialState.RUNNING)  # failed and re-queued at once
     else:
         assert len(scratch) == 1  # a killed run cannot clean up after itself ...

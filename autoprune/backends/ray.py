@@ -90,6 +90,9 @@ def connect(address: str | None = None) -> bool:
     if ray.is_initialized():
         return False
     options = {"include_dashboard": False} if address is None else {}
+    auth_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    said = AuthOnByDefault()
+    auth_log.addFilter(said)
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, **options)
     except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:
@@ -98,7 +101,18 @@ def connect(address: str | None = None) -> bool:
             f"--address {address}: cannot join a Ray cluster ({first}); start one with "
             "`ray start --head`, or leave out --address to start a local Ray runtime"
         ) from None
+    finally:
+        auth_log.removeFilter(said)
     return True
+
+
+class AuthOnByDefault(logging.Filter):
+    """Drops Ray's warning on every new local runtime that token authentication is on, as it
+    is by default ("Token authentication is enabled for this Ray cluster ..."): nothing for
+    the user to do. Ray's warning that it is off still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this")
 
 
 def trial_resources(options: RayOptions, url: str) -> tuple[float, float]:
