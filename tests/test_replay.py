@@ -15,14 +15,15 @@ from autoprune.errors import AutoPruneError
 LAYERS = 5
 
 
-def table(layers: int = LAYERS) -> Table:
-    """Accuracy improves with kept layers, layer 0 matters most; the screen sees it noisily."""
+def table(layers: int = LAYERS, floor: float = 1.0) -> Table:
+    """Accuracy improves with kept layers towards `floor`, layer 0 matters most; the screen sees
+    it noisily."""
     rng = np.random.default_rng(0)
     keeps = [k for n in range(1, layers) for k in itertools.combinations(range(layers), n)]
     weight = np.linspace(0.3, 0.05, layers)
     rows = []
     for keep in keeps:
-        mase = 1.0 + 0.4 * np.exp(-3 * sum(weight[i] for i in keep))
+        mase = floor + 0.4 * np.exp(-3 * sum(weight[i] for i in keep))
         rows.append(
             {
                 "keep": keep,
@@ -240,6 +241,15 @@ def test_a_strategy_the_table_cannot_replay_says_what_it_needs():
         run(truth, seeds=1, budget=3, only=["screened+warm"], log=lambda m: None)
     with pytest.raises(AutoPruneError, match="unknown replay strategy 'tpe2'; known: random"):
         run(truth, seeds=1, budget=3, only=["tpe2"], log=lambda m: None)
+
+
+def test_a_table_no_keep_set_of_which_reaches_the_reference_point_is_refused_in_words():
+    """E.g. a random model's table: every pruned keep set far above the full model. Its true
+    hypervolume is 0, and a replay said so with a ZeroDivisionError."""
+    worse = table(floor=1.2)  # every keep set above 1.1x the full model's 1.02
+    assert worse.true_hv == 0
+    with pytest.raises(AutoPruneError, match="true hypervolume is 0"):
+        run(worse, seeds=1, budget=3, log=lambda m: None)
 
 
 def test_priority_order_sorts_fronts_and_spreads_each_front_from_its_most_accurate_point():

@@ -26,7 +26,7 @@ from autoprune.multifidelity import (
     stopped_before,
 )
 from autoprune.objective import suggest_keep
-from autoprune.pareto import hv_reference, hypervolume, non_dominated
+from autoprune.pareto import ACCURACY_REFERENCE, hv_reference, hypervolume, non_dominated
 from autoprune.record import mark
 from autoprune.samplers import SamplerContext, Screen, build_sampler
 from autoprune.screen import (
@@ -592,6 +592,18 @@ SEED_FREE = (
 )
 
 
+def measurable(table: Table, which: str = "") -> Table:
+    """`table`, refused when its true hypervolume is 0: no strategy's progress can be measured."""
+    if table.true_hv <= 0:
+        raise AutoPruneError(
+            f"no keep set of this table{which} re-aligns to within {ACCURACY_REFERENCE:g}x the "
+            f"full model's val {table.meta['objectives'][0]} (the hypervolume's reference "
+            "point): its true hypervolume is 0, so no strategy's progress toward it can be "
+            "measured"
+        )
+    return table
+
+
 def run(
     table: Table,
     seeds: int,
@@ -609,6 +621,7 @@ def run(
     `table.perturbed(s, noise)`, so every strategy meets the same near-ties, drawn anew per seed.
     `screen`: the screened sampler's zero-shot screen, as `search --screen` (ScreenRun).
     `on_seed(strategy, seeds done, seeds)`: before a strategy's first seed and after each."""
+    measurable(table)
     known = strategies(table, warm_from)
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
@@ -637,7 +650,7 @@ def run(
         count = 1 if name in SEED_FREE and not noise else seeds
         on_seed(name, 0, count)
         for seed in range(count):
-            sibling = table.perturbed(seed, noise)
+            sibling = measurable(table.perturbed(seed, noise), f" (sibling {seed} of --noise)")
             curve, compute, recall, _ = replay_one(
                 sibling, strategy, seed, budget, None, screen_run
             )
