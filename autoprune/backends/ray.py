@@ -90,29 +90,35 @@ def connect(address: str | None = None) -> bool:
     if ray.is_initialized():
         return False
     options = {"include_dashboard": False} if address is None else {}
-    auth_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
-    said = AuthOnByDefault()
-    auth_log.addFilter(said)
+    # Ray warns on every new local runtime that token authentication is on, as it is by
+    # default: nothing for the user to do (its warning that it is off still shows)
+    auth = "ray._private.authentication.authentication_token_setup"
     try:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, **options)
+        with unsaid(auth, "Token authentication is enabled for this"):
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, **options)
     except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise AutoPruneError(
             f"--address {address}: cannot join a Ray cluster ({first}); start one with "
             "`ray start --head`, or leave out --address to start a local Ray runtime"
         ) from None
-    finally:
-        auth_log.removeFilter(said)
     return True
 
 
-class AuthOnByDefault(logging.Filter):
-    """Drops Ray's warning on every new local runtime that token authentication is on, as it
-    is by default ("Token authentication is enabled for this Ray cluster ..."): nothing for
-    the user to do. Ray's warning that it is off still shows."""
+@contextmanager
+def unsaid(logger: str, opening: str) -> Iterator[None]:
+    """While the block runs, the records of `logger` whose message starts with `opening` are
+    dropped (Ray's and Tune's lines that would mislead or ask nothing of the user)."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Token authentication is enabled for this")
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(opening)
+
+    log = logging.getLogger(logger)
+    log.addFilter(keep)
+    try:
+        yield
+    finally:
+        log.removeFilter(keep)
 
 
 def trial_resources(options: RayOptions, url: str) -> tuple[float, float]:
@@ -328,34 +334,24 @@ def work(
     )
 
 
-class TuneRestoreHint(logging.Filter):
-    """Drops Tune's last word on Ctrl-C, "Experiment has been interrupted ... Resume experiment
-    with: Tuner.restore(path=...)": that path is this run's scratch folder, removed when it
-    ends, and a study resumes by running the same command, which the command line says."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Experiment has been interrupted")
-
-
 @contextmanager
 def own_signals() -> Iterator[None]:
     """Around Tune's run: Ctrl-C is ours again when it ends, and Tune's resume hint is not said.
     Tune takes over SIGINT (and SIGUSR1) for its run and gives them back only after a first
     signal: once it finished on its own, a Ctrl-C during the selection, the test split or the
-    report was logged by Tune and otherwise ignored. They are given back when the run ends; while
-    it runs, `TuneRestoreHint` keeps Tune's "Tuner.restore" line out of the output."""
+    report was logged by Tune and otherwise ignored. They are given back when the run ends. While
+    it runs, Tune's last word on Ctrl-C, "Experiment has been interrupted ... Resume experiment
+    with: Tuner.restore(path=...)", is dropped: that path is this run's scratch folder, removed
+    when it ends, and a study resumes by running the same command, which the command line says."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread sets handlers, and Tune leaves them alone there too
         return
     names = [signal.SIGINT] + ([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else [])
     handlers = {name: signal.getsignal(name) for name in names}
-    tune_log = logging.getLogger("ray.tune.tune")
-    hint = TuneRestoreHint()
-    tune_log.addFilter(hint)
     try:
-        yield
+        with unsaid("ray.tune.tune", "Experiment has been interrupted"):
+            yield
     finally:
-        tune_log.removeFilter(hint)
         for name, handler in handlers.items():
             signal.signal(name, handler)
 
