@@ -90,6 +90,11 @@ class Pool:
             * np.exp(-4 * hamming / length - screen_weight * screen / 4)
         )
 
+    @property
+    def screened(self) -> bool:
+        """Whether the screen tells keep sets apart (not when it was skipped or turned off)."""
+        return bool(np.any(self.screen_z))
+
     def spread(self, power: float) -> np.ndarray:
         """Each candidate's prior standard deviation relative to a keep set that drops half
         the layers: (2 x the share it drops) ** power."""
@@ -117,6 +122,14 @@ SCREEN_WEIGHTS = (2.0, 4.0)
 AMPLITUDES = (0.001, 0.004, 0.016)
 NOISES = (1e-4, 1e-3, 4e-3)
 POWERS = (0.0, 1.0, 2.0)  # 0: every keep set as far from the prior mean as any other
+# trained keep sets in a row that added no hypervolume, after which the sampler proposes as if
+# there were no screen (its weight in the kernel 0) until one adds some: where the screen and
+# the first trials agree on a region (e.g. "keep layer 0"), the screened surrogate goes on
+# proposing near-ties from it while keep sets that would add volume lie outside it. 12 siblings
+# in pairs on seven tables: 0.94x the compute to 95% (geometric mean; 0.79x-1.05x), 0.90x to the
+# whole front; 10 and 15 trials did a little less (0.95x, 0.98x), and widening the posterior
+# or proposing its most uncertain keep set instead did worse (docs/search-efficiency.md)
+STALL = 6
 
 
 @dataclass
@@ -204,11 +217,25 @@ def still_promising(
     )
 
 
+def stalled_for(trials: Sequence[FrozenTrial], full: np.ndarray, reference: np.ndarray) -> int:
+    """How many trained trials in a row, the latest last (`trials` in a study's order), added no
+    hypervolume to the front of the trained trials before them: a point adds some if it lies
+    inside the reference box and no earlier point is at least as good on every objective."""
+    done = [t for t in trials if is_trained(t)]
+    points = np.array([t.values for t in done], dtype=float).reshape(-1, len(full)) / full
+    run = 0
+    for i, point in enumerate(points):
+        covered = np.all(points[:i] <= point, axis=1).any()
+        run = run + 1 if covered or not np.all(point < reference) else 0
+    return run
+
+
 def fit_surrogate(
     pool: Pool,
     observed: dict[int, float],
     noise_of: dict[int, float] | None = None,
     prior: np.ndarray | None = None,
+    screened: bool = True,
 ) -> Posterior:
     """GP regression of (accuracy - prior mean); the prior mean is the full model's accuracy
     for every keep set until trials say otherwise, or what a warm start learned elsewhere.
@@ -228,7 +255,8 @@ def fit_surrogate(
     after every trial.
     How well the screen predicts re-aligned accuracy varies by model and dataset (measured by
     `autoprune bench truth`), so it must not be trusted blindly: it enters the kernel with a
-    weight learned from the re-aligned trials, so it counts for as much as they say it predicts."""
+    weight learned from the re-aligned trials, so it counts for as much as they say it predicts;
+    `screened=False`: its weight is 0 (the sampler's proposals once the front stalls)."""
     priors = np.ones((1, len(pool.keeps))) if prior is None else np.atleast_2d(prior)
     several = len(priors) > 1
     idx = np.array(sorted(observed), dtype=int)
@@ -237,7 +265,8 @@ def fit_surrogate(
     accuracy = np.array([observed[i] for i in idx])
     extra = np.diag([(noise_of or {}).get(i, 0.0) for i in idx])
     best = None
-    for length, weight, power in itertools.product(LENGTHS, SCREEN_WEIGHTS, POWERS):
+    weights = SCREEN_WEIGHTS if screened else (0.0,)
+    for length, weight, power in itertools.product(LENGTHS, weights, POWERS):
         gram = pool.kernel(idx, idx, length, weight, power)
         for amplitude in AMPLITUDES:
             for noise in NOISES:
@@ -302,13 +331,14 @@ def surrogate(
     observed: dict[int, float],
     predicted: dict[int, tuple[float, float]] | None = None,
     prior: np.ndarray | None = None,
+    screened: bool = True,
 ) -> Posterior:
     """`fit_surrogate` over the trained keep sets (`observed`) and those stopped at a rung
     (`predicted`: predicted accuracy and its variance, which enters as noise)."""
     predicted = predicted or {}
     everything = {**{i: mean for i, (mean, _) in predicted.items()}, **observed}
     noise = {i: var for i, (_, var) in predicted.items() if i not in observed}
-    return fit_surrogate(pool, everything, noise, prior)
+    return fit_surrogate(pool, everything, noise, prior, screened)
 
 
 def choose(
@@ -341,7 +371,9 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
     Trials it did not propose (enqueued seeds, re-queued crashes, other samplers earlier in the
     study) still count as observations, and RUNNING trials are never proposed twice. Keep sets
     stopped at a rung count as predictions (their rung value through the rung's calibration,
-    with its spread as noise). `warm`: per finished study of the same model elsewhere, by its
+    with its spread as noise). Once STALL trained trials in a row add no hypervolume, it
+    proposes without the screen until one adds some, and says so on each trial (`unscreened`).
+    `warm`: per finished study of the same model elsewhere, by its
     name, its keep sets and accuracies (normalised by its own full model); the surrogate fitted
     to each is a prior mean for this study (`fit_surrogate` picks among several), prior
     knowledge only - they are never results of this study.
@@ -392,8 +424,11 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
             elif (steps := record.stopped_at) in calibrated:
                 mean = calibrated[steps].predict(rung_value(other, steps))
                 predicted[i] = (mean, (mean * calibrated[steps].sigma) ** 2)
-        posterior = surrogate(self.pool, observed, predicted, self.prior)
+        stalled = self.pool.screened and stalled_for(trials, self.full, self.reference) >= STALL
+        posterior = surrogate(self.pool, observed, predicted, self.prior, not stalled)
         self._next = choose(self.pool, observed, busy, self.reference, posterior=posterior)
+        if stalled:
+            mark_sampled(study, trial, unscreened=True)
         if posterior.prior is not None:  # several warm-start studies: say whose prior led
             mark_sampled(study, trial, warm_prior=self.warm_names[posterior.prior])
 

@@ -31,6 +31,9 @@ class TrialRecord:
     # several warm-start studies: the one whose prior mean the screened sampler followed when
     # it proposed this trial (its name)
     warm_prior: str | None = None
+    # proposed after the front had stalled (`multifidelity.STALL` trained trials in a row added
+    # no hypervolume), by the screened sampler's surrogate without the screen
+    unscreened: bool | None = None
     fail_reason: str | None = None
     # measured on the validation split (objective.run_trial)
     mase: float | None = None

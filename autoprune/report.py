@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from autoprune import __version__
 from autoprune.export import atomic_write_figure, atomic_write_text, check_out, remove_leftovers
 from autoprune.metrics import METRICS, SCALES
+from autoprune.multifidelity import STALL
 from autoprune.objective import LATENCY_TOLERANCE, latency_off_profile, predict_latency
 from autoprune.pareto import hv_reference, hypervolume_curve, normalise
 from autoprune.record import TrialRecord
@@ -133,6 +134,10 @@ def collect(study: optuna.Study) -> dict:
                 if TrialRecord.of(t).lookup_of is not None
             ),
             "running": states.count(TrialState.RUNNING),
+            # proposed by the screened sampler without the screen, the front having stalled
+            "unscreened": sum(
+                1 for t in study.get_trials(deepcopy=False) if TrialRecord.of(t).unscreened
+            ),
         },
         "reference": reference,
         "latency_profile": study.user_attrs.get(PROFILE_ATTR),
@@ -366,6 +371,13 @@ def findings(summary: dict) -> list[str]:
     if skipped and skipped["reason"] == "budget":
         share = skipped.get("share")  # not stored by studies of before 2026-12-05
         said.append(skipped_sentence(skipped.get("projected_s"), skipped["allowed_s"], share))
+    unscreened = summary.get("trials", {}).get("unscreened")  # counted since 2026-12-05
+    if unscreened:
+        said.append(
+            f"{counted(unscreened, 'proposal')} came after the front had stalled ({STALL} "
+            "trained trials in a row added no hypervolume): the screened sampler then proposes "
+            "without the screen until a trial adds some."
+        )
     warm = summary.get("warm_start")
     if warm:
         said.append(warm_start_finding(warm))

@@ -25,8 +25,8 @@ def test_the_default_on_etth2_spends_a_fifth_of_its_compute_on_keep_sets_that_ho
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     # the default's compute to 95% on this table as measured (`scripts/targets.py`;
-    # docs/search-efficiency.md)
-    assert result["reached"] == "1/1" and result["compute_s"] == pytest.approx(60.7, abs=0.1)
+    # docs/search-efficiency.md: 60.7 s before the sampler dropped the screen on a stall)
+    assert result["reached"] == "1/1" and result["compute_s"] == pytest.approx(55.8, abs=0.1)
     seconds, trials = result["seconds"], result["trials"]
     assert sum(seconds.values()) == pytest.approx(result["compute_s"], abs=0.3)
     assert result["without_above_reference_s"] == pytest.approx(

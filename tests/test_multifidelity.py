@@ -226,3 +226,57 @@ def test_the_surrogate_expects_keep_sets_that_drop_more_to_stray_further():
     kept = np.array([len(k) for k in keeps])
     small, large = post.std[unseen & (kept <= 2)].mean(), post.std[unseen & (kept >= 6)].mean()
     assert large < small / 3
+
+
+def test_a_stall_counts_the_trained_trials_in_a_row_that_added_no_hypervolume():
+    from autoprune.multifidelity import stalled_for
+
+    full, reference = np.ones(2), np.array([1.1, 1.0])
+    steps = [
+        (1.0, 0.5),  # the first point inside the box: adds volume
+        (1.05, 0.6),  # dominated
+        (1.0, 0.5),  # a tie adds nothing
+        (1.2, 0.1),  # outside the reference box (accuracy past 1.1x)
+        (0.9, 1.0),  # on the box's edge: no volume
+    ]
+    trials = [_completed(i, a, c, {}) for i, (a, c) in enumerate(steps)]
+    assert [stalled_for(trials[: n + 1], full, reference) for n in range(5)] == [0, 1, 2, 3, 4]
+    assert stalled_for([*trials, _completed(5, 1.08, 0.2, {})], full, reference) == 0
+    assert stalled_for([], full, reference) == 0
+
+
+def test_once_the_front_stalls_the_sampler_proposes_without_the_screen():
+    """The screen steers the surrogate until STALL trained trials in a row add no hypervolume;
+    then its proposals ignore it (a misleading screen no longer pins them to one region) and
+    each says so on its trial."""
+    import optuna
+
+    from autoprune.multifidelity import STALL, ScreenedSampler
+
+    pool, truth = synthetic_pool(layers=6)
+    reversed_screen = Pool.build(pool.keeps, pool.costs, pool.screen[::-1], 6)
+    observed = {i: truth[i] for i in range(0, len(pool.keeps), 7)}
+    blind = [fit_surrogate(p, observed, screened=False).mean for p in (pool, reversed_screen)]
+    assert np.allclose(*blind)  # without the screen, no screen changes a posterior
+    seeing = [fit_surrogate(p, observed).mean for p in (pool, reversed_screen)]
+    assert not np.allclose(*seeing)
+
+    def proposed_after(stalled: int, pool: Pool = pool) -> dict:
+        study = optuna.create_study(
+            directions=["minimize"] * 2,
+            sampler=ScreenedSampler(pool, np.ones(2), REFERENCE, 0),
+        )
+        # one trial at the best accuracy and the least cost, then ones it dominates
+        first = [truth.min(), pool.costs.min()]
+        worse = np.argsort(truth)[1 : stalled + 1]
+        for i, values in [(0, first), *((i, [truth[i], pool.costs[i, 0]]) for i in worse)]:
+            keep = {"keep": list(pool.keeps[i])}
+            study.add_trial(optuna.trial.create_trial(values=values, user_attrs=keep))
+        study.ask()
+        return study.trials[-1].user_attrs  # as stored
+
+    assert "unscreened" not in proposed_after(STALL - 1)
+    assert proposed_after(STALL).get("unscreened") is True
+    # a screen skipped or turned off (every keep set alike) has nothing to drop
+    blank = Pool.build(pool.keeps, pool.costs, np.ones(len(pool.keeps)), 6)
+    assert "unscreened" not in proposed_after(STALL, blank)

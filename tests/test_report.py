@@ -182,6 +182,20 @@ def test_report_test_front_computes_every_front_point(
     assert "Hypervolume over compute" in (studies / "c2" / "report" / "report.html").read_text()
 
 
+def test_proposals_made_without_the_screen_once_the_front_stalled_are_said():
+    from autoprune.multifidelity import STALL
+
+    summary = _summary(1.15, 1.19)
+    assert not any("stalled" in line for line in findings(summary))
+    summary["trials"] = {"unscreened": 7}
+    said = [line for line in findings(summary) if "stalled" in line]
+    assert said == [
+        f"7 proposals came after the front had stalled ({STALL} trained trials in a row added "
+        "no hypervolume): the screened sampler then proposes without the screen until a trial "
+        "adds some."
+    ]
+
+
 def test_a_front_still_growing_in_its_last_trials_is_said():
     settled = [0.2, 0.5, 0.96, 0.97, 0.98, 0.99, 0.99, 1.0, 1.0, 1.0]
     assert first_held(settled) == 2 and not still_growing(settled)

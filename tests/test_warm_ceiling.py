@@ -24,7 +24,10 @@ def test_knowing_every_keep_set_of_etth1_helps_etth2_but_not_to_a_fifth_of_the_y
     result = json.loads(done.stdout)
     assert 0.5 < result["alike"]["within_size"] < 0.7 < result["alike"]["overall"]
     to_95 = result["compute_s_to"]["95"]
-    assert to_95["warm_every_row"] < to_95["warm"] <= to_95["cold"]
+    # either warm start needs less than the cold default (which of the two needs less moves
+    # with the trajectory: 43.9 / 58.7 s before the sampler dropped the screen on a stall,
+    # 45.5 / 24.8 s since)
+    assert max(to_95["warm_every_row"], to_95["warm"]) < to_95["cold"]
     # GPSampler, the best off-the-shelf sampler on this table, needs 142 s
     # (docs/search-efficiency.md)
     assert to_95["warm_every_row"] > 142 / 5
