@@ -126,7 +126,7 @@ POWERS = (0.0, 1.0, 2.0)  # 0: every keep set as far from the prior mean as any 
 # there were no screen (its weight in the kernel 0) until one adds some: where the screen and
 # the first trials agree on a region (e.g. "keep layer 0"), the screened surrogate goes on
 # proposing near-ties from it while keep sets that would add volume lie outside it. 12 siblings
-# in pairs on seven tables: 0.94x the compute to 95% (geometric mean; 0.79x-1.05x), 0.90x to the
+# in pairs on seven tables: 0.93x the compute to 95% (geometric mean; 0.79x-1.05x), 0.90x to the
 # whole front; 10 and 15 trials did a little less (0.95x, 0.98x), and widening the posterior
 # or proposing its most uncertain keep set instead did worse (docs/search-efficiency.md)
 STALL = 6
