@@ -447,18 +447,21 @@ def within_total(study: optuna.Study, number: int, target: int) -> bool:
 
     Processes sharing a study each check the total before they start a trial, but two can pass
     that check together on the last keep set (`--trials 8` trained 9). So a claimed trial counts
-    again, with the trials that claimed theirs before it and still run: while those could make
-    the total, it waits for them (one that fails or stops at a rung leaves room; a killed
-    process's trial is failed once its heartbeat is stale)."""
+    again, with the running trials that claimed theirs before it or passed this check already
+    (`counted`: a trial before it may claim only after a later one passed, e.g. one proposed
+    more slowly, and two processes trained 11 of 10): while those could make the total, it
+    waits for them (one that fails or stops at a rung leaves room; a killed process's trial is
+    failed once its heartbeat is stale). The objective marks a trial it lets train `counted`."""
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # what study.optimize does before a trial
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
         trained = sum(map(is_trained, trials))
+        records = {t.number: TrialRecord.of(t) for t in trials if t.state == TrialState.RUNNING}
         ahead = sum(
-            t.state == TrialState.RUNNING and t.number < number and bool(TrialRecord.of(t).claimed)
-            for t in trials
+            n != number and bool(r.counted or (r.claimed and n < number))
+            for n, r in records.items()
         )
         if trained >= target:
             return False
@@ -528,9 +531,11 @@ def make_objective(ctx: TrialContext, target: int | None = None) -> Callable[[op
         if earlier is not None:
             mark(trial, duplicate_of=earlier.number)
             raise optuna.TrialPruned(f"keep set is being trained by trial {earlier.number}")
-        if target is not None and not within_total(trial.study, trial.number, target):
-            mark(trial, over_total=target)
-            raise optuna.TrialPruned(f"the study holds its {target} trained keep sets")
+        if target is not None:
+            if not within_total(trial.study, trial.number, target):
+                mark(trial, over_total=target)
+                raise optuna.TrialPruned(f"the study holds its {target} trained keep sets")
+            mark(trial, counted=True)
         start = time.perf_counter()
         try:
             _, record = run_trial(ctx, keep, go_on=stop_rule(ctx, trial, keep))

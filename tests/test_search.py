@@ -376,6 +376,31 @@ def test_the_study_total_counts_only_trials_that_claimed_their_keep_set():
     assert unclaimed.number < claimed.number
 
 
+def test_a_trial_that_claims_late_waits_for_a_later_one_already_training(monkeypatch):
+    """Two processes near the total: the later-numbered trial was proposed faster, claimed its
+    keep set and passed the total's check before the earlier one claimed (CI saw 11 of 10
+    trained); the earlier one counts it and waits, then finds the total reached."""
+    import threading
+
+    import autoprune.objective as objective_module
+    from autoprune.objective import within_total
+    from autoprune.record import mark
+
+    monkeypatch.setattr(objective_module, "TOTAL_POLL_S", 0.01)
+    study = optuna.create_study(directions=["minimize"])
+    slow, fast = study.ask(), study.ask()
+    mark(fast, keep=[1], claimed=True, counted=True)  # passed the check: training
+    mark(slow, keep=[0], claimed=True)
+    answer = []
+    waiting = threading.Thread(target=lambda: answer.append(within_total(study, slow.number, 1)))
+    waiting.start()
+    waiting.join(timeout=0.3)
+    assert waiting.is_alive() and not answer  # the total could be made: it waits
+    study.tell(fast, 1.0)
+    waiting.join(timeout=5)
+    assert answer == [False]  # the study holds its one trained keep set
+
+
 def test_a_retried_trial_starts_from_what_it_was_enqueued_with(tmp_path):
     """A stale trial is re-queued with its enqueue-time fields only. A copied claim once hung a
     resumed study for good: the retry was popped (RUNNING, with the old claim) and the process
