@@ -71,7 +71,9 @@ def test_two_workers_continue_a_local_study_and_local_continues_it(
     ray_workers = {t.user_attrs["worker"] for t in trained if t.number not in before}
     assert len(ray_workers) == 2  # two worker processes trained them
     assert all(w.rsplit(":", 1)[1] != str(os.getpid()) for w in ray_workers)
-    assert set(trained[-1].user_attrs) >= set(trained[0].user_attrs)  # the same trial record
+    # the same trial record, but for `counted`: only a process that checks the study's total
+    # records it (Ray Tune counts the trials it starts itself)
+    assert set(trained[-1].user_attrs) >= set(trained[0].user_attrs) - {"counted"}
 
     summary = collect(study)
     assert summary["trials"]["trained"] == 6
