@@ -237,7 +237,7 @@ def screen_table(
     if allowed_s is not None and allowed_s <= 0:
         raise ScreenTooDear(None, allowed_s)
     log(
-        f"screening {len(pool_sets):,} keep sets zero-shot (once per study"
+        f"screening {len(pool_sets):,} keep sets and the full model zero-shot (once per study"
         + (f", on each of {len(ctx.datasets)} datasets" if ctx.more else "")
         + ") ..."
     )
