@@ -113,7 +113,9 @@ def collect(study: optuna.Study) -> dict:
     front = [t for t, m in zip(trained, mask, strict=True) if m]
     front.sort(key=lambda t: tuple(t.values[1:]) + (t.values[0],))
     front_test = study.user_attrs.get(FRONT_TEST_ATTR, {})
-    states = [t.state for t in study.get_trials(deepcopy=False)]
+    everything = study.get_trials(deepcopy=False)
+    states = [t.state for t in everything]
+    records = [TrialRecord.of(t) for t in everything]
     summary = {
         "autoprune_version": __version__,
         "generated": datetime.now().isoformat(timespec="seconds"),
@@ -129,15 +131,12 @@ def collect(study: optuna.Study) -> dict:
             "trained": len(trained),
             "failed": states.count(TrialState.FAIL),
             "lookups": sum(
-                1
-                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if TrialRecord.of(t).lookup_of is not None
+                state == TrialState.COMPLETE and r.lookup_of is not None
+                for state, r in zip(states, records, strict=True)
             ),
             "running": states.count(TrialState.RUNNING),
             # proposed by the screened sampler without the screen, the front having stalled
-            "unscreened": sum(
-                1 for t in study.get_trials(deepcopy=False) if TrialRecord.of(t).unscreened
-            ),
+            "unscreened": sum(bool(r.unscreened) for r in records),
         },
         "reference": reference,
         "latency_profile": study.user_attrs.get(PROFILE_ATTR),
@@ -371,7 +370,7 @@ def findings(summary: dict) -> list[str]:
     if skipped and skipped["reason"] == "budget":
         share = skipped.get("share")  # not stored by studies of before 2026-12-05
         said.append(skipped_sentence(skipped.get("projected_s"), skipped["allowed_s"], share))
-    unscreened = summary.get("trials", {}).get("unscreened")  # counted since 2026-12-05
+    unscreened = summary["trials"]["unscreened"]
     if unscreened:
         said.append(
             f"{counted(unscreened, 'proposal')} came after the front had stalled ({STALL} "

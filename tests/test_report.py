@@ -73,6 +73,7 @@ def _summary(selected: float, zero_shot: float) -> dict:
     return {
         "study": "s",
         "objectives": ["mase", "params", "latency_ms"],
+        "trials": {"unscreened": 0},
         "selection": {"rule": "knee", "test": test, "latency_off_profile": False},
         "reference": {
             "zero_shot": {"test": {"mase": zero_shot}},
