@@ -34,7 +34,7 @@ from autoprune.multifidelity import (
     stopped_before,
 )
 from autoprune.pareto import hv_reference
-from autoprune.record import TrialRecord, mark
+from autoprune.record import TrialRecord, mark, mark_sampled
 from autoprune.screen import SCREEN_WINDOWS, screen
 from autoprune.space import SearchSpace
 from autoprune.study import REFERENCE_ATTR, is_trained
@@ -446,27 +446,41 @@ def within_total(study: optuna.Study, number: int, target: int) -> bool:
     study past `target` trained keep sets; False once the study holds them.
 
     Processes sharing a study each check the total before they start a trial, but two can pass
-    that check together on the last keep set (`--trials 8` trained 9). So a claimed trial counts
-    again, with the running trials that claimed theirs before it or passed this check already
-    (`counted`: a trial before it may claim only after a later one passed, e.g. one proposed
-    more slowly, and two processes trained 11 of 10): while those could make the total, it
-    waits for them (one that fails or stops at a rung leaves room; a killed process's trial is
-    failed once its heartbeat is stale). The objective marks a trial it lets train `counted`."""
+    a plain check together on the last keep set (`--trials 8` trained 9; two processes trained
+    11 of 10, one proposed more slowly claiming after a later one had passed). So a trial
+    passes in two steps. While the trained keep sets and the running trials ahead of it (those
+    that passed or are passing: `counted`; and those that claimed theirs before it) could make
+    the total, it waits (one that fails or stops at a rung leaves room; a killed process's trial
+    is failed once its heartbeat is stale). When there is room it marks itself `counted`, then
+    reads the study again: it passes if the trained and the other `counted` trials still leave
+    room. Of two that marked themselves together, at least one sees the other's mark (each
+    wrote before it read again), so both never pass on one keep set's room; the later-numbered
+    one unmarks itself and waits, the earlier one waits for it to. A trial that passes stays
+    `counted`."""
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # what study.optimize does before a trial
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
         trained = sum(map(is_trained, trials))
-        records = {t.number: TrialRecord.of(t) for t in trials if t.state == TrialState.RUNNING}
-        ahead = sum(
-            n != number and bool(r.counted or (r.claimed and n < number))
-            for n, r in records.items()
-        )
+        running = {t.number: t for t in trials if t.state == TrialState.RUNNING}
+        records = {n: TrialRecord.of(t) for n, t in running.items()}
+        me = records.get(number, TrialRecord())
+        passing = [n for n, r in records.items() if n != number and r.counted]
         if trained >= target:
+            if me.counted:
+                mark_sampled(study, running[number], counted=False)
             return False
-        if trained + ahead < target:
-            return True
+        if me.counted:  # marked: the second step
+            if trained + len(passing) < target:
+                return True
+            if min(passing) < number:
+                mark_sampled(study, running[number], counted=False)
+        else:
+            claimed = [n for n, r in records.items() if n < number and r.claimed and not r.counted]
+            if trained + len(passing) + len(claimed) < target:
+                mark_sampled(study, running[number], counted=True)
+                continue  # read again at once
         time.sleep(TOTAL_POLL_S)
 
 
@@ -531,11 +545,9 @@ def make_objective(ctx: TrialContext, target: int | None = None) -> Callable[[op
         if earlier is not None:
             mark(trial, duplicate_of=earlier.number)
             raise optuna.TrialPruned(f"keep set is being trained by trial {earlier.number}")
-        if target is not None:
-            if not within_total(trial.study, trial.number, target):
-                mark(trial, over_total=target)
-                raise optuna.TrialPruned(f"the study holds its {target} trained keep sets")
-            mark(trial, counted=True)
+        if target is not None and not within_total(trial.study, trial.number, target):
+            mark(trial, over_total=target)
+            raise optuna.TrialPruned(f"the study holds its {target} trained keep sets")
         start = time.perf_counter()
         try:
             _, record = run_trial(ctx, keep, go_on=stop_rule(ctx, trial, keep))

@@ -24,7 +24,9 @@ class TrialRecord:
     full_budget: bool | None = None  # goes to the full budget, never stopped at a rung
     # why it was not trained: another trial's keep set, or the study's total was reached
     claimed: bool | None = None  # passed its first check and trains its keep set
-    counted: bool | None = None  # passed the study total's check (`objective.within_total`)
+    # passed the study total's check, or is passing it (`objective.within_total`); False: it
+    # yielded to an earlier trial that was passing it too
+    counted: bool | None = None
     lookup_of: int | None = None  # the trained trial whose values it repeats
     duplicate_of: int | None = None  # the running trial that trains its keep set
     over_total: int | None = None  # the study held this many trained keep sets meanwhile

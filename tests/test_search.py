@@ -401,6 +401,92 @@ def test_a_trial_that_claims_late_waits_for_a_later_one_already_training(monkeyp
     assert answer == [False]  # the study holds its one trained keep set
 
 
+def test_of_two_trials_passing_the_total_together_the_later_yields(monkeypatch):
+    """Two processes passed the total's first step together and both marked themselves
+    `counted` (each read the study before the other wrote): the later-numbered one, reading
+    again, sees the earlier one's mark, unmarks itself and waits; the earlier one waits while the
+    later is still marked and passes once it has yielded. Before, both trained."""
+    import threading
+
+    import autoprune.objective as objective_module
+    from autoprune.objective import within_total
+    from autoprune.record import TrialRecord, mark
+
+    monkeypatch.setattr(objective_module, "TOTAL_POLL_S", 0.01)
+    study = optuna.create_study(directions=["minimize"])
+    early, late = study.ask(), study.ask()
+    mark(early, keep=[0], claimed=True, counted=True)
+    mark(late, keep=[1], claimed=True, counted=True)
+    answers: dict[str, bool] = {}
+
+    def check(name, trial):
+        return threading.Thread(
+            target=lambda: answers.update({name: within_total(study, trial.number, 1)})
+        )
+
+    waiting_early = check("early", early)
+    waiting_early.start()
+    waiting_early.join(timeout=0.2)
+    assert waiting_early.is_alive()  # the later one is still marked: the early one waits
+    waiting_late = check("late", late)
+    waiting_late.start()
+    waiting_early.join(timeout=5)
+    assert answers == {"early": True}  # the later one yielded; the earlier one trains
+    assert not TrialRecord.of(study.trials[late.number]).counted
+    assert waiting_late.is_alive()  # and waits for it
+    study.tell(early, 1.0)
+    waiting_late.join(timeout=5)
+    assert answers == {"early": True, "late": False}
+
+
+def test_trials_checking_the_total_at_once_never_pass_on_the_same_room(monkeypatch):
+    """Rounds of two threads that claim their keep sets and check a total of one at about the
+    same moment (the objective's steps; each pauses after every read of the study, as a process
+    does while another writes, and starts after a random delay): in each round exactly one
+    trains, the other finds the total reached once it has (the check before this stop passed
+    both in some rounds: the later-numbered trial passed before the earlier one claimed)."""
+    import random
+    import threading
+    import time
+
+    import autoprune.objective as objective_module
+    from autoprune.objective import within_total
+    from autoprune.record import mark
+
+    monkeypatch.setattr(objective_module, "TOTAL_POLL_S", 0.001)
+
+    def check(study, trial, keep, delay, start, passed):
+        start.wait()
+        time.sleep(delay)
+        mark(trial, keep=keep, claimed=True)
+        if within_total(study, trial.number, 1):
+            passed.append(trial.number)
+            study.tell(trial, 1.0)
+
+    jitter = random.Random(0)
+    for _ in range(30):
+        study = optuna.create_study(directions=["minimize"])
+        read = study.get_trials  # a snapshot, as a database's (in memory, not copied, it
+        # would show writes made during the pause)
+        study.get_trials = lambda *a, read=read, **k: (
+            read(*a, **{**k, "deepcopy": True}),
+            time.sleep(0.005),
+        )[0]
+        trials = [study.ask(), study.ask()]
+        passed, start = [], threading.Barrier(2)
+        threads = [
+            threading.Thread(
+                target=check, args=(study, t, [i], jitter.uniform(0, 0.008), start, passed)
+            )
+            for i, t in enumerate(trials)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        assert len(passed) == 1
+
+
 def test_a_retried_trial_starts_from_what_it_was_enqueued_with(tmp_path):
     """A stale trial is re-queued with its enqueue-time fields only. A copied claim once hung a
     resumed study for good: the retry was popped (RUNNING, with the old claim) and the process
