@@ -454,8 +454,9 @@ def within_total(study: optuna.Study, number: int, target: int) -> bool:
     is failed once its heartbeat is stale). When there is room it marks itself `counted`, then
     reads the study again: it passes if the trained and the other `counted` trials still leave
     room. Of two that marked themselves together, at least one sees the other's mark (each
-    wrote before it read again), so both never pass on one keep set's room; the later-numbered
-    one unmarks itself and waits, the earlier one waits for it to. A trial that passes stays
+    wrote before it read again), so both never pass on one keep set's room. A marked trial that
+    does not fit unmarks itself and waits if the earlier-numbered marked ones fill the room;
+    else it keeps its mark and waits for the later ones to yield. A trial that passes stays
     `counted`."""
     while True:
         with warnings.catch_warnings():
@@ -474,7 +475,7 @@ def within_total(study: optuna.Study, number: int, target: int) -> bool:
         if me.counted:  # marked: the second step
             if trained + len(passing) < target:
                 return True
-            if min(passing) < number:
+            if trained + sum(n < number for n in passing) >= target:  # the earlier ones fill it
                 mark_sampled(study, running[number], counted=False)
         else:
             claimed = [n for n, r in records.items() if n < number and r.claimed and not r.counted]

@@ -439,12 +439,54 @@ def test_of_two_trials_passing_the_total_together_the_later_yields(monkeypatch):
     assert answers == {"early": True, "late": False}
 
 
-def test_trials_checking_the_total_at_once_never_pass_on_the_same_room(monkeypatch):
-    """Rounds of two threads that claim their keep sets and check a total of one at about the
-    same moment (the objective's steps; each pauses after every read of the study, as a process
-    does while another writes, and starts after a random delay): in each round exactly one
-    trains, the other finds the total reached once it has (the check before this stop passed
-    both in some rounds: the later-numbered trial passed before the earlier one claimed)."""
+def test_a_marked_trial_yields_only_to_earlier_ones_that_fill_the_room(monkeypatch):
+    """Room for two more, one trial already training and two more marked together: the
+    earlier of the two keeps its mark while the later is marked too (yielding to the training
+    one would leave both waiting for each other), and passes once the later yields."""
+    import threading
+
+    import autoprune.objective as objective_module
+    from autoprune.objective import within_total
+    from autoprune.record import TrialRecord, mark
+
+    monkeypatch.setattr(objective_module, "TOTAL_POLL_S", 0.01)
+    study = optuna.create_study(directions=["minimize"])
+    training, early, late = study.ask(), study.ask(), study.ask()
+    for i, trial in enumerate((training, early, late)):
+        mark(trial, keep=[i], claimed=True, counted=True)
+    answers: dict[str, bool] = {}
+
+    def check(name, trial):
+        thread = threading.Thread(
+            target=lambda: answers.update({name: within_total(study, trial.number, 2)})
+        )
+        thread.start()
+        return thread
+
+    waiting_early = check("early", early)
+    waiting_early.join(timeout=0.2)
+    assert waiting_early.is_alive()
+    assert TrialRecord.of(study.trials[early.number]).counted  # it kept its mark
+    waiting_late = check("late", late)
+    waiting_early.join(timeout=5)
+    assert answers == {"early": True}
+    assert not TrialRecord.of(study.trials[late.number]).counted and waiting_late.is_alive()
+    study.tell(training, 1.0)
+    study.tell(early, 1.0)
+    waiting_late.join(timeout=5)
+    assert answers == {"early": True, "late": False}
+
+
+@pytest.mark.parametrize("processes,total", [(2, 1), (3, 2)])
+def test_trials_checking_the_total_at_once_never_pass_on_the_same_room(
+    monkeypatch, processes, total
+):
+    """Rounds of threads that claim their keep sets and check the total at about the same
+    moment (the objective's steps; each pauses after every read of the study, as a process
+    does while another writes, and starts after a random delay): in each round exactly `total`
+    train, the others find the total reached once they have (the check before this stop passed
+    two of two in some rounds: the later-numbered trial passed before the earlier one
+    claimed)."""
     import random
     import threading
     import time
@@ -459,7 +501,7 @@ def test_trials_checking_the_total_at_once_never_pass_on_the_same_room(monkeypat
         start.wait()
         time.sleep(delay)
         mark(trial, keep=keep, claimed=True)
-        if within_total(study, trial.number, 1):
+        if within_total(study, trial.number, total):
             passed.append(trial.number)
             study.tell(trial, 1.0)
 
@@ -472,8 +514,8 @@ def test_trials_checking_the_total_at_once_never_pass_on_the_same_room(monkeypat
             read(*a, **{**k, "deepcopy": True}),
             time.sleep(0.005),
         )[0]
-        trials = [study.ask(), study.ask()]
-        passed, start = [], threading.Barrier(2)
+        trials = [study.ask() for _ in range(processes)]
+        passed, start = [], threading.Barrier(processes)
         threads = [
             threading.Thread(
                 target=check, args=(study, t, [i], jitter.uniform(0, 0.008), start, passed)
@@ -484,7 +526,7 @@ def test_trials_checking_the_total_at_once_never_pass_on_the_same_room(monkeypat
             thread.start()
         for thread in threads:
             thread.join(timeout=10)
-        assert len(passed) == 1
+        assert len(passed) == total
 
 
 def test_a_retried_trial_starts_from_what_it_was_enqueued_with(tmp_path):
