@@ -406,16 +406,18 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
     def sample_relative(self, study, trial, search_space) -> dict:
         return {}
 
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+    def observations(
+        self, trials: Sequence[FrozenTrial], number: int
+    ) -> tuple[dict[int, float], set[int], dict[int, tuple[float, float]]]:
+        """What `trials` (COMPLETE, RUNNING and PRUNED) say of the pool's keep sets, but for
+        trial `number`'s: the trained ones' accuracy (normalised by the full model's), those
+        being trained, and those stopped at a rung as (predicted accuracy, its variance)."""
         observed, busy, predicted = {}, set(), {}
-        trials = study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
-        )
         calibrated = calibrations(trials, self.full, self.accuracy)
         for other in trials:
             record = TrialRecord.of(other)
             i = self.index.get(record.keep_set)
-            if i is None or other.number == trial.number:
+            if i is None or other.number == number:
                 continue
             if other.state == TrialState.COMPLETE:
                 observed[i] = other.values[self.accuracy] / self.full[self.accuracy]
@@ -424,6 +426,13 @@ class ScreenedSampler(optuna.samplers.BaseSampler):
             elif (steps := record.stopped_at) in calibrated:
                 mean = calibrated[steps].predict(rung_value(other, steps))
                 predicted[i] = (mean, (mean * calibrated[steps].sigma) ** 2)
+        return observed, busy, predicted
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trials = study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
+        )
+        observed, busy, predicted = self.observations(trials, trial.number)
         stalled = self.pool.screened and stalled_for(trials, self.full, self.reference) >= STALL
         posterior = surrogate(self.pool, observed, predicted, self.prior, not stalled)
         self._next = choose(self.pool, observed, busy, self.reference, posterior=posterior)

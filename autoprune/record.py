@@ -102,7 +102,7 @@ def mark(trial: optuna.Trial, **fields: Any) -> None:
 
 
 def mark_sampled(study: optuna.Study, trial: FrozenTrial, **fields: Any) -> None:
-    """`mark` for the trial a sampler is proposing: it sees a FrozenTrial (`before_trial`),
-    so the fields go through the study's storage."""
+    """`mark` for a running trial known as a FrozenTrial (a sampler's `before_trial`, the
+    study total's check), so the fields go through the study's storage."""
     for name, value in TrialRecord(**fields).attrs().items():
         study._storage.set_trial_user_attr(trial._trial_id, name, value)

@@ -4,6 +4,7 @@ with SQLite, the report writer), only small."""
 import csv
 import json
 import math
+import threading
 import time
 
 import numpy as np
@@ -376,14 +377,24 @@ def test_the_study_total_counts_only_trials_that_claimed_their_keep_set():
     assert unclaimed.number < claimed.number
 
 
+def _checking_total(study, trial, target: int, answers: dict, name: str) -> threading.Thread:
+    """`within_total` for `trial` in a thread of its own, started; it answers in
+    `answers[name]`."""
+    from autoprune.objective import within_total
+
+    def check():
+        answers[name] = within_total(study, trial.number, target)
+
+    thread = threading.Thread(target=check)
+    thread.start()
+    return thread
+
+
 def test_a_trial_that_claims_late_waits_for_a_later_one_already_training(monkeypatch):
     """Two processes near the total: the later-numbered trial was proposed faster, claimed its
     keep set and passed the total's check before the earlier one claimed (CI saw 11 of 10
     trained); the earlier one counts it and waits, then finds the total reached."""
-    import threading
-
     import autoprune.objective as objective_module
-    from autoprune.objective import within_total
     from autoprune.record import mark
 
     monkeypatch.setattr(objective_module, "TOTAL_POLL_S", 0.01)
@@ -391,14 +402,13 @@ def test_a_trial_that_claims_late_waits_for_a_later_one_already_training(monkeyp
     slow, fast = study.ask(), study.ask()
     mark(fast, keep=[1], claimed=True, counted=True)  # passed the check: training
     mark(slow, keep=[0], claimed=True)
-    answer = []
-    waiting = threading.Thread(target=lambda: answer.append(within_total(study, slow.number, 1)))
-    waiting.start()
+    answers: dict[str, bool] = {}
+    waiting = _checking_total(study, slow, 1, answers, "slow")
     waiting.join(timeout=0.3)
-    assert waiting.is_alive() and not answer  # the total could be made: it waits
+    assert waiting.is_alive() and not answers  # the total could be made: it waits
     study.tell(fast, 1.0)
     waiting.join(timeout=5)
-    assert answer == [False]  # the study holds its one trained keep set
+    assert answers == {"slow": False}  # the study holds its one trained keep set
 
 
 def test_of_two_trials_passing_the_total_together_the_later_yields(monkeypatch):
@@ -406,11 +416,8 @@ def test_of_two_trials_passing_the_total_together_the_later_yields(monkeypatch):
     `counted` (each read the study before the other wrote): the later-numbered one, reading
     again, sees the earlier one's mark, unmarks itself and waits; the earlier one waits while the
     later is still marked and passes once it has yielded. Before, both trained."""
-    import threading
-
     import autoprune.objective as objective_module
-    from autoprune.objective import within_total
-    from autoprune.record import TrialRecord, mark
+    from autoprune.record import mark
 
     monkeypatch.setattr(objective_module, "TOTAL_POLL_S", 0.01)
     study = optuna.create_study(directions=["minimize"])
@@ -418,18 +425,10 @@ def test_of_two_trials_passing_the_total_together_the_later_yields(monkeypatch):
     mark(early, keep=[0], claimed=True, counted=True)
     mark(late, keep=[1], claimed=True, counted=True)
     answers: dict[str, bool] = {}
-
-    def check(name, trial):
-        return threading.Thread(
-            target=lambda: answers.update({name: within_total(study, trial.number, 1)})
-        )
-
-    waiting_early = check("early", early)
-    waiting_early.start()
+    waiting_early = _checking_total(study, early, 1, answers, "early")
     waiting_early.join(timeout=0.2)
     assert waiting_early.is_alive()  # the later one is still marked: the early one waits
-    waiting_late = check("late", late)
-    waiting_late.start()
+    waiting_late = _checking_total(study, late, 1, answers, "late")
     waiting_early.join(timeout=5)
     assert answers == {"early": True}  # the later one yielded; the earlier one trains
     assert not TrialRecord.of(study.trials[late.number]).counted
@@ -443,11 +442,8 @@ def test_a_marked_trial_yields_only_to_earlier_ones_that_fill_the_room(monkeypat
     """Room for two more, one trial already training and two more marked together: the
     earlier of the two keeps its mark while the later is marked too (yielding to the training
     one would leave both waiting for each other), and passes once the later yields."""
-    import threading
-
     import autoprune.objective as objective_module
-    from autoprune.objective import within_total
-    from autoprune.record import TrialRecord, mark
+    from autoprune.record import mark
 
     monkeypatch.setattr(objective_module, "TOTAL_POLL_S", 0.01)
     study = optuna.create_study(directions=["minimize"])
@@ -455,19 +451,11 @@ def test_a_marked_trial_yields_only_to_earlier_ones_that_fill_the_room(monkeypat
     for i, trial in enumerate((training, early, late)):
         mark(trial, keep=[i], claimed=True, counted=True)
     answers: dict[str, bool] = {}
-
-    def check(name, trial):
-        thread = threading.Thread(
-            target=lambda: answers.update({name: within_total(study, trial.number, 2)})
-        )
-        thread.start()
-        return thread
-
-    waiting_early = check("early", early)
+    waiting_early = _checking_total(study, early, 2, answers, "early")
     waiting_early.join(timeout=0.2)
     assert waiting_early.is_alive()
     assert TrialRecord.of(study.trials[early.number]).counted  # it kept its mark
-    waiting_late = check("late", late)
+    waiting_late = _checking_total(study, late, 2, answers, "late")
     waiting_early.join(timeout=5)
     assert answers == {"early": True}
     assert not TrialRecord.of(study.trials[late.number]).counted and waiting_late.is_alive()
@@ -484,12 +472,10 @@ def test_trials_checking_the_total_at_once_never_pass_on_the_same_room(
     """Rounds of threads that claim their keep sets and check the total at about the same
     moment (the objective's steps; each pauses after every read of the study, as a process
     does while another writes, and starts after a random delay): in each round exactly `total`
-    train, the others find the total reached once they have (the check before this stop passed
+    train, the others find the total reached once they have (the check before 2026-12-06 passed
     two of two in some rounds: the later-numbered trial passed before the earlier one
     claimed)."""
     import random
-    import threading
-    import time
 
     import autoprune.objective as objective_module
     from autoprune.objective import within_total

@@ -8,7 +8,7 @@ d = log full-budget accuracy - log rung value ~ N(mu, (sigma (2 x share dropped)
 {0, 1, 2} by likelihood (stop 41's `het012`). MODE: `stalled`, the stopped keep sets' predictions
 use it once the front has stalled (`multifidelity.STALL`); `predict`, always (the stop rule
 unchanged); `all`, the predictions and the stop rule. Proposals otherwise as stop 47's default
-(written out here, so that it replays the same on later code).
+(`ScreenedSampler.before_trial` written out here from its `observations` on).
 """
 
 import sys
@@ -71,34 +71,23 @@ def by_size(trials, full, accuracy, num_layers):
 
 
 def before_trial(self, study, trial):
-    observed, busy, predicted = {}, set(), {}
     states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
     trials = study.get_trials(deepcopy=False, states=states)
+    observed, busy, predicted = self.observations(trials, trial.number)
     stalled = self.pool.screened and mf.stalled_for(trials, self.full, self.reference) >= mf.STALL
-    sized = mode != "stalled" or stalled
-    num_layers = self.pool.layers.shape[1]
-    if sized:
+    if mode != "stalled" or stalled:  # the stopped keep sets predicted by size instead
+        num_layers = self.pool.layers.shape[1]
         calibrated = by_size(trials, self.full, self.accuracy, num_layers)
-    else:
-        calibrated = mf.calibrations(trials, self.full, self.accuracy)
-    for other in trials:
-        record = TrialRecord.of(other)
-        i = self.index.get(record.keep_set)
-        if i is None or other.number == trial.number:
-            continue
-        if other.state == TrialState.COMPLETE:
-            observed[i] = other.values[self.accuracy] / self.full[self.accuracy]
-        elif other.state == TrialState.RUNNING:
-            busy.add(i)
-        elif (steps := record.stopped_at) in calibrated:
-            value, c = mf.rung_value(other, steps), calibrated[steps]
-            if sized:
-                share = 1 - len(record.keep_set) / num_layers
-                mean = c.predict(value, 0.0, share)
-                predicted[i] = (mean, (mean * c.spread(share)) ** 2)
-            else:
-                mean = c.predict(value)
-                predicted[i] = (mean, (mean * c.sigma) ** 2)
+        predicted = {}
+        for other in trials:
+            record = TrialRecord.of(other)
+            i = self.index.get(record.keep_set)
+            steps = record.stopped_at
+            if i is None or other.state != TrialState.PRUNED or steps not in calibrated:
+                continue
+            share = 1 - len(record.keep_set) / num_layers
+            mean = calibrated[steps].predict(mf.rung_value(other, steps), 0.0, share)
+            predicted[i] = (mean, (mean * calibrated[steps].spread(share)) ** 2)
     posterior = mf.surrogate(self.pool, observed, predicted, self.prior, not stalled)
     self._next = mf.choose(self.pool, observed, busy, self.reference, posterior=posterior)
     if stalled:

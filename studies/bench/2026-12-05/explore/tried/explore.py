@@ -4,12 +4,12 @@ search-efficiency.md, "Exploring further when the front stalls long"). From the 
     python studies/bench/2026-12-05/explore/tried/explore.py MODE K bench replay ARGS...
 
 It proposes as today's default does (stop 47's: the screen dropped once `multifidelity.STALL`
-trained trials in a row add no hypervolume), written out here so that it replays the same on
-later code, and adds, once K trained trials in a row added none: `widen`, the posterior's
-spread tripled in the expected improvement; `uncertain`, the free keep set of largest posterior
-spread among those whose costs lie inside the reference box; `cycle`, the screen back for K
-trials after K without it, alternately; `none`, nothing (today's default, which it reproduces
-seed for seed).
+trained trials in a row add no hypervolume; `ScreenedSampler.before_trial` written out here from
+its `observations` on), and adds, once K trained trials in a row added none: `widen`, the
+posterior's spread tripled in the expected improvement; `uncertain`, the free keep set of
+largest posterior spread among those whose costs lie inside the reference box; `cycle`, the
+screen back for K trials after K without it, alternately; `none`, nothing (today's default,
+which it reproduces seed for seed).
 """
 
 import sys
@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 import autoprune.multifidelity as mf
 from autoprune.cli import main
-from autoprune.record import TrialRecord, mark_sampled
+from autoprune.record import mark_sampled
 
 mode, K = sys.argv.pop(1), int(sys.argv.pop(1))
 if mode not in ("widen", "uncertain", "cycle", "none"):
@@ -27,22 +27,9 @@ if mode not in ("widen", "uncertain", "cycle", "none"):
 
 
 def before_trial(self, study, trial):
-    observed, busy, predicted = {}, set(), {}
     states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
     trials = study.get_trials(deepcopy=False, states=states)
-    calibrated = mf.calibrations(trials, self.full, self.accuracy)
-    for other in trials:
-        record = TrialRecord.of(other)
-        i = self.index.get(record.keep_set)
-        if i is None or other.number == trial.number:
-            continue
-        if other.state == TrialState.COMPLETE:
-            observed[i] = other.values[self.accuracy] / self.full[self.accuracy]
-        elif other.state == TrialState.RUNNING:
-            busy.add(i)
-        elif (steps := record.stopped_at) in calibrated:
-            mean = calibrated[steps].predict(mf.rung_value(other, steps))
-            predicted[i] = (mean, (mean * calibrated[steps].sigma) ** 2)
+    observed, busy, predicted = self.observations(trials, trial.number)
     run = mf.stalled_for(trials, self.full, self.reference) if self.pool.screened else 0
     unscreened = run >= mf.STALL
     if mode == "cycle" and unscreened:
