@@ -441,6 +441,12 @@ def same_keep(study: optuna.Study, keep: KeepSet, number: int, claimed: bool) ->
 TOTAL_POLL_S = 1.0
 
 
+class FailedElsewhere(RuntimeError):
+    """This process's trial was failed by another process sharing the study: its heartbeat was
+    stale (this process was paused past the grace period: a suspended job, a sleeping laptop),
+    and the storage's retry callback re-queued its keep set for a new trial."""
+
+
 def within_total(study: optuna.Study, number: int, target: int) -> bool:
     """Whether trial `number`, which has claimed its keep set, may train it without taking the
     study past `target` trained keep sets; False once the study holds them.
@@ -457,7 +463,7 @@ def within_total(study: optuna.Study, number: int, target: int) -> bool:
     wrote before it read again), so both never pass on one keep set's room. A marked trial that
     does not fit unmarks itself and waits if the earlier-numbered marked ones fill the room;
     else it keeps its mark and waits for the later ones to yield. A trial that passes stays
-    `counted`."""
+    `counted`. One that another process failed as stale meanwhile raises FailedElsewhere."""
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -465,8 +471,13 @@ def within_total(study: optuna.Study, number: int, target: int) -> bool:
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
         trained = sum(map(is_trained, trials))
         running = {t.number: t for t in trials if t.state == TrialState.RUNNING}
+        if number not in running:
+            raise FailedElsewhere(
+                f"trial {number} was failed as stale by another process while it waited for the "
+                "study's total; its keep set was re-queued"
+            )
         records = {n: TrialRecord.of(t) for n, t in running.items()}
-        me = records.get(number, TrialRecord())
+        me = records[number]
         passing = [n for n, r in records.items() if n != number and r.counted]
         if trained >= target:
             if me.counted:

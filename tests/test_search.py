@@ -377,6 +377,51 @@ def test_the_study_total_counts_only_trials_that_claimed_their_keep_set():
     assert unclaimed.number < claimed.number
 
 
+def test_a_trial_failed_as_stale_elsewhere_while_it_waits_says_so():
+    """Another process failed this one's trial as stale (this process was paused past the
+    heartbeat's grace period) while it waited for the total: a clear error, not a KeyError."""
+    from autoprune.objective import FailedElsewhere, within_total
+    from autoprune.record import mark
+
+    study = optuna.create_study(directions=["minimize"])
+    trial = study.ask()
+    mark(trial, keep=[0], claimed=True)
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    with pytest.raises(FailedElsewhere, match=f"trial {trial.number} was failed as stale"):
+        within_total(study, trial.number, target=2)
+
+
+def test_a_trial_failed_as_stale_elsewhere_while_it_trains_costs_one_failure(
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
+):
+    """A process paused mid-trial (a sleeping laptop) finds on waking that another process
+    failed its trial as stale and re-queued the keep set: Optuna cannot tell that trial, which
+    used to end the search; now it counts as one failure and the search goes on to its total,
+    the re-queued keep set trained once."""
+    import autoprune.objective as objective_module
+
+    real, paused = objective_module.run_trial, []
+
+    def paused_once(ctx, keep, go_on=None):
+        study = load_study("s1")
+        if not paused:  # what another process's fail_stale_trials does to a stale trial
+            (mine,) = study.get_trials(states=(TrialState.RUNNING,))
+            study._storage.set_trial_state_values(mine._trial_id, TrialState.FAIL)
+            retry = study._storage.get_heartbeat_stale_trial_callback()
+            retry(study, study._storage.get_trial(mine._trial_id))
+            paused.append(mine.number)
+        return real(ctx, keep, go_on)
+
+    monkeypatch.setattr(objective_module, "run_trial", paused_once)
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=3), log=quiet)
+    study = load_study("s1")
+    assert len(trained_trials(study)) == 3
+    failed = study.trials[paused[0]]
+    assert failed.state == TrialState.FAIL
+    (retried,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == failed.number]
+    assert retried.state == TrialState.COMPLETE and retried.params == failed.params
+
+
 def _checking_total(study, trial, target: int, answers: dict, name: str) -> threading.Thread:
     """`within_total` for `trial` in a thread of its own, started; it answers in
     `answers[name]`."""

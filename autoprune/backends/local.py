@@ -88,9 +88,11 @@ def run(
     `target` (`--trials N`) is counted in the shared storage, so a resumed run or a second
     process on the same storage stops at the same total. Optuna runs heartbeats during each
     trial and fails stale trials (left RUNNING by a crash) before the next one; the storage's
-    retry callback re-queues their keep sets once. `shared`: processes started together train
-    this study's keep sets (`bench truth --workers`), so the trials they are running count
-    towards the target too, and none starts a trial only to find every keep set taken."""
+    retry callback re-queues their keep sets once (a trial of this process failed so while it
+    was paused - a sleeping laptop - counts as one failure, not a crash). `shared`: processes
+    started together train this study's keep sets (`bench truth --workers`), so the trials they
+    are running count towards the target too, and none starts a trial only to find every keep
+    set taken."""
     objective = make_objective(ctx, target)
     streaks = Streaks()
     while True:
@@ -100,12 +102,22 @@ def run(
         if reason := stop_reason(study, ctx.space, target, running, compute):
             return reason
         finished: list[optuna.trial.FrozenTrial] = []
-        study.optimize(
-            objective,
-            n_trials=1,
-            catch=(Exception,),
-            callbacks=[lambda _, trial, done=finished: done.append(trial)],
-        )
+        asked: list[int] = []
+        try:
+            study.optimize(
+                lambda trial, ids=asked: ids.append(trial._trial_id) or objective(trial),
+                n_trials=1,
+                catch=(Exception,),
+                callbacks=[lambda _, trial, done=finished: done.append(trial)],
+            )
+        except Exception:
+            # the objective's errors are caught (a FAIL trial): this one came from telling a
+            # trial that another process had failed as stale meanwhile (Optuna cannot tell a
+            # finished trial); its keep set was re-queued, so this counts as a failure only
+            failed = study._storage.get_trial(asked[-1]) if asked else None
+            if failed is None or failed.state != TrialState.FAIL:
+                raise
+            finished.append(failed)
         last = finished[-1] if finished else None
         on_trial(study, last)
         if last is not None and (stalled := streaks.update(last)):
