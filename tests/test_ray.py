@@ -5,6 +5,7 @@ under a minute; the parts that cost time are Ray's start-up and each worker's fi
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +33,17 @@ BIN = Path(sys.executable).parent
 SLOW_SPACE = TINY_SPACE.replace("steps = 2", "steps = 40")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def ray_scratch():
+    """Ray's session folders (logs, sockets, spilled objects) in a short folder of this module's,
+    removed after it: by default every runtime these tests start leaves one under /tmp/ray."""
+    path = tempfile.mkdtemp(prefix="autoprune-test-ray-")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_TMPDIR", path)  # read by the driver and by `ray start`
+        yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def pareto_numbers(study: optuna.Study) -> set[int]:
     """The front as Optuna itself computes it, over the trained trials."""
     trained = {t.number for t in trained_trials(study)}
@@ -44,7 +56,7 @@ def keeps_are_unique(study: optuna.Study) -> bool:
 
 
 def test_two_workers_continue_a_local_study_and_local_continues_it(
-    tiny_model_dir, tiny_csv, tiny_space, studies
+    tiny_model_dir, tiny_csv, tiny_space, studies, ray_scratch
 ):
     # trials long enough that the second worker has started before the first one has done them
     # all: with 2-step trials one worker often trained every keep set
@@ -60,6 +72,7 @@ def test_two_workers_continue_a_local_study_and_local_continues_it(
         log=quiet,
     )
     assert result["stopped"] == "reached"
+    assert list(Path(ray_scratch).glob("ray/session_*"))  # where the fixture put Ray's folders
     # Tune gave Ctrl-C back: after its run, one stops the selection, the test split, the report
     assert signal.getsignal(signal.SIGINT) is on_ctrl_c
     study = load_study("r")
