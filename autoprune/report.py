@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from autoprune import __version__
 from autoprune.export import atomic_write_figure, atomic_write_text, check_out, remove_leftovers
 from autoprune.metrics import METRICS, SCALES
-from autoprune.multifidelity import STALL
+from autoprune.multifidelity import SCREEN_BACK, STALL
 from autoprune.objective import LATENCY_TOLERANCE, latency_off_profile, predict_latency
 from autoprune.pareto import hv_reference, hypervolume_curve, normalise
 from autoprune.record import TrialRecord
@@ -375,7 +375,8 @@ def findings(summary: dict) -> list[str]:
         said.append(
             f"{counted(unscreened, 'proposal')} came after the front had stalled ({STALL} "
             "trained trials in a row added no hypervolume): the screened sampler then proposes "
-            "without the screen until a trial adds some."
+            f"without the screen until a trial adds some, or {SCREEN_BACK} in a row have added "
+            "none."
         )
     warm = summary.get("warm_start")
     if warm:

@@ -248,10 +248,11 @@ def test_a_stall_counts_the_trained_trials_in_a_row_that_added_no_hypervolume():
 def test_once_the_front_stalls_the_sampler_proposes_without_the_screen():
     """The screen steers the surrogate until STALL trained trials in a row add no hypervolume;
     then its proposals ignore it (a misleading screen no longer pins them to one region) and
-    each says so on its trial."""
+    each says so on its trial, until SCREEN_BACK in a row have added none: then neither guide
+    is the better, and the screen is back."""
     import optuna
 
-    from autoprune.multifidelity import STALL, ScreenedSampler
+    from autoprune.multifidelity import SCREEN_BACK, STALL, ScreenedSampler
 
     pool, truth = synthetic_pool(layers=6)
     reversed_screen = Pool.build(pool.keeps, pool.costs, pool.screen[::-1], 6)
@@ -277,6 +278,8 @@ def test_once_the_front_stalls_the_sampler_proposes_without_the_screen():
 
     assert "unscreened" not in proposed_after(STALL - 1)
     assert proposed_after(STALL).get("unscreened") is True
+    assert proposed_after(SCREEN_BACK - 1).get("unscreened") is True
+    assert "unscreened" not in proposed_after(SCREEN_BACK)
     # a screen skipped or turned off (every keep set alike) has nothing to drop
     blank = Pool.build(pool.keeps, pool.costs, np.ones(len(pool.keeps)), 6)
     assert "unscreened" not in proposed_after(STALL, blank)

@@ -8,8 +8,9 @@ trained trials in a row add no hypervolume; `ScreenedSampler.before_trial` writt
 its `observations` on), and adds, once K trained trials in a row added none: `widen`, the
 posterior's spread tripled in the expected improvement; `uncertain`, the free keep set of
 largest posterior spread among those whose costs lie inside the reference box; `cycle`, the
-screen back for K trials after K without it, alternately; `none`, nothing (today's default,
-which it reproduces seed for seed).
+screen back for K trials after K without it, alternately; `restore` (2026-12-06), the screen
+back once K trained trials in a row added none, until one adds some; `none`, nothing (today's
+default, which it reproduces seed for seed).
 """
 
 import sys
@@ -22,7 +23,7 @@ from autoprune.cli import main
 from autoprune.record import mark_sampled
 
 mode, K = sys.argv.pop(1), int(sys.argv.pop(1))
-if mode not in ("widen", "uncertain", "cycle", "none"):
+if mode not in ("widen", "uncertain", "cycle", "restore", "none"):
     sys.exit(f"unknown mode {mode!r}")
 
 
@@ -34,6 +35,8 @@ def before_trial(self, study, trial):
     unscreened = run >= mf.STALL
     if mode == "cycle" and unscreened:
         unscreened = ((run - mf.STALL) // K) % 2 == 0
+    if mode == "restore" and unscreened:
+        unscreened = run < K
     posterior = mf.surrogate(self.pool, observed, predicted, self.prior, not unscreened)
     far = mode in ("widen", "uncertain") and run >= K
     if far and mode == "widen":
