@@ -13,6 +13,7 @@ from autoprune.study import load_study
 from tests.conftest import SHARED_DATA
 
 BENCH = Path(__file__).resolve().parents[1] / "studies" / "bench"
+CROSS_CPU = 0.1  # how far a re-aligned row may move on another CPU kind (measured: 7.7%)
 
 
 @pytest.mark.slow
@@ -30,13 +31,29 @@ BENCH = Path(__file__).resolve().parents[1] / "studies" / "bench"
         ),
     ],
 )
-def test_a_random_row_of_each_shipped_truth_table_reproduces(table, studies, capsys, monkeypatch):
+def test_random_rows_of_each_shipped_truth_table_reproduce(table, studies, capsys, monkeypatch):
+    """Three random rows, re-evaluated from scratch: every zero-shot value to 1e-4, and the
+    re-aligned ones as closely as the CPU allows. On the CPU kind a table was built on they
+    reproduce to 1% (`bench verify`'s tolerance). On another, a keep set that re-alignment moves
+    far is sensitive to float rounding, which 30 Adam steps amplify, and rounding follows the
+    instruction set: on a Sapphire Rapids CPU (2026-12-06) the 8-layer tables' rows stayed
+    within 0.8%, but the 12-layer tables' keep sets of at most 4 layers (zero-shot MASE 2-6)
+    moved by up to 7.7% (ETTh1's [4 7 8 11]: stored 1.492, re-aligned 1.414 here, 1.368-1.451
+    with torch's and MKL's kernels held to AVX2). So each re-aligned row must come within
+    CROSS_CPU and one of the three within 1%: a table of invented numbers would do neither."""
+    from autoprune.bench.truth import VERIFY_TOLERANCE
+
     monkeypatch.setenv("AUTOPRUNE_DATA_DIR", str(SHARED_DATA))
     monkeypatch.chdir(BENCH)  # a table built with --space finds its file beside it from anywhere
-    code = main(["bench", "verify", "--truth", str(BENCH / table), "--rows", "1"])
+    code = main(["bench", "verify", "--truth", str(BENCH / table), "--rows", "3"])
     out = capsys.readouterr().out
-    assert code == 0, out
-    assert "re-aligned: reproduced" in out and "zero-shot: reproduced" in out
+    assert code in (0, 1), out  # 1: some row beyond the 1% tolerance, said in the output
+    assert "zero-shot: reproduced" in out, out
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    diffs = [float(line.split("│")[4]) for line in rows]  # the re-aligned value's rel. diff
+    assert len(diffs) == 3, out
+    assert max(diffs) <= CROSS_CPU, out
+    assert min(diffs) <= VERIFY_TOLERANCE["mase"], out
 
 
 def test_correlations_rank_each_named_fidelity_overall_and_within_size():
