@@ -132,11 +132,11 @@ POWERS = (0.0, 1.0, 2.0)  # 0: every keep set as far from the prior mean as any 
 STALL = 6
 # trained keep sets in a row that added no hypervolume, after which the screen is back (until
 # one adds some): 30 proposals without it have stalled too, so they are no better a guide, and
-# the screen's region is worth proposing from again. In the first 100
-# trials of the seven tables above it changes nearly nothing (1.00x to 95%, 0.99x to the whole
-# front); on the ILI 12-layer table, where the default held 0.588 of the hypervolume from trial
-# 50 to 300, it reached 95% at trial 132, and under noise 4 of 12 siblings did within 300
-# trials, not 1 (docs/search-efficiency.md)
+# the screen's region is worth proposing from again. In the first 100 trials of the seven
+# tables above it changes nearly nothing (1.00x to 95%, 0.99x to the whole front); on the ILI
+# 12-layer table, where the default held 0.588 of the hypervolume from trial 50 to 300, it
+# reached 95% at trial 132, and under noise 4 of 12 siblings did within 300 trials, not 1
+# (docs/search-efficiency.md)
 SCREEN_BACK = 36
 
 

@@ -1,5 +1,5 @@
-"""The shipped ground-truth tables are measurements, not numbers to take on trust: a random row
-of each, re-evaluated from scratch, reproduces."""
+"""The shipped ground-truth tables are measurements, not numbers to take on trust: random rows
+of each, re-evaluated from scratch, reproduce as closely as the CPU allows."""
 
 import json
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from autoprune.bench.truth import correlations
+from autoprune.bench.truth import VERIFY_TOLERANCE, correlations, verdicts, verify
 from autoprune.cli import main
 from autoprune.study import load_study
 from tests.conftest import SHARED_DATA
@@ -31,7 +31,7 @@ CROSS_CPU = 0.1  # how far a re-aligned row may move on another CPU kind (measur
         ),
     ],
 )
-def test_random_rows_of_each_shipped_truth_table_reproduce(table, studies, capsys, monkeypatch):
+def test_random_rows_of_each_shipped_truth_table_reproduce(table, studies, monkeypatch):
     """Three random rows, re-evaluated from scratch: every zero-shot value to 1e-4, and the
     re-aligned ones as closely as the CPU allows. On the CPU kind a table was built on they
     reproduce to 1% (`bench verify`'s tolerance). On another, a keep set that re-alignment moves
@@ -41,19 +41,14 @@ def test_random_rows_of_each_shipped_truth_table_reproduce(table, studies, capsy
     moved by up to 7.7% (ETTh1's [4 7 8 11]: stored 1.492, re-aligned 1.414 here, 1.368-1.451
     with torch's and MKL's kernels held to AVX2). So each re-aligned row must come within
     CROSS_CPU and one of the three within 1%: a table of invented numbers would do neither."""
-    from autoprune.bench.truth import VERIFY_TOLERANCE
-
     monkeypatch.setenv("AUTOPRUNE_DATA_DIR", str(SHARED_DATA))
     monkeypatch.chdir(BENCH)  # a table built with --space finds its file beside it from anywhere
-    code = main(["bench", "verify", "--truth", str(BENCH / table), "--rows", "3"])
-    out = capsys.readouterr().out
-    assert code in (0, 1), out  # 1: some row beyond the 1% tolerance, said in the output
-    assert "zero-shot: reproduced" in out, out
-    rows = [line for line in out.splitlines() if line.startswith("│")]
-    diffs = [float(line.split("│")[4]) for line in rows]  # the re-aligned value's rel. diff
-    assert len(diffs) == 3, out
-    assert max(diffs) <= CROSS_CPU, out
-    assert min(diffs) <= VERIFY_TOLERANCE["mase"], out
+    rows = verify(BENCH / table, 3, log=lambda m: None)
+    assert verdicts(rows)["zs_mase"]["reproduced"], rows
+    diffs = [row["mase_diff"] for row in rows]  # the re-aligned values' relative differences
+    assert len(diffs) == 3, rows
+    assert max(diffs) <= CROSS_CPU, rows
+    assert min(diffs) <= VERIFY_TOLERANCE["mase"], rows
 
 
 def test_correlations_rank_each_named_fidelity_overall_and_within_size():

@@ -3,14 +3,15 @@ search-efficiency.md, "Exploring further when the front stalls long"). From the 
 
     python studies/bench/2026-12-05/explore/tried/explore.py MODE K bench replay ARGS...
 
-It proposes as today's default does (stop 47's: the screen dropped once `multifidelity.STALL`
-trained trials in a row add no hypervolume; `ScreenedSampler.before_trial` written out here from
-its `observations` on), and adds, once K trained trials in a row added none: `widen`, the
+It proposes as stop 47's default did (the screen dropped once `multifidelity.STALL` trained
+trials in a row add no hypervolume; `ScreenedSampler.before_trial` written out here from its
+`observations` on), and adds, once K trained trials in a row added none: `widen`, the
 posterior's spread tripled in the expected improvement; `uncertain`, the free keep set of
 largest posterior spread among those whose costs lie inside the reference box; `cycle`, the
 screen back for K trials after K without it, alternately; `restore` (2026-12-06), the screen
-back once K trained trials in a row added none, until one adds some; `none`, nothing (today's
-default, which it reproduces seed for seed).
+back once K trained trials in a row added none, until one adds some (`restore 36` is today's
+default, since stop 49, and reproduces it seed for seed); `none`, nothing (stop 47's default,
+which it reproduced seed for seed).
 """
 
 import sys
