@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autoprune.bench.targets import Compute, markdown, targets
+from autoprune.bench.targets import Compute, markdown, targets, yardstick
 from autoprune.errors import AutoPruneError
 
 
@@ -92,6 +92,42 @@ def test_a_missing_default_or_yardstick_and_a_replay_given_twice_are_said():
         targets([("a", replay({"gp": GP})), ("b", replay({"gp": TPE}))])
     with pytest.raises(AutoPruneError, match="x is not an `autoprune bench replay` result"):
         targets([("x", {"what": 1})])
+
+
+def test_an_earlier_replay_serves_as_the_yardstick_beside_todays_default():
+    """An earlier day's replay holds the default of its day too: as the yardstick it gives its
+    off-the-shelf samplers alone, so today's default is compared with them, not refused as a
+    second run of the same strategy."""
+    earlier = replay({"gp": GP, "tpe": TPE, "screened-mf": NEVER, "screened": REACHES})
+    today = replay({"screened-mf": REACHES})
+    with pytest.raises(AutoPruneError, match="two replays of screened-mf"):
+        targets([("earlier", earlier), ("today", today)])
+    assert sorted(yardstick(earlier)["strategies"]) == ["gp", "tpe"]
+    assert earlier["strategies"]["screened-mf"] is NEVER  # the replay read is left as it was
+    (row,) = targets([("earlier", yardstick(earlier)), ("today", today)])
+    assert (row["best"], row["compared"]) == ("tpe", ["gp", "tpe"])
+    assert row["checks"]["95"]["ratio"] == pytest.approx(9 / 30)
+    assert yardstick({"what": 1}) == {"what": 1}  # not a replay: `targets` says so
+
+
+def test_the_script_reproduces_the_readme_targets_table_from_the_shipped_replays():
+    """The README's block: today's default's replays (`2026-12-06/screen-back/`) against the
+    rebuilt tables' replays of 2026-12-05, read as the yardstick."""
+    bench = Path(__file__).parents[1] / "studies/bench"
+    rebuilt, today = bench / "2026-12-05/rebuilt", bench / "2026-12-06/screen-back"
+    script = Path(__file__).parents[1] / "scripts/targets.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--yardstick", str(rebuilt / "cold"), "--yardstick",
+         str(rebuilt / "noise"), str(rebuilt / "gp"), str(today / "cold"), str(today / "noise"),
+         str(today / "warm")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )  # fmt: skip
+    etth1 = next(line for line in done.stdout.splitlines() if "-etth1.json | 0 |" in line)
+    assert "| gp 113 s (gp, nsga2, random, tpe) |" in etth1
+    assert "| 38 s, 0.34x, not met | 46 s, 0.41x, met |" in etth1
+    assert "etth2: 192 s, 1.70x, not met |" in etth1
 
 
 def test_the_script_reads_the_shipped_replays_as_the_readme_reports_them():

@@ -64,6 +64,15 @@ def check(compute: Compute, best: Compute, target: float) -> dict:
     return {"compute": str(compute), "ratio": value, "kind": kind, "verdict": verdict}
 
 
+def yardstick(replay: dict) -> dict:
+    """`replay` with only the off-the-shelf samplers' runs: an earlier day's replays serve as the
+    yardstick beside a replay of today's default, whose own run there is of an earlier default."""
+    runs = replay.get("strategies") if isinstance(replay, dict) else None
+    if not isinstance(runs, dict):
+        return replay  # not a replay: `targets` says so
+    return {**replay, "strategies": {n: r for n, r in runs.items() if n in OFF_THE_SHELF}}
+
+
 def _group(replays: list[tuple[str, dict]]) -> dict[tuple[str, float], dict]:
     """Replays by (table file name, noise): per (strategy, warm-start source or None), the
     replay it came from and its run. Of a warm-started replay only the default is warm-started
