@@ -413,7 +413,9 @@ def _front_table(summary: dict) -> Table:
             " ".join(map(str, f["keep"])),
             *(f"{int(f[o]):,}" if o == "params" else f"{f[o]:.4g}" for o in objectives),
             f"{f['test'][metric]:.4g}" if f["test"] else "-",
-            f"{f['latency_measured_ms']:.1f}"
+            "-"
+            if f["latency_measured_ms"] is None
+            else f"{f['latency_measured_ms']:.1f}"
             + (" (off profile)" if f["latency_off_profile"] else ""),
         )
     return table

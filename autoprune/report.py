@@ -27,6 +27,7 @@ from autoprune.space import objective_value
 from autoprune.study import (
     BASELINES_ATTR,
     COMPUTE_ATTR,
+    FRONT_LATENCY_ATTR,
     FRONT_TEST_ATTR,
     HOLDOUT_ATTR,
     PRIORS_ATTR,
@@ -86,12 +87,10 @@ def _trial_row(
     for name in datasets:  # a multi-dataset study: each dataset's own metrics
         per = (record.datasets or {}).get(name, {})
         row.update({f"{name}_{metric}": per.get(metric) for metric in METRICS})
-    measured, predicted = record.latency_measured_ms, record.latency_ms
+    measured = record.latency_measured_ms
     row.update(
         latency_measured_ms=measured,
-        latency_off_profile=latency_off_profile(predicted, measured)
-        if measured is not None and predicted is not None
-        else None,
+        latency_off_profile=latency_off_profile(record.latency_ms, measured),
         wall_s=record.wall_s,
         lookup_of=record.lookup_of,
         baseline=record.baseline,
@@ -113,6 +112,11 @@ def collect(study: optuna.Study) -> dict:
     front = [t for t, m in zip(trained, mask, strict=True) if m]
     front.sort(key=lambda t: tuple(t.values[1:]) + (t.values[0],))
     front_test = study.user_attrs.get(FRONT_TEST_ATTR, {})
+    # measured at the end of a search (`finalize.measure_front`); a study from before that
+    # timed every trial
+    front_latency = study.user_attrs.get(FRONT_LATENCY_ATTR, {})
+    front_records = [TrialRecord.of(t) for t in front]
+    measured = [front_latency.get(keep_key(r.keep), r.latency_measured_ms) for r in front_records]
     everything = study.get_trials(deepcopy=False)
     states = [t.state for t in everything]
     records = [TrialRecord.of(t) for t in everything]
@@ -145,11 +149,11 @@ def collect(study: optuna.Study) -> dict:
                 "trial": t.number,
                 "keep": r.keep,
                 **{o: objective_value(o, v) for o, v in zip(objectives, t.values, strict=True)},
-                "latency_measured_ms": r.latency_measured_ms,
-                "latency_off_profile": latency_off_profile(r.latency_ms, r.latency_measured_ms),
+                "latency_measured_ms": ms,
+                "latency_off_profile": latency_off_profile(r.latency_ms, ms),
                 "test": front_test.get(keep_key(r.keep)),
             }
-            for t, r in zip(front, map(TrialRecord.of, front), strict=True)
+            for t, r, ms in zip(front, front_records, measured, strict=True)
         ],
         "front_test_estimate": front_test_estimate(study, front),
         "metric_scales": {m: SCALES[m] for m in METRICS},
@@ -680,22 +684,25 @@ def _figures(summary: dict, trials: list[dict]) -> list[tuple[str, str]]:
         )
         figures.append(("Where the compute went", spent))
 
-    measured = [
-        (r["latency_ms"], r["latency_measured_ms"])
-        for r in done
+    # the front's keep sets, timed at the end of the search (a study from before that timed
+    # every trial: those too)
+    measured = {
+        r["trial"]: (r["latency_ms"], r["latency_measured_ms"])
+        for r in [*done, *summary["front"]]
         if r.get("latency_ms") is not None and r.get("latency_measured_ms") is not None
-    ]
+    }
     if measured:
         lat = go.Figure(
             go.Scatter(
-                x=[m[0] for m in measured],
-                y=[m[1] for m in measured],
+                x=[m[0] for m in measured.values()],
+                y=[m[1] for m in measured.values()],
+                text=[f"trial {t}" for t in measured],
                 mode="markers",
-                name="trials",
+                name="keep sets",
             )
         )
-        low = min(min(m) for m in measured)
-        high = max(max(m) for m in measured)
+        low = min(min(m) for m in measured.values())
+        high = max(max(m) for m in measured.values())
         lat.add_trace(
             go.Scatter(
                 x=[low, high],
@@ -709,7 +716,7 @@ def _figures(summary: dict, trials: list[dict]) -> list[tuple[str, str]]:
             height=340,
             template="plotly_white",
             xaxis_title="predicted by the latency profile (ms)",
-            yaxis_title="measured for the trial (ms)",
+            yaxis_title="measured (ms)",
         )
         figures.append(("Latency: profile prediction against measurement", lat))
 
@@ -1021,6 +1028,7 @@ def _html(summary: dict, trials: list[dict]) -> str:
         parts.append(
             "<h2>Full-model reference (validation)</h2>" + _table(ref_rows, ["model", *objectives])
         )
+    timed = any(t.get("latency_measured_ms") is not None for t in trials)
     parts.append(
         "<h2>All trials</h2>"
         + _table(
@@ -1030,8 +1038,8 @@ def _html(summary: dict, trials: list[dict]) -> str:
                 "state",
                 "keep",
                 *objectives,
-                "latency_measured_ms",
-                "latency_off_profile",
+                # a search times its front at the end, not every trial (a study from before did)
+                *(["latency_measured_ms", "latency_off_profile"] if timed else []),
                 "wall_s",
                 "lookup_of",
                 "baseline",

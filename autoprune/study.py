@@ -35,6 +35,7 @@ REFERENCE_ATTR = "reference"
 PROFILE_ATTR = "latency_profile"
 SELECTION_ATTR = "selection"
 FRONT_TEST_ATTR = "front_test"  # test metrics of front keep sets, by keep_key
+FRONT_LATENCY_ATTR = "front_latency"  # measured latency (ms) of front keep sets, by keep_key
 BASELINES_ATTR = "baselines"
 PRIORS_ATTR = "priors"
 HOLDOUT_ATTR = "holdout"  # the selection and the full model, zero-shot on held-out datasets
@@ -43,7 +44,7 @@ COMPUTE_ATTR = "compute"  # seconds each once-per-study step took, by step (`spe
 SCREEN_SKIPPED_ATTR = "screen_skipped"
 # the once-per-study steps `spending` records, in the order a search meets them
 STEPS_BEFORE_TRIALS = ("latency profile", "full model (val)", "importance", "screen")
-STEPS_AFTER_TRIALS = ("full model (test)", "selection", "front test", "held-out")
+STEPS_AFTER_TRIALS = ("full model (test)", "selection", "front latency", "front test", "held-out")
 HEARTBEAT_S = 5
 GRACE_S = 15
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import autoprune.objective as objective_module
+import autoprune.search.finalize as finalize_module
 from autoprune.cli import main
 from autoprune.metrics import METRICS
 from autoprune.objective import latency_off_profile
@@ -161,9 +162,9 @@ def test_report_test_front_computes_every_front_point(
     # where the compute went: every step of the search once, then the front's test metrics
     steps = {r["step"]: r for r in summary["compute"]["steps"]}
     before = ["latency profile", "full model (val)", "importance", "screen"]
-    after = ["full model (test)", "selection", "front test"]
+    after = ["full model (test)", "selection", "front latency", "front test"]
     trained = "trials trained to the full budget"
-    assert list(searched) == [*before, trained, *after[:2]]
+    assert list(searched) == [*before, trained, *after[:3]]
     assert list(steps) == [*before, trained, *after]
     assert all(steps[s]["seconds"] > 0 for s in steps)
     assert all(steps[s] == searched[s] for s in searched)  # the report re-ran none of them
@@ -216,24 +217,36 @@ def test_a_front_still_growing_in_its_last_trials_is_said():
     assert not any(line.startswith("The front was") for line in findings(summary))
 
 
-def test_latency_off_the_profile_is_flagged_in_the_trial_and_the_report(
+def test_latency_off_the_profile_is_flagged_on_the_front_and_the_selection(
     tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch, tmp_path
 ):
     assert not latency_off_profile(100.0, 140.0) and not latency_off_profile(100.0, 70.0)
     assert latency_off_profile(100.0, 160.0) and latency_off_profile(100.0, 60.0)
+    assert latency_off_profile(100.0, None) is None
     # the profile is measured on an idle machine, then the machine gets 10x slower
     real = objective_module.measure_latency
-    monkeypatch.setattr(objective_module, "measure_latency", lambda c, m: 10 * real(c, m))
+    slower = lambda c, m: 10 * real(c, m)  # noqa: E731
+    monkeypatch.setattr(objective_module, "measure_latency", slower)
+    monkeypatch.setattr(finalize_module, "measure_latency", slower)
     search(options(tiny_model_dir, tiny_csv, tiny_space, threads=1, trials=3), log=quiet)
     study = load_study("s1")
-    trained = [t for t in study.trials if "latency_measured_ms" in t.user_attrs]
-    assert trained and all(t.user_attrs["latency_off_profile"] for t in trained)
+    # the trials were not timed; the front was, once, at the end
+    assert not any("latency_measured_ms" in t.user_attrs for t in study.trials)
     paths = write_report(study, tmp_path / "r")
     summary = json.loads(paths["summary.json"].read_text())
+    assert summary["front"] and all(f["latency_off_profile"] for f in summary["front"])
+    for f in summary["front"]:
+        assert f["latency_measured_ms"] > 5 * f["latency_ms"]
     assert summary["selection"]["latency_off_profile"]
     assert any("latency" in line and "off the profile" in line for line in summary["findings"])
-    rows = list(csv.DictReader(paths["trials.csv"].open()))
-    assert {r["latency_off_profile"] for r in rows if r["latency_measured_ms"]} == {"True"}
+    front = list(csv.DictReader(paths["front.csv"].open()))
+    assert {r["latency_off_profile"] for r in front} == {"True"}
+    assert "Latency: profile prediction against measurement" in paths["report.html"].read_text()
+    # each front keep set timed once: resumed with nothing left to train, it times none again
+    stored = study.user_attrs["front_latency"]
+    assert set(stored) == {keep_key(f["keep"]) for f in summary["front"]}
+    search(options(tiny_model_dir, tiny_csv, tiny_space, threads=1, trials=3), log=quiet)
+    assert load_study("s1").user_attrs["front_latency"] == stored
 
 
 def test_every_report_says_the_scale_of_each_metric(

@@ -22,7 +22,7 @@ from autoprune.export import (
 )
 from autoprune.metrics import METRICS
 from autoprune.models import MODELS, load_adapter
-from autoprune.objective import free_memory, run_trial
+from autoprune.objective import free_memory, measure_latency, run_trial
 from autoprune.pareto import rule_met
 from autoprune.record import TrialRecord
 from autoprune.search.cached import (
@@ -37,10 +37,13 @@ from autoprune.search.options import prepared_from_study
 from autoprune.search.prepared import Prepared
 from autoprune.space import objective_value
 from autoprune.study import (
+    FRONT_LATENCY_ATTR,
     HOLDOUT_ATTR,
     REFERENCE_ATTR,
     SELECTION_ATTR,
+    front_of,
     full_values,
+    keep_key,
     load_study,
     search_seconds,
     selected_checkpoint,
@@ -60,6 +63,7 @@ def finalize(prep: Prepared, rule_text: str, log: Callable[[str], None] = print)
     if study.user_attrs.get(REFERENCE_ATTR):
         reference_test(prep, log)
     selection = select(prep, rule_text, log)
+    measure_front(prep, log)
     holdout_test(prep, log)
     drop_realigned_full(prep)
     return selection
@@ -99,6 +103,28 @@ def select(prep: Prepared, rule_text: str, log: Callable[[str], None]) -> dict |
     return selection
 
 
+def measure_front(prep: Prepared, log: Callable[[str], None]) -> None:
+    """Time the forward pass of each front keep set not measured yet, stored by keep set for
+    the report (FRONT_LATENCY_ATTR). A search's trials are not timed (`run_trial`: the
+    objective is the latency profile's prediction), so this is where the report checks the
+    profile against the machine, on the keep sets a user would deploy. A keep set is pruned,
+    not re-aligned: its latency depends on the layers it keeps, not on their weights."""
+    study, ctx = prep.study, prep.ctx
+    trials, mask = front_of(study)
+    stored = dict(study.user_attrs.get(FRONT_LATENCY_ATTR, {}))
+    keeps = [TrialRecord.of(t).keep_set for t, m in zip(trials, mask, strict=True) if m]
+    todo = [keep for keep in keeps if keep_key(keep) not in stored]
+    if not todo:
+        return
+    log(f"measuring the latency of {len(todo)} front keep set{'s' * (len(todo) != 1)} ...")
+    with spending(study, "front latency"):
+        for keep in todo:
+            model = ctx.adapter.prune(keep).to(ctx.device)
+            stored[keep_key(keep)] = measure_latency(ctx, model)
+            del model
+    study.set_user_attr(FRONT_LATENCY_ATTR, stored)
+
+
 def write_trial(
     prep: Prepared, trial: optuna.trial.FrozenTrial, out: Path, about: dict | None = None
 ) -> dict:
@@ -107,7 +133,7 @@ def write_trial(
     `autoprune.json` and a model card. Returns what was measured, with `about` (the selection
     rule, for a selection) merged in."""
     keep = TrialRecord.of(trial).keep_set
-    model, record = run_trial(prep.ctx, keep, test=True)
+    model, record = run_trial(prep.ctx, keep, test=True, measure=True)
     measured = {
         **(about or {}),
         "trial": trial.number,
