@@ -1,4 +1,4 @@
-"""What happens in one trial: keep set -> prune -> re-align -> evaluate -> measure.
+"""What happens in one trial: keep set -> prune -> re-align -> evaluate.
 
 The full model is the reference and goes through the same steps (keep = every layer), once
 zero-shot and once with every trial's re-alignment budget: fine-tuning helps it too, and
@@ -50,11 +50,12 @@ RUNG_FRACTIONS = (0.1, 1 / 3)  # of the re-alignment budget: 3 and 10 of 30 step
 
 
 def rung_steps(steps: int) -> tuple[int, ...]:
-    """The steps at which a re-alignment of `steps` steps records its rungs (`rung_fidelity`
-    with the seconds spent training up to there and evaluating). A multi-fidelity study
-    (`stop_early`) uses them to stop a keep set that can no longer reach the front; a rung is the
-    prefix of the full re-alignment (same seed, same schedule), so a keep set that goes on ends
-    exactly where a single-fidelity trial would."""
+    """The steps at which a re-alignment of `steps` steps can record its rungs (`rung_fidelity`
+    with the seconds spent training up to there and evaluating; which of them a trial records:
+    `TrialContext.rungs`). A multi-fidelity study (`stop_early`) uses them to stop a keep set
+    that can no longer reach the front; a rung is the prefix of the full re-alignment (same
+    seed, same schedule), so a keep set that goes on ends exactly where a single-fidelity trial
+    would."""
     return tuple(sorted({max(1, round(steps * f)) for f in RUNG_FRACTIONS} - {steps, 0}))
 
 
@@ -95,6 +96,7 @@ class TrialContext:
     aggregate: str = "geomean"
     full: dict[str, dict[str, dict]] = field(default_factory=dict)
     fused_adamw: bool = True  # False: AdamW's for-loop, as a table built before 2026-12-03 was
+    all_rungs: bool = False  # record every rung, as a ground-truth table's trials do
 
     def __post_init__(self) -> None:
         self.adapter.model.to(self.device)
@@ -107,6 +109,17 @@ class TrialContext:
             series.eval_windows("val", setting.context_length, setting.horizon, SCREEN_WINDOWS)
             for series in self.datasets
         ]
+
+    @property
+    def rungs(self) -> tuple[int, ...]:
+        """The steps at which a trial records its rung fidelity: in a multi-fidelity study the
+        rung the stop rule reads (`stop_rung`), in a single-fidelity one none, for a
+        ground-truth table every one (`all_rungs`). Each evaluation costs ~1.5% of a trial of
+        the default study, so none is made that nothing reads."""
+        steps = rung_steps(self.space.realign.steps)
+        if self.all_rungs or not steps:
+            return steps
+        return (stop_rung(steps),) if self.stop_early else ()
 
     @property
     def datasets(self) -> tuple[Series, ...]:
@@ -248,7 +261,7 @@ def realign(
     seconds spent training so far and evaluating it; `go_on(steps, value)` returning False
     stops the re-alignment there (StoppedAtRung)."""
     budget = ctx.space.realign
-    marks = rung_steps(budget.steps) if rungs is not None else ()
+    marks = ctx.rungs if rungs is not None else ()
     start = time.perf_counter()
     evaluating = 0.0
 

@@ -22,7 +22,7 @@ from autoprune.search.cached import screen_progress
 from autoprune.search.options import SearchOptions, prepare
 from autoprune.search.run import search
 from autoprune.study import load_study, search_seconds, study_dir, trained_trials
-from tests.conftest import options, quiet
+from tests.conftest import TINY_SPACE, options, quiet
 
 
 def test_search_resumes_to_the_total_and_never_retrains(
@@ -654,17 +654,28 @@ def test_trials_that_pick_one_keep_set_at_once_never_both_train():
     assert check(study, y, claimed=False) == check(study, y, claimed=True) == x.number
 
 
-def test_every_trial_records_its_rungs_and_a_rung_is_the_prefix_of_the_full_budget(
+def test_a_trial_records_the_rungs_something_reads_and_a_rung_is_the_prefix_of_the_full_budget(
     tiny_model_dir, tiny_csv, tiny_space, studies
 ):
+    from autoprune.bench.truth import table_study
     from autoprune.objective import realign, run_trial, rung_steps
 
-    prep = prepare(options(tiny_model_dir, tiny_csv, tiny_space))
-    steps = prep.ctx.space.realign.steps
-    assert rung_steps(30) == (3, 10) and rung_steps(steps) == (1,)
+    tiny_space.write_text(TINY_SPACE.replace("steps = 2", "steps = 10"))  # rungs after 1 and 3
+    assert rung_steps(30) == (3, 10) and rung_steps(10) == (1, 3)
+    # a multi-fidelity study: the rung its stop rule reads; a single-fidelity one: none
+    prep = prepare(options(tiny_model_dir, tiny_csv, tiny_space, fidelity="multi"))
     _, record = run_trial(prep.ctx, (0, 2))
-    assert list(record["rungs"]) == ["1"] and record["rungs"]["1"]["mase"] > 0
-    assert record["timing"]["rungs_s"] == pytest.approx(record["rungs"]["1"]["eval_s"], abs=1e-3)
+    assert list(record["rungs"]) == ["3"] and record["rungs"]["3"]["mase"] > 0
+    assert record["timing"]["rungs_s"] == pytest.approx(record["rungs"]["3"]["eval_s"], abs=1e-3)
+    single = prepare(options(tiny_model_dir, tiny_csv, tiny_space, study="s2", fidelity="single"))
+    _, alone = run_trial(single.ctx, (0, 2))
+    assert alone["rungs"] == {} and alone["timing"]["rungs_s"] == 0
+    assert alone["mase"] == record["mase"]  # the same model, whatever it recorded on the way
+    # a ground-truth table's trials: every rung, each the prefix of the full budget
+    table, _ = table_study(str(tiny_model_dir), str(tiny_csv), 2, str(tiny_space), quiet)
+    _, full = run_trial(table.ctx, (0, 2))
+    assert list(full["rungs"]) == ["1", "3"]
+    assert full["rungs"]["3"]["mase"] == record["rungs"]["3"]["mase"]
     # evaluating a rung does not change the training: same losses with and without rungs
     with_rungs = realign(prep.ctx, prep.ctx.adapter.prune((0, 2)), {})
     without = realign(prep.ctx, prep.ctx.adapter.prune((0, 2)))

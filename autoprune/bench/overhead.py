@@ -21,8 +21,9 @@ from autoprune.search.cached import ensure_reference
 from autoprune.search.options import DEFAULT_TRIALS, SearchOptions, prepare
 from autoprune.search.run import screen_allowance, study_sampler
 
-# a trial of a study with a latency profile times no forward pass of its own (`run_trial`)
-PARTS = ("prune_s", "realign_s", "rungs_s", "evaluate_s")
+# a single-fidelity trial of a study with a latency profile evaluates no rung and times no
+# forward pass of its own (`TrialContext.rungs`, `run_trial`)
+PARTS = ("prune_s", "realign_s", "evaluate_s")
 
 
 def rss_mb() -> float:
@@ -35,9 +36,9 @@ def rss_mb() -> float:
 def overhead(
     trials: int, model: str, dataset: str, threads: int | None, out: Path, log=print
 ) -> dict:
-    """Run a fresh study and split every trial's wall time into prune / re-align / rung
-    evaluations / evaluate / engine overhead (everything else: Optuna sampling and storage
-    writes, look-up checks, heartbeats, bookkeeping); record resident memory after each trial."""
+    """Run a fresh study and split every trial's wall time into prune / re-align / evaluate /
+    engine overhead (everything else: Optuna sampling and storage writes, look-up checks,
+    heartbeats, bookkeeping); record resident memory after each trial."""
     with tempfile.TemporaryDirectory() as tmp:
         prep = prepare(
             SearchOptions(

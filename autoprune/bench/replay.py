@@ -86,8 +86,8 @@ class Table:
         if measured:
             columns = {**{f"r{s}": f"cost_r{s}" for s in steps}, "full": "cost_full"}
             for name, column in columns.items():
-                costs[name] = _median_by_size(kept, np.array([r[column] for r in rows]))
-            costs["full_mf"] = costs["full"] + _median_by_size(
+                costs[name] = median_by_size(kept, np.array([r[column] for r in rows]))
+            costs["full_mf"] = costs["full"] + median_by_size(
                 kept, np.array([r["rungs_s"] for r in rows])
             )
         else:  # a table without measured costs: a trial costs its mean wall time (or 1)
@@ -181,7 +181,7 @@ class Table:
         return [best[k][1] for k in sorted(best)]
 
 
-def _median_by_size(kept: np.ndarray, values: np.ndarray) -> np.ndarray:
+def median_by_size(kept: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Each row's value replaced by the median over the rows of its size, which keeps one busy
     moment of the machine that built the table from tilting a strategy."""
     medians = {k: float(np.median(values[kept == k])) for k in np.unique(kept)}

@@ -214,6 +214,7 @@ def table_study(
             space=space_file,
         )
     )
+    prep.ctx.all_rungs = True  # a table holds every fidelity a strategy can buy
     reference = ensure_reference(prep, log, keep_model=False)
     prep.study.sampler = study_sampler(prep, log)
     return prep, reference
@@ -367,6 +368,7 @@ def table_context(json_path: Path, meta: dict) -> TrialContext:
         cpu,
         TRUTH_SEED,
         fused_adamw=meta.get("adamw", adamw_kind(cpu)) == "fused",
+        all_rungs=True,
     )
 
 

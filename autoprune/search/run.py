@@ -64,8 +64,8 @@ def study_sampler(
 def screen_allowance(prep: Prepared, trials: int, compute: float | None = None) -> float | None:
     """Seconds the screened sampler's zero-shot screen may take in this run: SCREEN_SHARE of
     the search's expected compute, the trials still to train times the full model's trial (its
-    re-alignment, rungs, validation and latency, measured before trial 1: more than a pruned
-    keep set's), or the rest of a `--compute` budget if less. None with `--screen on` (no
+    re-alignment, rungs and validation, measured before trial 1: more than a pruned keep
+    set's), or the rest of a `--compute` budget if less. None with `--screen on` (no
     limit), 0 with `--screen off`."""
     mode = prep.settings.get("screen", "auto")
     if mode != "auto":

@@ -1,0 +1,44 @@
+"""`scripts/recharge.py` on the shipped rebuilt tables: the README's estimate of what the
+product's cheaper trials (no latency timing, one rung) do to the default's ratios."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+REBUILT = ROOT / "studies/bench/2026-12-05/rebuilt"
+
+
+def recharge(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "scripts/recharge.py"), *args]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def test_the_default_on_etth1_costs_less_as_the_product_now_runs_and_its_ratio_stays():
+    table = str(REBUILT / "truth-moirai-tiny-8-etth1.json")
+    done = recharge(table, "--yardstick", str(REBUILT / "gp"), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)["truth-moirai-tiny-8-etth1.json"]
+    # as the table charges it: the README's targets (38.5 s against GPSampler's 113.2 s)
+    assert result["charged_s"] == pytest.approx(38.5, abs=0.05)
+    assert result["yardstick_s"] == pytest.approx(113.2, abs=0.05)
+    # without the latency timing (7% of a full trial here) and one of the two rung evaluations
+    assert 0.90 < result["full_trial_share"] < 0.95
+    assert 0.9 * result["charged_s"] < result["now_s"] < 0.95 * result["charged_s"]
+    assert result["ratio"] == pytest.approx(0.340, abs=0.001)
+    assert result["ratio_now"] == pytest.approx(result["ratio"], abs=0.005)
+
+
+def test_a_table_the_default_misses_and_one_without_a_yardstick_say_so():
+    ettm1, ili = (str(REBUILT / f"truth-moirai-tiny-8-{n}.json") for n in ("ettm1", "ili"))
+    done = recharge(ettm1, ili)
+    assert done.returncode == 0, done.stderr
+    assert "ettm1.json: the default does not reach 95% within 100 trials" in done.stdout
+    assert "ili.json: default 19.0 s -> 17.7 s (no yardstick)" in done.stdout
+    missing = recharge(str(REBUILT / "truth-moirai-tiny-8-nowhere.json"))
+    assert missing.returncode == 2 and missing.stderr.startswith("recharge: ")
