@@ -161,9 +161,10 @@ class Calibration:
 
 
 def stop_rung(rungs: Sequence[int]) -> int:
-    """The rung at which keep sets may be stopped: the last (a third of the budget). Every rung
-    is recorded, but the 3-step rung ranks keep sets too poorly to stop on: stopping there too
-    lost keep sets of the true front (docs/search-efficiency.md)."""
+    """The rung at which keep sets may be stopped, and the only one a search's trial records
+    (`TrialContext.rungs`): the last (a third of the budget). A ground-truth table records every
+    rung, but the 3-step rung ranks keep sets too poorly to stop on: stopping there too lost
+    keep sets of the true front (docs/search-efficiency.md)."""
     return max(rungs)
 
 
