@@ -305,7 +305,12 @@ def test_an_interrupted_ray_run_resumes_with_nothing_lost(
     command = cli(tiny_model_dir, tiny_csv, space, 5, "--workers", "2")
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: trials_in(db, TrialState.COMPLETE), 240, "a finished trial")
+        try:
+            wait_for(lambda: trials_in(db, TrialState.COMPLETE), 240, "a finished trial")
+        except AssertionError as waited:  # say where the run was (seen once in CI, 2026-12-06)
+            process.kill()
+            said = process.stderr.read().decode(errors="replace")[-3000:]
+            raise AssertionError(f"{waited}; the run said:\n{said}") from None
         wait_for(lambda: trials_in(db, TrialState.RUNNING), 60, "a running trial")
         process.send_signal(stop)
         process.wait(timeout=120)
