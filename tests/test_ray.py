@@ -268,21 +268,22 @@ def test_a_trial_whose_worker_dies_is_failed_and_requeued_once(
     space.write_text(SLOW_SPACE)
     env = {**os.environ, "AUTOPRUNE_STUDIES_DIR": str(studies)}
     db = studies / "r" / "study.db"
-    process = subprocess.Popen(
-        cli(tiny_model_dir, tiny_csv, space, 3, "--workers", "1", "--cpus-per-trial", "1"),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    said = tmp_path / "stderr.txt"
+    with said.open("w") as stderr:
+        process = subprocess.Popen(
+            cli(tiny_model_dir, tiny_csv, space, 3, "--workers", "1", "--cpus-per-trial", "1"),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,  # a file, not a pipe nobody reads until the end, which can fill
+        )
     try:
         wait_for(lambda: trials_in(db, TrialState.RUNNING), 180, "a running trial")
         victim = wait_for(ray_trial_processes, 60, "the Ray worker process")[0]
         os.kill(victim, signal.SIGKILL)
-        _, stderr = process.communicate(timeout=300)
+        process.wait(timeout=300)
     finally:
         process.kill()
-    assert process.returncode == 0, stderr[-3000:]
+    assert process.returncode == 0, said.read_text()[-3000:]
     failed = trials_in(db, TrialState.FAIL)
     assert len(failed) == 1
     assert failed[0].user_attrs["fail_reason"] == "the Ray worker running this trial died"
@@ -303,14 +304,14 @@ def test_an_interrupted_ray_run_resumes_with_nothing_lost(
     env = {**os.environ, "AUTOPRUNE_STUDIES_DIR": str(studies)}
     db = studies / "r" / "study.db"
     command = cli(tiny_model_dir, tiny_csv, space, 5, "--workers", "2")
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    said = tmp_path / "stderr.txt"
+    with said.open("w") as stderr:  # a file, not a pipe nobody reads until the end, which can fill
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         try:
             wait_for(lambda: trials_in(db, TrialState.COMPLETE), 240, "a finished trial")
         except AssertionError as waited:  # say where the run was (seen once in CI, 2026-12-06)
-            process.kill()
-            said = process.stderr.read().decode(errors="replace")[-3000:]
-            raise AssertionError(f"{waited}; the run said:\n{said}") from None
+            raise AssertionError(f"{waited}; the run said:\n{said.read_text()[-3000:]}") from None
         wait_for(lambda: trials_in(db, TrialState.RUNNING), 60, "a running trial")
         process.send_signal(stop)
         process.wait(timeout=120)
@@ -320,10 +321,10 @@ def test_an_interrupted_ray_run_resumes_with_nothing_lost(
     if stop == signal.SIGINT:
         assert not scratch  # removed on the way out
         assert process.returncode == 130
-        said = process.stderr.read()
-        assert b"run the same command to resume" in said
-        assert b"Tuner.restore" not in said  # Tune's own resume hint names a removed folder
-        assert b"Token authentication" not in said  # on, as Ray's default, without its warning
+        printed = said.read_text()
+        assert "run the same command to resume" in printed
+        assert "Tuner.restore" not in printed  # Tune's own resume hint names a removed folder
+        assert "Token authentication" not in printed  # on, as Ray's default, without its warning
         assert not trials_in(db, TrialState.RUNNING)  # failed and re-queued at once
     else:
         assert len(scratch) == 1  # a killed run cannot clean up after itself ...
