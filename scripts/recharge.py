@@ -11,7 +11,7 @@ re-alignment less the latency timing (estimated as the 9 forward passes it timed
 predicted latency, median by size) and less one rung evaluation (half the row's two, which
 cost the same: the same model on the same 64 windows), each stopped keep set less one rung
 evaluation. The yardstick (the best off-the-shelf sampler's compute to 95% in the `--yardstick`
-replays without noise, as `scripts/targets.py` finds it) is scaled by the table's mean share of
+replays without noise, as `scripts/targets.py` picks it) is scaled by the table's mean share of
 a full trial left without the latency timing: an estimate, since its replays keep no keep sets.
 """
 
@@ -24,8 +24,16 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from autoprune.bench.replay import BUDGET, Table, median_by_size, read, replay_one, strategies
-from autoprune.bench.targets import DEFAULT, OFF_THE_SHELF, Compute
+from autoprune.bench.replay import (
+    BUDGET,
+    Table,
+    median_by_size,
+    read,
+    replay_files,
+    replay_one,
+    strategies,
+)
+from autoprune.bench.targets import DEFAULT, Compute, best_of, grouped, yardstick
 from autoprune.bench.truth import load_truth
 from autoprune.errors import AutoPruneError
 from autoprune.objective import LATENCY_REPEATS, LATENCY_WARMUP
@@ -34,20 +42,14 @@ LEVEL = 0.95
 
 
 def yardsticks(paths: list[Path]) -> dict[str, Compute]:
-    """Per table file name, the best off-the-shelf sampler's compute to 95% without noise."""
-    best: dict[str, Compute] = {}
-    for path in paths:
-        for file in sorted(path.glob("replay-*.json")) if path.is_dir() else [path]:
-            replay = read(file)
-            if replay.get("noise"):
-                continue
-            table = Path(replay["truth"]).name
-            for name, run in replay["strategies"].items():
-                compute = Compute.of(run, LEVEL)
-                if name not in OFF_THE_SHELF or not compute.exact:
-                    continue
-                if table not in best or compute.seconds < best[table].seconds:
-                    best[table] = compute
+    """Per table file name, the yardstick's compute to 95% without noise, as `targets` picks it
+    (`best_of`), where its median got there."""
+    replays = [(str(f), yardstick(read(f))) for f in replay_files(paths)]
+    best = {}
+    for (table, noise), group in grouped(replays).items():
+        runs = {name: run for (name, warm), (_, run) in group.items() if warm is None}
+        if noise == 0 and (found := best_of(runs)) is not None and found[1].exact:
+            best[table] = found[1]
     return best
 
 
@@ -96,9 +98,8 @@ def main() -> None:
             if not table.rungs:
                 raise AutoPruneError(f"{path} has no rungs: no multi-fidelity default to replay")
             found = recharge(table, [r for r in rows if r["mase"] is not None])
-            name = path.name
-            if found["reached"] and name in best:
-                old = best[name].seconds
+            if found["reached"] and path.name in best:
+                old = best[path.name].seconds
                 new = old * found["full_trial_share"]
                 found |= {"yardstick_s": old, "yardstick_now_s": new}
                 found |= {"ratio": found["charged_s"] / old, "ratio_now": found["now_s"] / new}

@@ -21,20 +21,9 @@ import argparse
 import json
 from pathlib import Path
 
-from autoprune.bench.replay import read
+from autoprune.bench.replay import read, replay_files
 from autoprune.bench.targets import markdown, targets, yardstick
 from autoprune.errors import AutoPruneError
-
-
-def replay_files(parser: argparse.ArgumentParser, paths: list[Path]) -> list[Path]:
-    """The replay files `paths` name (a folder: its replay-*.json), each once."""
-    files: list[Path] = []
-    for path in paths:
-        found = sorted(path.glob("replay-*.json")) if path.is_dir() else [path]
-        if not found:
-            parser.exit(2, f"targets: no replay-*.json in {path}\n")
-        files += [f for f in found if f.resolve() not in {g.resolve() for g in files}]
-    return files
 
 
 def main() -> None:
@@ -53,8 +42,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     try:
-        replays = [(str(f), yardstick(read(f))) for f in replay_files(parser, args.yardstick)]
-        replays += [(str(f), read(f)) for f in replay_files(parser, args.paths)]
+        replays = [(str(f), yardstick(read(f))) for f in replay_files(args.yardstick)]
+        replays += [(str(f), read(f)) for f in replay_files(args.paths)]
         rows = targets(replays, args.against)
     except AutoPruneError as error:
         parser.exit(2, f"targets: {error}\n")

@@ -710,6 +710,18 @@ def read(path: Path) -> dict:
         raise AutoPruneError(f"cannot read a replay from {path}: {error}") from error
 
 
+def replay_files(paths: Sequence[Path]) -> list[Path]:
+    """The replay files `paths` name (a folder: its replay-*.json, not its subfolders), each
+    once; AutoPruneError for a folder without any."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        found = sorted(path.glob("replay-*.json")) if path.is_dir() else [path]
+        if not found:
+            raise AutoPruneError(f"no replay-*.json in {path}")
+        files += [f for f in found if f.resolve() not in {g.resolve() for g in files}]
+    return files
+
+
 def paired(
     base: dict, new: dict, strategy: str, new_strategy: str | None = None, first_seed: int = 0
 ) -> dict:

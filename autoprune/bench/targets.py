@@ -11,6 +11,7 @@ A ratio with a bound on either side is a bound, and a verdict is given only wher
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def yardstick(replay: dict) -> dict:
     return {**replay, "strategies": {n: r for n, r in runs.items() if n in OFF_THE_SHELF}}
 
 
-def _group(replays: list[tuple[str, dict]]) -> dict[tuple[str, float], dict]:
+def grouped(replays: list[tuple[str, dict]]) -> dict[tuple[str, float], dict]:
     """Replays by (table file name, noise): per (strategy, warm-start source or None), the
     replay it came from and its run. Of a warm-started replay only the default is warm-started
     here; its other strategies that start cold count as plain runs of the same siblings."""
@@ -99,6 +100,17 @@ def _group(replays: list[tuple[str, dict]]) -> dict[tuple[str, float], dict]:
     return groups
 
 
+def best_of(runs: dict, names: Sequence[str] = OFF_THE_SHELF) -> tuple[str, Compute] | None:
+    """Of the samplers `names` among `runs` (strategy -> a replay's run), the yardstick: the one
+    with the least compute to 95%, one whose median got there before one known only as a bound;
+    None if none of them was replayed."""
+    shelf = {name: Compute.of(runs[name], 0.95) for name in names if name in runs}
+    if not shelf:
+        return None
+    best = min(shelf, key=lambda n: (not shelf[n].exact, shelf[n].seconds))
+    return best, shelf[best]
+
+
 def targets(replays: list[tuple[str, dict]], against: str | None = None) -> list[dict]:
     """Per table and noise level, the three targets (rows for the README's table). `replays`:
     (where it came from, the replay's JSON); `against`: one off-the-shelf sampler to compare
@@ -108,18 +120,17 @@ def targets(replays: list[tuple[str, dict]], against: str | None = None) -> list
             f"--against {against}: not an off-the-shelf sampler; one of {', '.join(OFF_THE_SHELF)}"
         )
     rows = []
-    for (table, noise), group in sorted(_group(replays).items()):
+    for (table, noise), group in sorted(grouped(replays).items()):
         runs = {name: run for (name, warm), (_, run) in group.items() if warm is None}
         warm_runs = {warm: run for (_, warm), (_, run) in group.items() if warm is not None}
         names = [against] if against else OFF_THE_SHELF
-        shelf = {name: Compute.of(runs[name], 0.95) for name in names if name in runs}
-        row = {"table": table, "noise": noise, "compared": sorted(shelf)}
-        if not shelf or DEFAULT not in runs:
-            missing = (against or "an off-the-shelf sampler") if not shelf else DEFAULT
+        found = best_of(runs, names)
+        row = {"table": table, "noise": noise, "compared": sorted(n for n in names if n in runs)}
+        if found is None or DEFAULT not in runs:
+            missing = (against or "an off-the-shelf sampler") if found is None else DEFAULT
             rows.append({**row, "missing": missing})
             continue
-        best_name = min(shelf, key=lambda n: (not shelf[n].exact, shelf[n].seconds))
-        best = shelf[best_name]
+        best_name, best = found
         checks = {
             level: check(Compute.of(runs[DEFAULT], share), best, TARGETS[level])
             for level, share in (("95", 0.95), ("100", 1.0))
