@@ -108,21 +108,26 @@ def measure_front(prep: Prepared, log: Callable[[str], None]) -> None:
     the report (FRONT_LATENCY_ATTR). A search's trials are not timed (`run_trial`: the
     objective is the latency profile's prediction), so this is where the report checks the
     profile against the machine, on the keep sets a user would deploy. A keep set is pruned,
-    not re-aligned: its latency depends on the layers it keeps, not on their weights."""
+    not re-aligned: its latency depends on the layers it keeps, not on their weights. The
+    selection was timed with its re-training (`write_trial`): that measurement is its."""
     study, ctx = prep.study, prep.ctx
     trials, mask = front_of(study)
-    stored = dict(study.user_attrs.get(FRONT_LATENCY_ATTR, {}))
+    before = study.user_attrs.get(FRONT_LATENCY_ATTR, {})
+    stored = dict(before)
     keeps = [TrialRecord.of(t).keep_set for t, m in zip(trials, mask, strict=True) if m]
+    selection = study.user_attrs.get(SELECTION_ATTR) or {}
+    if selection.get("latency_measured_ms") is not None and tuple(selection["keep"]) in keeps:
+        stored.setdefault(keep_key(selection["keep"]), selection["latency_measured_ms"])
     todo = [keep for keep in keeps if keep_key(keep) not in stored]
-    if not todo:
-        return
-    log(f"measuring the latency of {len(todo)} front keep set{'s' * (len(todo) != 1)} ...")
-    with spending(study, "front latency"):
-        for keep in todo:
-            model = ctx.adapter.prune(keep).to(ctx.device)
-            stored[keep_key(keep)] = measure_latency(ctx, model)
-            del model
-    study.set_user_attr(FRONT_LATENCY_ATTR, stored)
+    if todo:
+        log(f"measuring the latency of {len(todo)} front keep set{'s' * (len(todo) != 1)} ...")
+        with spending(study, "front latency"):
+            for keep in todo:
+                model = ctx.adapter.prune(keep).to(ctx.device)
+                stored[keep_key(keep)] = measure_latency(ctx, model)
+                del model
+    if stored != before:
+        study.set_user_attr(FRONT_LATENCY_ATTR, stored)
 
 
 def write_trial(
