@@ -16,6 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from autoprune.record import TrialRecord
+from autoprune.study import stored_study
 from tests.conftest import TINY_SPACE, search_command
 
 SLOW_SPACE = TINY_SPACE.replace("steps = 2", "steps = 60")
@@ -26,9 +27,11 @@ def completed(db: Path) -> dict[int, tuple]:
     and the rungs they measured): what a kill must never take away."""
     if not db.exists():
         return {}
-    try:
-        study = optuna.load_study(study_name="k", storage=f"sqlite:///{db}")
+    try:  # read-only: creating Optuna's tables beside the run makes its own creation fail
+        study = stored_study("k", f"sqlite:///{db}")
     except Exception:  # noqa: BLE001 - not created yet
+        return {}
+    if study is None:
         return {}
     done = {
         t.number: tuple(t.values)

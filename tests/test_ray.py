@@ -24,7 +24,7 @@ from autoprune.report import collect
 from autoprune.search.cached import ensure_reference
 from autoprune.search.options import prepare
 from autoprune.search.run import search
-from autoprune.study import GRACE_S, load_study, search_seconds, trained_trials
+from autoprune.study import GRACE_S, load_study, search_seconds, stored_study, trained_trials
 from tests.conftest import TINY_SPACE, options, quiet, search_command
 
 pytestmark = pytest.mark.ray
@@ -254,11 +254,14 @@ def wait_for(condition, timeout: float, what: str):
 
 
 def trials_in(db: Path, *states: TrialState) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials as they stand, read without creating anything: `optuna.load_study`
+    creates Optuna's tables in a database the run has just made, and the run creating them too
+    failed with 'table trial_values already exists' (CI, 2026-12-06)."""
     try:
-        study = optuna.load_study(study_name="r", storage=f"sqlite:///{db}")
+        study = stored_study("r", f"sqlite:///{db}")
     except Exception:  # noqa: BLE001 - not created yet
         return []
-    return study.get_trials(deepcopy=False, states=states or None)
+    return [] if study is None else study.get_trials(deepcopy=False, states=states or None)
 
 
 def test_a_trial_whose_worker_dies_is_failed_and_requeued_once(
