@@ -3,9 +3,11 @@
 
     python scripts/recharge.py TABLE.json ... --yardstick REPLAY.json|FOLDER ... [--json]
 
-The tables' trials timed their own forward pass and evaluated both rungs; since 2026-12-06 a
-search's trials do neither (a multi-fidelity trial evaluates only the rung its stop rule reads),
-and replays still charge each table's measured costs. This replays the default (`screened-mf`,
+For tables built before stop 52: their trials timed their own forward pass and evaluated both
+rungs; since 2026-12-06 a search's trials do neither (a multi-fidelity trial evaluates only the
+rung its stop rule reads), and replays charge each table's measured costs. (A table built since
+holds each rung's evaluation, and its replays charge exactly what the product runs; this
+refuses it.) This replays the default (`screened-mf`,
 as measured: seed 0, no noise) on each table and charges its ledger again: each full
 re-alignment less the latency timing (estimated as the 9 forward passes it timed, at the row's
 predicted latency, median by size) and less one rung evaluation (half the row's two, which
@@ -97,6 +99,12 @@ def main() -> None:
             table = Table.load(meta, rows)
             if not table.rungs:
                 raise AutoPruneError(f"{path} has no rungs: no multi-fidelity default to replay")
+            if table.charges_each_rung:
+                raise AutoPruneError(
+                    f"{path} holds each rung's evaluation (built since stop 52): `bench replay` "
+                    "already charges the default only the rung it evaluates, and its trials were "
+                    "not timed; re-charging it would count both twice"
+                )
             found = recharge(table, [r for r in rows if r["mase"] is not None])
             if found["reached"] and path.name in best:
                 old = best[path.name].seconds

@@ -42,3 +42,26 @@ def test_a_table_the_default_misses_and_one_without_a_yardstick_say_so():
     assert "ili.json: default 19.0 s -> 17.7 s (no yardstick)" in done.stdout
     missing = recharge(str(REBUILT / "truth-moirai-tiny-8-nowhere.json"))
     assert missing.returncode == 2 and missing.stderr.startswith("recharge: ")
+
+
+def test_a_table_built_since_stop_52_is_refused_its_replays_charge_what_the_product_runs(
+    tmp_path,
+):
+    """A table holding each rung's evaluation was built without the latency timing, and a
+    replay charges the default only its rung: re-charging it would count the change twice."""
+    import csv
+
+    source = REBUILT / "truth-moirai-tiny-8-ili.json"
+    copy = tmp_path / source.name
+    copy.write_text(source.read_text())
+    with open(source.with_suffix(".csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    with open(copy.with_suffix(".csv"), "w", newline="") as fh:
+        writer = csv.DictWriter(fh, [*rows[0], "eval_r3", "eval_r10"])
+        writer.writeheader()
+        for row in rows:
+            half = str(float(row["rungs_s"]) / 2) if row["rungs_s"] else ""
+            writer.writerow(row | {"eval_r3": half, "eval_r10": half})
+    done = recharge(str(copy))
+    assert done.returncode == 2
+    assert "holds each rung's evaluation" in done.stderr and "already charges" in done.stderr

@@ -101,6 +101,57 @@ def test_compute_is_what_a_strategy_ran_and_multi_fidelity_stops_pay_their_rung(
     assert sum(cost for _, _, cost in ledger) == pytest.approx(compute[-1])
 
 
+def test_a_table_with_each_rungs_evaluation_charges_a_stop_rule_only_the_rungs_it_evaluates():
+    """Since stop 52 a table holds each rung's evaluation seconds: the product's stop rule
+    evaluates only the rung it stops at, so its trials are charged that evaluation alone, on
+    the way to the full budget and when stopped; MOASHA evaluates every rung and pays them all;
+    a table without those columns charges every rung's, as it was measured."""
+    from autoprune.bench.replay import replay_one, strategies
+
+    truth = table()
+    n = len(truth.keeps)
+    kept = np.array([len(k) for k in truth.keeps], dtype=float)
+    truth.rungs = {1: truth.values[:, 0] * (1.3 - 0.05 * kept), 3: truth.values[:, 0] * 1.1}
+    e1, e3 = 0.01 * kept, 0.02 * kept  # each rung's evaluation
+    truth.costs = {
+        "r1": 0.2 * kept + e1,
+        "r3": 0.5 * kept + e1 + e3,
+        "full": kept,
+        "full_mf": kept + e1 + e3,
+        "eval_r1": e1,
+        "eval_r3": e3,
+    }
+    assert truth.charges_each_rung
+    index = {k: i for i, k in enumerate(truth.keeps)}
+    known = strategies(truth)
+    for name, expected in (("screened-mf", {"full": kept + e3, "stopped3": 0.5 * kept + e3}),
+                           ("moasha", {"full": kept + e1 + e3, "stopped1": 0.2 * kept + e1,
+                                       "stopped3": 0.5 * kept + e1 + e3})):  # fmt: skip
+        ledger = []
+        replay_one(truth, known[name], 0, n, ledger)
+        charged = [(k, c, cost) for k, c, cost in ledger if c != "screen"]
+        charges = {c for _, c, _ in charged}
+        assert charges == {"stopped", "full"}
+        for keep, charge, cost in charged:
+            i = index[keep]
+            options = (
+                [expected["full"][i]]
+                if charge == "full"
+                else [v[i] for key, v in expected.items() if key.startswith("stopped")]
+            )
+            assert any(cost == pytest.approx(o) for o in options), (name, keep, charge, cost)
+    # the same table without the columns: every rung's evaluation, as the table measured it
+    del truth.costs["eval_r1"], truth.costs["eval_r3"]
+    assert not truth.charges_each_rung
+    ledger = []
+    replay_one(truth, known["screened-mf"], 0, n, ledger)
+    for keep, charge, cost in ledger:
+        if charge == "full":
+            assert cost == pytest.approx(truth.costs["full_mf"][index[keep]])
+        elif charge == "stopped":
+            assert cost == pytest.approx(truth.costs["r3"][index[keep]])
+
+
 def test_hv_without_says_which_front_keep_set_a_level_hinges_on():
     """Without a front keep set no other can replace, less than the whole hypervolume is
     reachable; a front keep set that an equal other replaces costs nothing."""

@@ -77,8 +77,15 @@ def test_a_table_built_from_scratch_replays_with_the_costs_it_measured(
     from autoprune.bench.truth import build, load_truth
 
     build(str(tiny_model_dir), str(tiny_csv), tmp_path, log=lambda m: None, threads=1)
-    table = Table.load(*load_truth(next(tmp_path.glob("truth-*.json"))))
+    meta, rows = load_truth(next(tmp_path.glob("truth-*.json")))
+    table = Table.load(meta, rows)
     assert len(table.keeps) == 2**4 - 2 and table.rungs and table.screen_cost > 0
+    # each rung's evaluation is its own column, so a replay charges only the rungs a rule reads
+    assert table.charges_each_rung and sorted(table.rungs) == [3, 10]
+    for row in rows:
+        assert row["eval_r3"] > 0 and row["eval_r10"] > 0
+        assert row["eval_r3"] + row["eval_r10"] == pytest.approx(row["rungs_s"], abs=2e-4)
+        assert row["cost_r10"] - row["cost_r3"] >= row["eval_r10"] - 2e-4
     full_trial = table.meta["seconds"]["full_trial"]
     assert full_trial > 0 and table.full_trial_s == full_trial
     assert ScreenRun.decide(table, 100, "on").charged_s == table.screen_cost

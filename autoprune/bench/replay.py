@@ -56,7 +56,8 @@ class Table:
     screen: np.ndarray  # zero-shot MASE of the mean forecast, normalised by the full model's
     reference: np.ndarray
     rungs: dict[int, np.ndarray] = field(default_factory=dict)  # steps -> rung value per row
-    costs: dict[str, np.ndarray] = field(default_factory=dict)  # "r<steps>", "full", "full_mf"
+    # "r<steps>", "full", "full_mf"; "eval_r<steps>": each rung's evaluation (tables from stop 52)
+    costs: dict[str, np.ndarray] = field(default_factory=dict)
     screen_cost: float = 0.0
     # from `values`: the non-dominated keep sets and their hypervolume
     true_hv: float = field(init=False)
@@ -90,6 +91,11 @@ class Table:
             costs["full_mf"] = costs["full"] + median_by_size(
                 kept, np.array([r["rungs_s"] for r in rows])
             )
+            if all(r.get(f"eval_r{s}") is not None for r in rows for s in steps):
+                for s in steps:
+                    costs[f"eval_r{s}"] = median_by_size(
+                        kept, np.array([r[f"eval_r{s}"] for r in rows])
+                    )
         else:  # a table without measured costs: a trial costs its mean wall time (or 1)
             costs["full"] = np.full(len(rows), meta.get("seconds", {}).get("mean_trial", 1.0))
         return cls(
@@ -102,6 +108,31 @@ class Table:
             costs,
             meta.get("seconds", {}).get("screen_all", 0.0),
         )
+
+    @property
+    def charges_each_rung(self) -> bool:
+        """Whether the table holds each rung's evaluation seconds, so a replay charges a stop
+        rule only the rungs it evaluates (tables built before stop 52 hold their sum:
+        `full_mf` and the rung costs charge every rung's evaluation)."""
+        return all(f"eval_r{s}" in self.costs for s in self.rungs)
+
+    def stopped_cost(self, i: int, steps: int, evaluated: Sequence[int]) -> float:
+        """What row `i` stopped at rung `steps` cost a stop rule that evaluates the rungs
+        `evaluated`: pruning, training to the rung and those evaluations up to it."""
+        cost = self.costs[f"r{steps}"][i]
+        if self.charges_each_rung:
+            cost -= sum(self.costs[f"eval_r{s}"][i] for s in self.rungs if s <= steps)
+            cost += sum(self.costs[f"eval_r{s}"][i] for s in evaluated if s <= steps)
+        return float(cost)
+
+    def full_cost(self, i: int, evaluated: Sequence[int] | None) -> float:
+        """What row `i` trained to the full budget cost: a single-fidelity trial (`evaluated`
+        None) or a multi-fidelity one, which evaluated the rungs `evaluated` on the way."""
+        if evaluated is None:
+            return float(self.costs["full"][i])
+        if not self.charges_each_rung:
+            return float(self.costs["full_mf"][i])
+        return float(self.costs["full"][i] + sum(self.costs[f"eval_r{s}"][i] for s in evaluated))
 
     @property
     def num_layers(self) -> int:
@@ -195,6 +226,10 @@ class FrontStop:
 
     again = True  # a stopped keep set proposed again goes to the full budget
 
+    def evaluated(self, table: Table) -> tuple[int, ...]:
+        """The rungs its trials evaluate: only the one it stops at (`TrialContext.rungs`)."""
+        return (stop_rung(list(table.rungs)),)
+
     def __call__(self, table: Table, study: optuna.Study, i: int, values: np.ndarray):
         """The rung at which row `i` stops, or None if it goes on."""
         trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -224,6 +259,10 @@ class SuccessiveHalving:
     def __init__(self, again: bool = False) -> None:
         self.again = again
         self.recorded: dict[int, list[np.ndarray]] = {}
+
+    def evaluated(self, table: Table) -> tuple[int, ...]:
+        """The rungs its trials evaluate: every one."""
+        return tuple(sorted(table.rungs))
 
     def __call__(self, table: Table, study: optuna.Study, i: int, values: np.ndarray):
         for steps in sorted(table.rungs):
@@ -464,6 +503,7 @@ def replay_one(
     compute: list[float] = []
     lookups = 0  # a study stops after this many look-ups in a row, as `search` does
     budget = min(budget, len(lookup))
+    evaluated = None if plan.stop is None else plan.stop.evaluated(table)
     while len(seen) < budget and lookups < MAX_LOOKUPS_IN_A_ROW:
         trial = study.ask()
         keep = suggest_keep(trial, space)
@@ -486,11 +526,11 @@ def replay_one(
         rungs = {str(s): {"mase": float(v[i])} for s, v in table.rungs.items()}
         mark(trial, rungs=rungs)
         if plan.stop is not None and not again and (stopped := plan.stop(table, study, i, values)):
-            ledger.append((keep, "stopped", table.costs[f"r{stopped}"][i]))
+            ledger.append((keep, "stopped", table.stopped_cost(i, stopped, evaluated)))
             mark(trial, stopped_at=stopped)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
-        ledger.append((keep, "full", table.costs["full" if plan.stop is None else "full_mf"][i]))
+        ledger.append((keep, "full", table.full_cost(i, evaluated)))
         seen[keep] = values
         points = np.array(list(seen.values()))
         curve.append(hypervolume(points[non_dominated(points)], table.reference) / table.true_hv)

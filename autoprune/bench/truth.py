@@ -82,10 +82,12 @@ def build(
     A row's fidelities, each with what it cost: the zero-shot screen (`zs_nll`, `zs_mase`; its
     cost is the whole screen's, once per study), the rungs (`r3_mase`, `r10_mase`: the screen's
     measure after 3 and 10 of the 30 steps; `cost_r3`, `cost_r10`: seconds from pruning to that
-    rung's value, the rungs before it included) and the full budget (`mase` and the other
-    metrics; `cost_full`: the seconds a single-fidelity trial spends, rung evaluations excluded;
-    `rungs_s`: what the rung evaluations added). `space_file` builds it over another search
-    space than the model's shipped one (e.g. fewer layers' keep sets), as `search --space` does.
+    rung's value, the rungs before it included; `eval_r3`, `eval_r10`: each rung's evaluation,
+    so a replay charges a strategy only the rungs it evaluates) and the full budget (`mase` and
+    the other metrics; `cost_full`: the seconds a single-fidelity trial spends, rung evaluations
+    excluded; `rungs_s`: what the rung evaluations added). `space_file` builds it over another
+    search space than the model's shipped one (e.g. fewer layers' keep sets), as `search
+    --space` does.
 
     `workers` processes re-align keep sets at once, each with `threads` torch threads (default:
     the machine's cores shared out among them); they share the study, so each keep set is
@@ -259,6 +261,7 @@ def fidelity_costs(trial, rungs: tuple[int, ...]) -> dict:
     """A trained keep set's rung values and what each fidelity cost, in seconds."""
     row: dict = {f"r{steps}_mase": None for steps in rungs}
     row |= {f"cost_r{steps}": None for steps in rungs}
+    row |= {f"eval_r{steps}": None for steps in rungs}
     row |= {"cost_full": None, "rungs_s": None}
     record = TrialRecord.of(trial) if trial else TrialRecord()
     recorded, timing = record.rungs or {}, record.timing
@@ -270,6 +273,7 @@ def fidelity_costs(trial, rungs: tuple[int, ...]) -> dict:
         evaluated += rung["eval_s"]
         row[f"r{steps}_mase"] = rung["mase"]
         row[f"cost_r{steps}"] = round(timing["prune_s"] + rung["train_s"] + evaluated, 4)
+        row[f"eval_r{steps}"] = rung["eval_s"]
     parts = ("prune_s", "realign_s", "evaluate_s", "latency_s")  # latency: tables before 2026-12-06
     row["cost_full"] = round(sum(timing.get(p, 0.0) for p in parts), 4)
     row["rungs_s"] = round(evaluated, 4)
