@@ -184,12 +184,25 @@ def _not_optuna(path: Path) -> str | None:
     if path.stat().st_size == 0:
         return "is empty (0 bytes)"
     try:
-        read_only = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        with contextlib.closing(read_only) as db:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-    except sqlite3.DatabaseError:
-        return "is not a SQLite database"
+        tables = _table_names(path, "ro")
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_READONLY_ROLLBACK:
+            return "is not a SQLite database"
+        # a hot journal: a process was killed mid-write (kill -9, power loss); SQLite rolls the
+        # file back to its last commit when a writable connection opens it, as any client does
+        try:
+            tables = _table_names(path, "rw")
+        except sqlite3.DatabaseError:
+            return "is not a SQLite database"
     return None if {"studies", "version_info"} <= tables else "holds no Optuna tables"
+
+
+def _table_names(path: Path, mode: str) -> set[str]:
+    """The tables of the SQLite file `path`, opened with `mode` (ro or rw: never created)."""
+    with contextlib.closing(
+        sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True)
+    ) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
 
 
 @contextlib.contextmanager
