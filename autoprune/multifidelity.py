@@ -95,6 +95,11 @@ class Pool:
         """Whether the screen tells keep sets apart (not when it was skipped or turned off)."""
         return bool(np.any(self.screen_z))
 
+    def prior_variance(self, length: float, screen_weight: float, power: float) -> np.ndarray:
+        """Each candidate's prior variance, in units of the amplitude: the kernel's diagonal
+        (`kernel` of a candidate with itself), without building the whole matrix."""
+        return self.spread(power) ** 2
+
     def spread(self, power: float) -> np.ndarray:
         """Each candidate's prior standard deviation relative to a keep set that drops half
         the layers: (2 x the share it drops) ** power."""
@@ -294,7 +299,7 @@ def fit_surrogate(
     mean = priors[row]
     cross = amplitude * pool.kernel(np.arange(len(pool.keeps)), idx, length, weight, power)
     explained = np.linalg.solve(chol, cross.T)
-    var = amplitude * pool.spread(power) ** 2 + noise - (explained**2).sum(0)
+    var = amplitude * pool.prior_variance(length, weight, power) + noise - (explained**2).sum(0)
     return Posterior(
         mean + cross @ alpha, np.sqrt(np.maximum(var, 1e-12)), row if several else None
     )
