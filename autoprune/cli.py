@@ -114,7 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(search)
     search.add_argument("--study", type=_text, help="study name (default <model>-<dataset>)")
     search.add_argument(
-        "--trials", type=int, help="trained keep sets the study should reach in total (default 30)"
+        "--trials",
+        type=int,
+        help="trained keep sets the study should reach in total (default 30, and on to at most "
+        "45 while the front is still growing)",
     )
     search.add_argument(
         "--compute",
@@ -464,7 +467,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         on_trial = _progress_callback(progress, task, s["objectives"], bool(budget))
         on_trial(prep.study)
         result = search(
-            opts, log=lambda m: progress.console.print(m), on_trial=on_trial, prepared=prep
+            opts,
+            log=lambda m: progress.console.print(m),
+            on_trial=on_trial,
+            prepared=prep,
+            on_target=lambda trials: progress.update(task, total=trials),
         )
     if result["stopped"] == "exhausted":
         err.print("every keep set of the search space has been evaluated")

@@ -20,7 +20,7 @@ from autoprune.export import atomic_write_figure, atomic_write_text, check_out, 
 from autoprune.metrics import METRICS, SCALES
 from autoprune.multifidelity import SCREEN_BACK, STALL
 from autoprune.objective import LATENCY_TOLERANCE, latency_off_profile, predict_latency
-from autoprune.pareto import hv_reference, hypervolume_curve, normalise
+from autoprune.pareto import hv_reference
 from autoprune.record import TrialRecord
 from autoprune.screen import skipped_sentence
 from autoprune.space import objective_value
@@ -38,6 +38,7 @@ from autoprune.study import (
     STEPS_BEFORE_TRIALS,
     compute_spent,
     front_of,
+    hypervolume_curve_of,
     keep_key,
     settings_of,
 )
@@ -108,7 +109,6 @@ def collect(study: optuna.Study) -> dict:
     objectives = settings["objectives"]
     reference = study.user_attrs.get(REFERENCE_ATTR)
     trained, mask = front_of(study)
-    values = np.array([t.values for t in trained]) if trained else np.zeros((0, len(objectives)))
     front = [t for t, m in zip(trained, mask, strict=True) if m]
     front.sort(key=lambda t: tuple(t.values[1:]) + (t.values[0],))
     front_test = study.user_attrs.get(FRONT_TEST_ATTR, {})
@@ -169,8 +169,7 @@ def collect(study: optuna.Study) -> dict:
     }
     summary["per_dataset"] = per_dataset(summary)
     if reference and trained:
-        full = [reference["realigned"][o] for o in objectives]
-        curve = hypervolume_curve(normalise(values, full), hv_reference(objectives))
+        curve = hypervolume_curve_of(study, objectives)
         summary["hypervolume"] = {
             "final": curve[-1],
             "curve": curve,
@@ -929,8 +928,19 @@ def first_held(curve: list[float]) -> int:
     return next(i for i, value in enumerate(curve) if value >= HELD * curve[-1])
 
 
+def settled_at(curve: list[float]) -> int:
+    """The fewest trained trials at which the front, gaining nothing more, is no longer still
+    growing: its first holding HELD of its volume falls before the last fifth of them."""
+    if not curve or curve[-1] <= 0:
+        return len(curve)
+    first, trials = first_held(curve), len(curve)
+    while first >= (1 - GROWING_LAST) * trials:
+        trials += 1
+    return trials
+
+
 def still_growing(curve: list[float]) -> bool:
-    return curve[-1] > 0 and first_held(curve) >= (1 - GROWING_LAST) * len(curve)
+    return settled_at(curve) > len(curve)
 
 
 def hypervolume_reached(hv: dict) -> str:

@@ -26,7 +26,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from autoprune.errors import StudyError, UnknownNameError
-from autoprune.pareto import hv_reference, hypervolume, non_dominated, normalise
+from autoprune.pareto import hv_reference, hypervolume, hypervolume_curve, non_dominated, normalise
 from autoprune.record import TrialRecord
 
 STUDIES_ENV = "AUTOPRUNE_STUDIES_DIR"
@@ -482,14 +482,25 @@ def front_of(study: optuna.Study) -> tuple[list[FrozenTrial], np.ndarray]:
     return trials, non_dominated(np.array([t.values for t in trials]))
 
 
-def current_hypervolume(study: optuna.Study, objectives: list[str]) -> float:
-    """The front's hypervolume, objectives divided by the re-aligned full model's."""
+def _normalised_trained(study: optuna.Study, objectives: list[str]) -> np.ndarray:
+    """The trained trials' values in trial order, divided by the re-aligned full model's (none
+    before the full model is re-aligned)."""
     reference = study.user_attrs.get(REFERENCE_ATTR)
     trials = trained_trials(study)
     if not reference or not trials:
-        return 0.0
-    points = normalise(np.array([t.values for t in trials]), full_values(reference, objectives))
-    return hypervolume(points, hv_reference(objectives))
+        return np.zeros((0, len(objectives)))
+    return normalise(np.array([t.values for t in trials]), full_values(reference, objectives))
+
+
+def current_hypervolume(study: optuna.Study, objectives: list[str]) -> float:
+    """The front's hypervolume, objectives divided by the re-aligned full model's."""
+    points = _normalised_trained(study, objectives)
+    return hypervolume(points, hv_reference(objectives)) if len(points) else 0.0
+
+
+def hypervolume_curve_of(study: optuna.Study, objectives: list[str]) -> list[float]:
+    """The front's hypervolume after each trained trial, in trial order (the report's curve)."""
+    return hypervolume_curve(_normalised_trained(study, objectives), hv_reference(objectives))
 
 
 TRIAL_KINDS = {

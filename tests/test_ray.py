@@ -19,12 +19,20 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import autoprune.search.run as run_module
 from autoprune.objective import run_trial
-from autoprune.report import collect
+from autoprune.report import collect, still_growing
 from autoprune.search.cached import ensure_reference
 from autoprune.search.options import prepare
 from autoprune.search.run import search
-from autoprune.study import GRACE_S, load_study, search_seconds, stored_study, trained_trials
+from autoprune.study import (
+    GRACE_S,
+    hypervolume_curve_of,
+    load_study,
+    search_seconds,
+    stored_study,
+    trained_trials,
+)
 from tests.conftest import TINY_SPACE, options, quiet, search_command
 
 pytestmark = pytest.mark.ray
@@ -355,3 +363,23 @@ def test_an_interrupted_ray_run_resumes_with_nothing_lost(
     # a trial the killed driver had created but not given a keep set, whose heartbeat had not
     # gone stale when the resumed run last looked, may still read RUNNING; nothing trained in it
     assert all(not t.params for t in study.get_trials(states=(TrialState.RUNNING,)))
+
+
+def test_without_trials_ray_goes_on_while_the_front_is_still_growing(
+    tiny_model_dir, tiny_csv, tiny_space, studies, ray_scratch, monkeypatch
+):
+    """As `test_search`'s local test: 5 trained keep sets leave seed 0's front still growing,
+    and a Ray search without --trials trains on until it is not (the default's 30 and 45 as 5
+    and 8), starting Ray again for the extension."""
+    monkeypatch.setattr(run_module, "DEFAULT_TRIALS", 5)
+    monkeypatch.setattr(run_module, "DEFAULT_TRIALS_MAX", 8)
+    objectives = ["mase", "params", "latency_ms"]
+    search(options(tiny_model_dir, tiny_csv, tiny_space, study="g", trials=5), log=quiet)
+    assert still_growing(hypervolume_curve_of(load_study("g"), objectives))
+    ray_run = options(
+        tiny_model_dir, tiny_csv, tiny_space, study="g", trials=None, backend="ray", workers=1
+    )
+    assert search(ray_run, log=quiet)["stopped"] == "reached"
+    study = load_study("g")
+    curve = hypervolume_curve_of(study, objectives)
+    assert 5 < len(curve) <= 8 and not still_growing(curve) and keeps_are_unique(study)

@@ -20,6 +20,7 @@ from autoprune.report import (
     counted,
     findings,
     first_held,
+    settled_at,
     still_growing,
     write_report,
 )
@@ -199,6 +200,15 @@ def test_proposals_made_without_the_screen_once_the_front_stalled_are_said():
         "no hypervolume): the screened sampler then proposes without the screen until a trial "
         f"adds some, or {SCREEN_BACK} in a row have added none."
     ]
+
+
+def test_a_growing_front_settles_once_its_gain_is_older_than_the_last_fifth():
+    late = [0.2, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.94, 1.0]  # held 95% at the 10th
+    assert settled_at(late) == 12  # the 10th trial is in the last fifth of 11, not of 12
+    assert not still_growing(late + [1.0, 1.0]) and still_growing(late + [1.0])
+    settled = [0.2, 0.5, 0.96, 0.97, 0.98, 0.99, 0.99, 1.0, 1.0, 1.0]
+    assert settled_at(settled) == len(settled)
+    assert settled_at([0.0] * 10) == 10 and settled_at([]) == 0
 
 
 def test_a_front_still_growing_in_its_last_trials_is_said():

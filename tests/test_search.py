@@ -12,16 +12,23 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import autoprune.search.run as run_module
 import autoprune.study as study_module
 from autoprune.errors import StudyError
 from autoprune.pareto import non_dominated
 from autoprune.record import TrialRecord
-from autoprune.report import collect
+from autoprune.report import collect, still_growing
 from autoprune.screen import PROGRESS_EVERY
 from autoprune.search.cached import screen_progress
 from autoprune.search.options import SearchOptions, prepare
 from autoprune.search.run import search
-from autoprune.study import load_study, search_seconds, study_dir, trained_trials
+from autoprune.study import (
+    hypervolume_curve_of,
+    load_study,
+    search_seconds,
+    study_dir,
+    trained_trials,
+)
 from tests.conftest import TINY_SPACE, options, quiet
 
 
@@ -75,6 +82,42 @@ def test_resume_with_defaults_uses_the_stored_settings(
     prep = prepare(SearchOptions(study="s1", trials=3, device="cpu"))
     assert prep.settings["model"] == str(tiny_model_dir)
     assert prep.settings["dataset"] == str(tiny_csv)
+
+
+def test_without_trials_the_search_goes_on_while_its_front_is_still_growing(
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
+):
+    # the default's 30 and 45, scaled to the tiny space's 14 keep sets: on seed 0 its 5th trained
+    # keep set raises the hypervolume by a tenth, so after 5 the front is still growing
+    monkeypatch.setattr(run_module, "DEFAULT_TRIALS", 5)
+    monkeypatch.setattr(run_module, "DEFAULT_TRIALS_MAX", 8)
+    objectives = ["mase", "params", "latency_ms"]
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=5), log=quiet)
+    curve = hypervolume_curve_of(load_study("s1"), objectives)
+    assert len(curve) == 5 and still_growing(curve)  # --trials given: no further
+    said, totals = [], []
+    search(
+        options(tiny_model_dir, tiny_csv, tiny_space, trials=None),
+        log=said.append,
+        on_target=totals.append,
+    )
+    curve = hypervolume_curve_of(load_study("s1"), objectives)
+    assert 5 < len(curve) <= 8 and not still_growing(curve)
+    assert totals[-1] == len(curve)
+    growing = [m for m in said if m.startswith("the front is still growing")]
+    assert growing and "after 5 of its 5 trained trials" in growing[0]
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=None), log=quiet)
+    assert len(trained_trials(load_study("s1"))) == len(curve)  # settled: a resume adds none
+
+
+def test_the_default_target_stops_growing_at_its_maximum(
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
+):
+    monkeypatch.setattr(run_module, "DEFAULT_TRIALS", 5)
+    monkeypatch.setattr(run_module, "DEFAULT_TRIALS_MAX", 5)
+    search(options(tiny_model_dir, tiny_csv, tiny_space, trials=None), log=quiet)
+    curve = hypervolume_curve_of(load_study("s1"), ["mase", "params", "latency_ms"])
+    assert len(curve) == 5 and still_growing(curve)
 
 
 def test_resume_with_a_different_dataset_is_refused(

@@ -48,9 +48,12 @@ from autoprune.study import (
 
 DEFAULT_MODEL = "moirai-tiny"
 DEFAULT_DATASET = "etth1"
-# the default study's front reached 99% of its 40-trial hypervolume by trial 27; the whole run
-# takes 133-284 s on this project's 2-core host, with its load (docs/default-run.md)
+# the trained keep sets of a search without --trials or --compute: DEFAULT_TRIALS, then on while
+# the front is still growing (`search.run.growing_target`), to at most DEFAULT_TRIALS_MAX. On the
+# default study, 30 trials take 49-82 s of compute on this project's 2-core host and 45 take
+# 84-122 s, within its 3 minutes (docs/default-run.md)
 DEFAULT_TRIALS = 30
+DEFAULT_TRIALS_MAX = 45
 DEFAULT_SEED = 0
 BACKENDS = ("local", "ray")
 # multi: a keep set gets a short re-alignment first and goes on to the full budget only while it

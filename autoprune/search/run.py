@@ -22,7 +22,7 @@ from autoprune.pareto import (
     hv_reference,
 )
 from autoprune.record import TrialRecord
-from autoprune.report import collect, counted, write_report
+from autoprune.report import HELD, collect, counted, first_held, settled_at, write_report
 from autoprune.samplers import Beating, SamplerContext, Screen, build_sampler
 from autoprune.screen import SCREEN_SHARE, ScreenTooDear, candidate_pool, skipped_sentence
 from autoprune.search.cached import ensure_reference, front_test, priors, screen_table
@@ -30,6 +30,7 @@ from autoprune.search.finalize import finalize
 from autoprune.search.front import selection_is_current, study_rule
 from autoprune.search.options import (
     DEFAULT_TRIALS,
+    DEFAULT_TRIALS_MAX,
     SearchOptions,
     prepare,
     prepared_from_study,
@@ -40,6 +41,7 @@ from autoprune.study import (
     REFERENCE_ATTR,
     SCREEN_SKIPPED_ATTR,
     full_values,
+    hypervolume_curve_of,
     load_study,
     search_seconds,
     stopped_trials,
@@ -156,8 +158,11 @@ def search(
     log: Callable[[str], None] = print,
     on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial | None], None] = lambda s, t: None,
     prepared: Prepared | None = None,
+    on_target: Callable[[int], None] = lambda trials: None,
 ) -> dict:
-    """Run or resume a study to `opts.trials` trained keep sets, then select and test."""
+    """Run or resume a study to `opts.trials` trained keep sets (without it, on past the default
+    while the front is still growing: `growing_target`, said to `on_target`), then select and
+    test."""
     prep = prepared or prepare(opts)
     start = time.perf_counter()
     ensure_reference(prep, log)
@@ -173,16 +178,27 @@ def search(
         kinds = [k.strip() for k in opts.enqueue.split(",") if k.strip()]
         if queued := baselines.enqueue_seeds(prep, kinds):
             log(f"queued {queued} one-shot keep sets ({', '.join(kinds)}) as the first trials")
-    if opts.backend == "ray":
-        from autoprune.backends import ray as ray_backend
 
-        url = storage_url(prep.name, opts.storage)
-        options = ray_options(opts)
-        stopped = ray_backend.run(
-            prep.study, prep.ctx, target, url, options, on_trial, opts.compute
+    def run_to(target: int) -> str:
+        if opts.backend == "ray":
+            from autoprune.backends import ray as ray_backend
+
+            url = storage_url(prep.name, opts.storage)
+            return ray_backend.run(
+                prep.study, prep.ctx, target, url, ray_options(opts), on_trial, opts.compute
+            )
+        return local.run(prep.study, prep.ctx, target, on_trial, opts.compute)
+
+    stopped = run_to(target)
+    while stopped == "reached" and (more := growing_target(prep, opts)):
+        curve = hypervolume_curve_of(prep.study, prep.settings["objectives"])
+        log(
+            f"the front is still growing: it first held {HELD:.0%} of its hypervolume after "
+            f"{first_held(curve) + 1} of its {len(curve)} trained trials; training on to "
+            f"{more} (at most {DEFAULT_TRIALS_MAX} without --trials)"
         )
-    else:
-        stopped = local.run(prep.study, prep.ctx, target, on_trial, opts.compute)
+        on_target(more)
+        stopped = run_to(more)
     searched = time.perf_counter()
     selection = finalize(prep, prep.rule, log)
     return {
@@ -196,9 +212,22 @@ def search(
     }
 
 
+def growing_target(prep: Prepared, opts: SearchOptions) -> int | None:
+    """For a search without --trials, --compute or --continue-stopped, once it holds its target:
+    the trained keep sets at which its front, gaining nothing more, would no longer be still
+    growing (`report.settled_at`, the report's finding), at most DEFAULT_TRIALS_MAX; None when
+    the front has settled, the study holds that many, or the target was given."""
+    if opts.trials or opts.compute or opts.continue_stopped:
+        return None
+    curve = hypervolume_curve_of(prep.study, prep.settings["objectives"])
+    more = min(settled_at(curve), DEFAULT_TRIALS_MAX)
+    return more if more > len(curve) else None
+
+
 def trial_target(opts: SearchOptions, space) -> int:
-    """Trained keep sets the study should reach: `--trials`, else 30 - or, with only a compute
-    budget (`--compute`), as many as the space holds (the budget stops the search)."""
+    """Trained keep sets the study should reach: `--trials`, else DEFAULT_TRIALS (then on while
+    the front is still growing: `growing_target`) - or, with only a compute budget
+    (`--compute`), as many as the space holds (the budget stops the search)."""
     if opts.trials:
         return opts.trials
     return space.size if opts.compute else DEFAULT_TRIALS
