@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -230,3 +231,9 @@ def family_checkpoint(tmp_path_factory, tiny_model_dir):
         return saved[family]
 
     return checkpoint
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    """`python scripts/NAME ARGS...` from the repository root, as its docstring says to run it."""
+    script = Path(__file__).parents[1] / "scripts" / name
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)

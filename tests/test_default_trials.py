@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_script
+
 ROOT = Path(__file__).parents[1]
 DESIGN = ROOT / "studies/bench/2026-12-06/screen-back/design"
 
 
 def default_trials(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(ROOT / "scripts/default_trials.py"), *args]
-    return subprocess.run(command, capture_output=True, text=True)
+    return run_script("default_trials.py", *args)
 
 
 def test_the_rule_goes_on_only_while_growing_and_a_replay_that_ended_holds_flat():

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_script
 
 ROOT = Path(__file__).parents[1]
 REBUILT = ROOT / "studies/bench/2026-12-05/rebuilt"
 
 
 def recharge(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(ROOT / "scripts/recharge.py"), *args]
-    return subprocess.run(command, capture_output=True, text=True)
+    return run_script("recharge.py", *args)
 
 
 def test_the_default_on_etth1_costs_less_as_the_product_now_runs_and_its_ratio_stays():
