@@ -33,7 +33,13 @@ from autoprune.study import (
     stored_study,
     trained_trials,
 )
-from tests.conftest import TINY_SPACE, options, quiet, search_command
+from tests.conftest import (
+    TINY_SPACE,
+    options,
+    quiet,
+    search_command,
+    search_growing_at_fifth,
+)
 
 pytestmark = pytest.mark.ray
 
@@ -368,13 +374,13 @@ def test_an_interrupted_ray_run_resumes_with_nothing_lost(
 def test_without_trials_ray_goes_on_while_the_front_is_still_growing(
     tiny_model_dir, tiny_csv, tiny_space, studies, ray_scratch, monkeypatch
 ):
-    """As `test_search`'s local test: 5 trained keep sets leave seed 0's front still growing,
-    and a Ray search without --trials trains on until it is not (the default's 30 and 45 as 5
-    and 8), starting Ray again for the extension."""
+    """As `test_search`'s local test: 5 trained keep sets leave the front still growing, and a
+    Ray search without --trials trains on until it is not (the default's 30 and 45 as 5 and 8),
+    starting Ray again for the extension."""
     monkeypatch.setattr(run_module, "DEFAULT_TRIALS", 5)
     monkeypatch.setattr(run_module, "DEFAULT_TRIALS_MAX", 8)
     objectives = ["mase", "params", "latency_ms"]
-    search(options(tiny_model_dir, tiny_csv, tiny_space, study="g", trials=5), log=quiet)
+    search_growing_at_fifth(options(tiny_model_dir, tiny_csv, tiny_space, study="g"), log=quiet)
     assert still_growing(hypervolume_curve_of(load_study("g"), objectives))
     ray_run = options(
         tiny_model_dir, tiny_csv, tiny_space, study="g", trials=None, backend="ray", workers=1
@@ -382,4 +388,5 @@ def test_without_trials_ray_goes_on_while_the_front_is_still_growing(
     assert search(ray_run, log=quiet)["stopped"] == "reached"
     study = load_study("g")
     curve = hypervolume_curve_of(study, objectives)
-    assert 5 < len(curve) <= 8 and not still_growing(curve) and keeps_are_unique(study)
+    assert 5 < len(curve) <= 8 and (len(curve) == 8 or not still_growing(curve))
+    assert keeps_are_unique(study)
