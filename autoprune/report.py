@@ -36,6 +36,7 @@ from autoprune.study import (
     SCREEN_SKIPPED_ATTR,
     SELECTION_ATTR,
     STEPS_BEFORE_TRIALS,
+    WENT_ON_ATTR,
     compute_spent,
     front_of,
     hypervolume_curve_of,
@@ -166,6 +167,7 @@ def collect(study: optuna.Study) -> dict:
         "compute": compute_spent(study),
         "warm_start": warm_start_followed(study, settings.get("warm_start")),
         "screen_skipped": study.user_attrs.get(SCREEN_SKIPPED_ATTR),
+        "went_on": study.user_attrs.get(WENT_ON_ATTR),
     }
     summary["per_dataset"] = per_dataset(summary)
     if reference and trained:
@@ -359,6 +361,13 @@ def findings(summary: dict) -> list[str]:
             f"{len(off)} of {len(summary['front'])} front points measured a latency more than "
             f"{LATENCY_TOLERANCE:g}x off the profile (trials {', '.join(map(str, off))}); "
             "their measured latency reflects the machine's load, not the model."
+        )
+    if went_on := summary.get("went_on"):
+        reached = min(went_on["to"], summary["trials"]["trained"])  # an exhausted space stops it
+        said.append(
+            f"The search went on from {went_on['from']} to {reached} trained trials: its "
+            "front was still growing (without --trials a search goes on until it is not, to at "
+            f"most {went_on['most']})."
         )
     hv = summary.get("hypervolume")
     if hv and len(hv["curve"]) >= GROWING_MIN_TRIALS and still_growing(hv["curve"]):

@@ -42,6 +42,8 @@ HOLDOUT_ATTR = "holdout"  # the selection and the full model, zero-shot on held-
 COMPUTE_ATTR = "compute"  # seconds each once-per-study step took, by step (`spending`)
 # the screened sampler went without the zero-shot screen: why (`search.run.screen_knowledge`)
 SCREEN_SKIPPED_ATTR = "screen_skipped"
+# a search without --trials that went on past the default while its front was still growing
+WENT_ON_ATTR = "went_on"
 # the once-per-study steps `spending` records, in the order a search meets them
 STEPS_BEFORE_TRIALS = ("latency profile", "full model (val)", "importance", "screen")
 STEPS_AFTER_TRIALS = ("full model (test)", "selection", "front latency", "front test", "held-out")

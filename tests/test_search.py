@@ -113,6 +113,8 @@ def test_without_trials_the_search_goes_on_while_its_front_is_still_growing(
     assert totals[-1] == len(curve)
     growing = [m for m in said if m.startswith("the front is still growing")]
     assert growing and "after 5 of its 5 trained trials" in growing[0]
+    went_on = f"The search went on from 5 to {len(curve)} trained trials"  # the report says why
+    assert any(f.startswith(went_on) for f in collect(load_study("s1"))["findings"])
     search(options(tiny_model_dir, tiny_csv, tiny_space, trials=None), log=quiet)
     assert len(trained_trials(load_study("s1"))) == len(curve)  # settled: a resume adds none
 

@@ -40,6 +40,7 @@ from autoprune.search.prepared import Prepared
 from autoprune.study import (
     REFERENCE_ATTR,
     SCREEN_SKIPPED_ATTR,
+    WENT_ON_ATTR,
     full_values,
     hypervolume_curve_of,
     load_study,
@@ -197,6 +198,8 @@ def search(
             f"{first_held(curve) + 1} of its {len(curve)} trained trials; training on to "
             f"{more} (at most {DEFAULT_TRIALS_MAX} without --trials)"
         )
+        went_on = prep.study.user_attrs.get(WENT_ON_ATTR) or {"from": len(curve)}
+        prep.study.set_user_attr(WENT_ON_ATTR, {**went_on, "to": more, "most": DEFAULT_TRIALS_MAX})
         on_target(more)
         stopped = run_to(more)
     searched = time.perf_counter()
