@@ -21,17 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from autoprune.bench.replay import read, replay_files
-from autoprune.report import settled_at
 from autoprune.search.options import DEFAULT_TRIALS, DEFAULT_TRIALS_MAX
+from autoprune.search.run import growing_target
 
 
-def rule_stops(curve: list[float], first: int = DEFAULT_TRIALS, most: int = DEFAULT_TRIALS_MAX):
-    """Trained keep sets after which the product's rule stops, on this curve: `first`, then the
-    trials at which the front, gaining nothing more, would no longer be growing, until it is not
-    or `most`."""
-    held = curve + [curve[-1]] * max(most - len(curve), 0)
-    trials = first
-    while (more := min(settled_at(held[:trials]), most)) > trials:
+def rule_stops(curve: list[float]) -> int:
+    """Trained keep sets after which the product's rule stops on this curve: DEFAULT_TRIALS,
+    then on as `search` goes on (`search.run.growing_target`)."""
+    held = curve + [curve[-1]] * max(DEFAULT_TRIALS_MAX - len(curve), 0)
+    trials = DEFAULT_TRIALS
+    while more := growing_target(held[:trials]):
         trials = more
     return trials
 

@@ -191,8 +191,11 @@ def search(
         return local.run(prep.study, prep.ctx, target, on_trial, opts.compute)
 
     stopped = run_to(target)
-    while stopped == "reached" and (more := growing_target(prep, opts)):
+    goes_on = not (opts.trials or opts.compute or opts.continue_stopped)
+    while goes_on and stopped == "reached":
         curve = hypervolume_curve_of(prep.study, prep.settings["objectives"])
+        if (more := growing_target(curve)) is None:
+            break
         log(
             f"the front is still growing: it first held {HELD:.0%} of its hypervolume after "
             f"{first_held(curve) + 1} of its {len(curve)} trained trials; training on to "
@@ -215,14 +218,12 @@ def search(
     }
 
 
-def growing_target(prep: Prepared, opts: SearchOptions) -> int | None:
-    """For a search without --trials, --compute or --continue-stopped, once it holds its target:
-    the trained keep sets at which its front, gaining nothing more, would no longer be still
-    growing (`report.settled_at`, the report's finding), at most DEFAULT_TRIALS_MAX; None when
-    the front has settled, the study holds that many, or the target was given."""
-    if opts.trials or opts.compute or opts.continue_stopped:
-        return None
-    curve = hypervolume_curve_of(prep.study, prep.settings["objectives"])
+def growing_target(curve: list[float]) -> int | None:
+    """Where a search without --trials, --compute or --continue-stopped goes on to once it holds
+    its target, from its front's hypervolume after each trained trial: the trained keep sets at
+    which the front, gaining nothing more, would no longer be still growing (`report.settled_at`,
+    the report's finding), at most DEFAULT_TRIALS_MAX; None when the front has settled or the
+    study holds that many."""
     more = min(settled_at(curve), DEFAULT_TRIALS_MAX)
     return more if more > len(curve) else None
 
