@@ -160,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STUDY[,STUDY]",
         help="finished studies of the same model (another dataset or setting) whose trials guide "
         "the screened sampler as prior knowledge; of several, it follows the one that best "
-        "predicts this study's trials so far",
+        "predicts this study's trials so far. A bet that their good keep sets are this "
+        "dataset's: in replays it needed from a third to nearly three times the compute of "
+        "a cold start to 95%% of the true hypervolume (README, Warm starts)",
     )
     search.add_argument(
         "--screen",
