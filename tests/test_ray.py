@@ -376,7 +376,19 @@ def test_without_trials_ray_goes_on_while_the_front_is_still_growing(
 ):
     """As `test_search`'s local test: 5 trained keep sets leave the front still growing, and a
     Ray search without --trials trains on until it is not (the default's 30 and 45 as 5 and 8),
-    starting Ray again for the extension."""
+    on one Ray runtime: it is not started again for the extension."""
+    import ray
+
+    from autoprune.backends import ray as ray_backend
+
+    starts = []
+
+    def connect(address=None):
+        starts.append(real_connect(address))
+        return starts[-1]
+
+    real_connect = ray_backend.connect
+    monkeypatch.setattr(ray_backend, "connect", connect)
     monkeypatch.setattr(run_module, "DEFAULT_TRIALS", 5)
     monkeypatch.setattr(run_module, "DEFAULT_TRIALS_MAX", 8)
     objectives = ["mase", "params", "latency_ms"]
@@ -390,3 +402,6 @@ def test_without_trials_ray_goes_on_while_the_front_is_still_growing(
     curve = hypervolume_curve_of(study, objectives)
     assert 5 < len(curve) <= 8 and (len(curve) == 8 or not still_growing(curve))
     assert keeps_are_unique(study)
+    # Tune ran at least twice (to 5, then on): Ray was started once, joined by every run, and
+    # shut down after the last
+    assert starts[0] and not any(starts[1:]) and len(starts) >= 3 and not ray.is_initialized()

@@ -369,6 +369,19 @@ def scratch_folder() -> str:
     return tempfile.mkdtemp(prefix=f"{SCRATCH}{os.getpid()}-")
 
 
+@contextmanager
+def session(options: RayOptions) -> Iterator[None]:
+    """One Ray runtime for every `run` inside it (a search that goes on past its target runs
+    again): started or joined once, and shut down after the last if this call started it."""
+    preflight(options)
+    owns = connect(options.address)
+    try:
+        yield
+    finally:
+        if owns:
+            ray.shutdown()
+
+
 def run(
     study: optuna.Study,
     ctx: TrialContext,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -190,21 +191,31 @@ def search(
             )
         return local.run(prep.study, prep.ctx, target, on_trial, opts.compute)
 
-    stopped = run_to(target)
-    goes_on = not (opts.trials or opts.compute or opts.continue_stopped)
-    while goes_on and stopped == "reached":
-        curve = hypervolume_curve_of(prep.study, prep.settings["objectives"])
-        if (more := growing_target(curve)) is None:
-            break
-        log(
-            f"the front is still growing: it first held {HELD:.0%} of its hypervolume after "
-            f"{first_held(curve) + 1} of its {len(curve)} trained trials; training on to "
-            f"{more} (at most {DEFAULT_TRIALS_MAX} without --trials)"
-        )
-        went_on = prep.study.user_attrs.get(WENT_ON_ATTR) or {"from": len(curve)}
-        prep.study.set_user_attr(WENT_ON_ATTR, {**went_on, "to": more, "most": DEFAULT_TRIALS_MAX})
-        on_target(more)
-        stopped = run_to(more)
+    def runtime():
+        """Ray started (or joined) once for the search and each time it goes on."""
+        if opts.backend != "ray":
+            return nullcontext()
+        from autoprune.backends import ray as ray_backend
+
+        return ray_backend.session(ray_options(opts))
+
+    with runtime():
+        stopped = run_to(target)
+        goes_on = not (opts.trials or opts.compute or opts.continue_stopped)
+        while goes_on and stopped == "reached":
+            curve = hypervolume_curve_of(prep.study, prep.settings["objectives"])
+            if (more := growing_target(curve)) is None:
+                break
+            log(
+                f"the front is still growing: it first held {HELD:.0%} of its hypervolume "
+                f"after {first_held(curve) + 1} of its {len(curve)} trained trials; training on "
+                f"to {more} (at most {DEFAULT_TRIALS_MAX} without --trials)"
+            )
+            went_on = prep.study.user_attrs.get(WENT_ON_ATTR) or {"from": len(curve)}
+            went_on = {**went_on, "to": more, "most": DEFAULT_TRIALS_MAX}
+            prep.study.set_user_attr(WENT_ON_ATTR, went_on)
+            on_target(more)
+            stopped = run_to(more)
     searched = time.perf_counter()
     selection = finalize(prep, prep.rule, log)
     return {
