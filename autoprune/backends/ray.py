@@ -393,49 +393,47 @@ def run(
 ) -> str:
     """Run trials on Ray until the study holds `target` trained keep sets or has spent `compute`
     seconds of search (trials in flight finish); returns why it stopped, as `local.run` does.
-    Raises KeyboardInterrupt when Tune was interrupted (Ctrl-C)."""
-    preflight(options)
-    owns = connect(options.address)
-    scratch = scratch_folder()
-    searcher: StudySearch | None = None
-    try:
-        cpus, gpus = trial_resources(options, url)
-        searcher = StudySearch(study, url, ctx.space, target, on_trial, compute)
-        trainable = tune.with_resources(
-            tune.with_parameters(
-                work,
-                shipped={"key": uuid.uuid4().hex, "ref": ray.put(ctx)},
-                url=url,
-                study_name=study.study_name,
-                threads=max(1, int(cpus)),
-                device=options.device,
-            ),
-            {"cpu": cpus, "gpu": gpus},
-        )
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Tune prints nothing
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                num_samples=-1,  # the searcher says when the study is done
-                max_concurrent_trials=options.workers,
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=study.study_name,
-                storage_path=scratch,
-                verbose=0,
-                failure_config=tune.FailureConfig(max_failures=0),
-            ),
-        )
-        with searcher.heartbeats(), own_signals():
-            tuner.fit()
-    finally:
-        if searcher is not None:
-            searcher.release()
-        shutil.rmtree(scratch, ignore_errors=True)
-        if owns:
-            ray.shutdown()
+    Raises KeyboardInterrupt when Tune was interrupted (Ctrl-C). Runs on the Ray runtime of
+    an enclosing `session`, else in a session of its own."""
+    with session(options):
+        scratch = scratch_folder()
+        searcher: StudySearch | None = None
+        try:
+            cpus, gpus = trial_resources(options, url)
+            searcher = StudySearch(study, url, ctx.space, target, on_trial, compute)
+            trainable = tune.with_resources(
+                tune.with_parameters(
+                    work,
+                    shipped={"key": uuid.uuid4().hex, "ref": ray.put(ctx)},
+                    url=url,
+                    study_name=study.study_name,
+                    threads=max(1, int(cpus)),
+                    device=options.device,
+                ),
+                {"cpu": cpus, "gpu": gpus},
+            )
+            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Tune prints nothing
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher,
+                    num_samples=-1,  # the searcher says when the study is done
+                    max_concurrent_trials=options.workers,
+                    reuse_actors=True,
+                ),
+                run_config=tune.RunConfig(
+                    name=study.study_name,
+                    storage_path=scratch,
+                    verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=0),
+                ),
+            )
+            with searcher.heartbeats(), own_signals():
+                tuner.fit()
+        finally:
+            if searcher is not None:
+                searcher.release()
+            shutil.rmtree(scratch, ignore_errors=True)
     if searcher.error:
         raise searcher.error
     if searcher.stopped is None:

@@ -126,8 +126,6 @@ def ray_scaling(
     """
     import os
 
-    import ray
-
     from autoprune.backends import ray as ray_backend
     from autoprune.study import trained_trials
 
@@ -162,15 +160,12 @@ def ray_scaling(
             log(f"{label}: {counted(trials, 'trial')} ...")
             row = {"backend": label, "workers": count or 1, "load_before": os.getloadavg()[0]}
             if count:
-                start = time.perf_counter()
-                ray_backend.connect()
-                row["ray_start_s"] = time.perf_counter() - start
                 options = ray_backend.RayOptions(workers=count, device="cpu")
                 start = time.perf_counter()
-                try:
+                with ray_backend.session(options):
+                    row["ray_start_s"] = time.perf_counter() - start
+                    start = time.perf_counter()
                     ray_backend.run(prep.study, prep.ctx, trials, url, options, on_trial)
-                finally:
-                    ray.shutdown()
                 row["cpus_per_trial"] = max(1, cpus // count)
             else:
                 start = time.perf_counter()
