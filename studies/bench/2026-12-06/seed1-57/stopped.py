@@ -11,7 +11,7 @@ from autoprune.bench.truth import load_truth
 
 t = r.Table.load(*load_truth(sys.argv[1]))
 ledger: list = []
-curve, compute, share, seen = r.replay_one(
+curve, _, _, seen = r.replay_one(
     t, r.strategies(t, [])["screened-mf"], int(sys.argv[2]), 100, ledger
 )
 value = dict(zip(t.keeps, t.values[:, 0], strict=True))
