@@ -372,7 +372,7 @@ def test_an_interrupted_ray_run_resumes_with_nothing_lost(
 
 
 def test_without_trials_ray_goes_on_while_the_front_is_still_growing(
-    tiny_model_dir, tiny_csv, tiny_space, studies, ray_scratch, monkeypatch
+    tiny_model_dir, tiny_csv, tiny_space, studies, ray_scratch, monkeypatch, steady_latency
 ):
     """As `test_search`'s local test: 5 trained keep sets leave the front still growing, and a
     Ray search without --trials trains on until it is not (the default's 30 and 45 as 5 and 8),

@@ -91,7 +91,7 @@ def test_resume_with_defaults_uses_the_stored_settings(
 
 
 def test_without_trials_the_search_goes_on_while_its_front_is_still_growing(
-    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch, steady_latency
 ):
     # the default's 30 and 45, scaled to the tiny space's 14 keep sets
     monkeypatch.setattr(run_module, "DEFAULT_TRIALS", 5)
@@ -120,7 +120,7 @@ def test_without_trials_the_search_goes_on_while_its_front_is_still_growing(
 
 
 def test_the_default_target_stops_growing_at_its_maximum(
-    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch
+    tiny_model_dir, tiny_csv, tiny_space, studies, monkeypatch, steady_latency
 ):
     monkeypatch.setattr(run_module, "DEFAULT_TRIALS", 5)
     monkeypatch.setattr(run_module, "DEFAULT_TRIALS_MAX", 5)
