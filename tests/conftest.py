@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from autoprune.models.moirai import MoiraiAdapter
+from autoprune.objective import LATENCY_BATCH
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(2)
@@ -246,17 +247,18 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
 # 5th trained keep set adds most of the front's hypervolume, and after 5 the front is still growing
 GROWING_AT_FIFTH = [(0, 2, 3), (1, 2, 3), (0, 1, 3), (0, 1, 2), (3,)]
 
-# a latency profile as an idle machine measures the tiny model's (per layer about a tenth of the
-# fixed cost). Measured live on a loaded machine, the least-squares fit of a 64-wide model can come
-# out flat (0 ms per layer): every keep set's latency then equals the full model's, on the
-# hypervolume's reference, and every front holds none (a test failed so with two suites on 2 cores)
+# a latency profile that grows with the layers kept (each layer a tenth of the fixed cost).
+# Measured live on a loaded machine, the least-squares fit of a 64-wide model can come out flat
+# (0 ms per layer): every keep set's latency then equals the full model's, on the hypervolume's
+# reference, and every front holds none (a test failed so with two suites on 2 cores)
+STEADY_FIXED_MS, STEADY_PER_LAYER_MS = 4.0, 0.4
 STEADY_PROFILE = {
-    "fixed_ms": 4.0,
-    "per_layer_ms": 0.4,
+    "fixed_ms": STEADY_FIXED_MS,
+    "per_layer_ms": STEADY_PER_LAYER_MS,
     "r2": 1.0,
-    "points": [[1, 4.4], [2, 4.8], [3, 5.2], [4, 5.6]],
+    "points": [[k, STEADY_FIXED_MS + STEADY_PER_LAYER_MS * k] for k in range(1, 5)],
     "device": "cpu",
-    "batch": 32,
+    "batch": LATENCY_BATCH,
     "rounds": 15,
     "context_length": 64,
 }

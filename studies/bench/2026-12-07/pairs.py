@@ -15,8 +15,12 @@ from autoprune.bench.replay import paired, read
 
 # the seven tables every rule since 2026-12-05 was designed on (README, "Search efficiency")
 DESIGN = {
-    f"truth-moirai-tiny-8-{d}.json" for d in ("etth1", "etth2", "ettm1", "exchange-rate", "ili")
-} | {f"truth-moirai-tiny-{d}-moirai-tiny-max4.json" for d in ("etth1", "etth2")}
+    f"studies/bench/2026-12-05/rebuilt/truth-moirai-tiny-8-{d}.json"
+    for d in ("etth1", "etth2", "ettm1", "exchange-rate", "ili")
+} | {
+    f"studies/bench/2026-12-05/12-layer/truth-moirai-tiny-{d}-moirai-tiny-max4.json"
+    for d in ("etth1", "etth2")
+}
 
 new, bases = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
 totals: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
@@ -27,7 +31,7 @@ for path in sorted(new.glob("replay-*.json")):
         continue
     result = paired(read(base), read(path), "screened-mf", None, 0)
     name = Path(result["truth"]).name
-    kind = "design" if name in DESIGN and "2026-12-05" in result["truth"] else "held-out"
+    kind = "design" if result["truth"] in DESIGN else "held-out"
     cells = []
     for level in ("95", "100"):
         r = result["levels"][level]
