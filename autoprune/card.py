@@ -117,7 +117,10 @@ def model_card(meta: dict) -> str:
     module, cls = family.loader.split(":")
     splits = ", ".join(f"{name} rows {a}-{b}" for name, (a, b) in meta["splits"].items())
     realign, setting = meta["realign"], meta["setting"]
-    base = meta["base_model"] + (f" ({meta['hub_id']})" if meta.get("hub_id") else "")
+    known = [meta["hub_id"]] if meta.get("hub_id") else []
+    if meta.get("base_weights_sha256"):  # which weights, as `sha256sum model.safetensors` checks
+        known.append(f"`model.safetensors` sha256 `{meta['base_weights_sha256']}`")
+    base = meta["base_model"] + (f" ({'; '.join(known)})" if known else "")
     chosen = (
         f"selected by the rule `{meta['rule']}` from the Pareto front of validation "
         f"{meta['objectives'][0]} against {', '.join(meta['objectives'][1:])}"

@@ -27,6 +27,8 @@ from autoprune.report import compute_curve
 from autoprune.study import (
     PROFILE_ATTR,
     REFERENCE_ATTR,
+    model_named,
+    same_model,
     settings_of,
     stopped_trials,
     trained_trials,
@@ -70,7 +72,12 @@ def compare(studies: dict[str, optuna.Study], profile_from: str | None = None) -
     rows = {}
     for name, study in studies.items():
         other = settings_of(study)
-        for key in ("model", "dataset", "objectives"):
+        if not same_model(other, settings):
+            raise AutoPruneError(
+                f"study {name!r} has {model_named(other)}, not {model_named(settings)} as "
+                f"{judge_name!r}: only studies of one model, dataset and objectives compare"
+            )
+        for key in ("dataset", "objectives"):
             if other.get(key) != settings.get(key):
                 raise AutoPruneError(
                     f"study {name!r} has {key} {other.get(key)!r}, not {settings.get(key)!r} as "

@@ -53,7 +53,6 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 # Settings that make trials comparable: resuming with any of them changed is refused.
 RESUME_KEYS = (
-    "model",
     "dataset",
     "dataset_options",
     "aggregate",  # only in a multi-dataset study
@@ -66,6 +65,8 @@ RESUME_KEYS = (
 )
 # what a resume may choose afresh; the study's settings keep its latest run's
 RUN_KEYS = ("sampler", "fidelity", "warm_start", "screen")
+# which model: resuming needs the same one (`same_model`), under whatever name it has now
+MODEL_KEYS = ("model", "weights_sha256")
 
 
 class CutShort(logging.Filter):
@@ -396,20 +397,43 @@ def _settings_once_written(study: optuna.Study) -> dict:
     return stored
 
 
+def same_model(a: dict, b: dict) -> bool:
+    """Whether two studies' settings (or two truth tables) were made with one model: by its
+    weights' sha256 where both recorded it, so a moved checkpoint directory or a hub id and its
+    download are one model and a hub id whose weights were replaced is not; by the name it was
+    given otherwise (studies and tables made before autoprune recorded the digest)."""
+    if a.get("weights_sha256") and b.get("weights_sha256"):
+        return a["weights_sha256"] == b["weights_sha256"]
+    return a.get("model") == b.get("model")
+
+
+def model_named(settings: dict) -> str:
+    """A model as an error message names it: its name, and its weights' digest where known."""
+    digest = settings.get("weights_sha256")
+    named = f"model {settings.get('model')!r}"
+    return f"{named} (weights sha256 {digest[:12]})" if digest else named
+
+
 def create_or_resume(
     name: str,
     storage: str | None,
     settings: dict,
     sampler: optuna.samplers.BaseSampler | None = None,
 ) -> optuna.Study:
-    """Create the study, or resume it after checking it was created with the same settings
-    (`RUN_KEYS` may differ: they are stored as this run's). Its sampler is set where trials
-    start (`search.run.study_sampler`)."""
+    """Create the study, or resume it after checking it was created with the same model
+    (`same_model`) and settings (`RUN_KEYS` may differ: they are stored as this run's, as are
+    the model's name and digest). Its sampler is set where trials start
+    (`search.run.study_sampler`)."""
     url = storage_url(name, storage)
     rdb = open_storage(url)
     if study_exists(rdb, name):
         study = optuna.load_study(study_name=name, storage=rdb, sampler=sampler)
         stored = _settings_once_written(study)
+        if not same_model(stored, settings):
+            raise StudyError(
+                f"study {name!r} was created with {model_named(stored)}, not "
+                f"{model_named(settings)}; resume it with the same model or start a new --study"
+            )
         for key in RESUME_KEYS:
             if stored.get(key) != settings.get(key):
                 raise StudyError(
@@ -417,7 +441,8 @@ def create_or_resume(
                     f"{settings.get(key)!r}; resume it with the same settings or start a new "
                     "--study"
                 )
-        if changed := {k: settings.get(k) for k in RUN_KEYS if stored.get(k) != settings.get(k)}:
+        keys = (*RUN_KEYS, *MODEL_KEYS)
+        if changed := {k: settings.get(k) for k in keys if stored.get(k) != settings.get(k)}:
             study.set_user_attr(SETTINGS_ATTR, {**stored, **changed})
         return study
     directions = ["minimize"] * len(settings["objectives"])

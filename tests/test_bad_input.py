@@ -20,8 +20,9 @@ import torch
 from safetensors.torch import load_file
 
 from autoprune.cli import main
+from autoprune.models.moirai import MoiraiAdapter
 from autoprune.study import load_study
-from tests.conftest import TINY_SPACE
+from tests.conftest import TINY_SPACE, build_tiny_module
 
 
 def _snapshot(root: Path) -> dict:
@@ -125,8 +126,9 @@ def world(tmp_path_factory, tiny_model_dir, tiny_csv):
         db.execute("CREATE TABLE notes (text)")
     (studies / "zero").mkdir()
     (studies / "zero" / "study.db").write_bytes(b"")
-    other_model = root / "other-model"
-    shutil.copytree(tiny_model_dir, other_model)
+    other_model = root / "other-model"  # the same architecture, other weights
+    other = MoiraiAdapter(build_tiny_module(seed=1), "test")
+    other.save(other.model, other_model)
     other_csv = root / "other.csv"
     other_csv.write_text(tiny_csv.read_text())
     return {

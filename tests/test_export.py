@@ -1,5 +1,7 @@
 """An exported checkpoint carries a model card: README.md in the Hugging Face layout."""
 
+import hashlib
+
 import yaml
 
 from autoprune.cli import main
@@ -48,6 +50,9 @@ def test_an_export_carries_a_model_card_with_its_keep_set_and_metrics(
     assert meta["search_compute_s"] > 0 and "--warm-start" not in body
     assert meta["screen"] == "auto" and "--screen" not in body  # the default is left out
     assert f"The search spent {meta['search_compute_s']:,.0f} s of compute" in body
+    # which base weights it was cut from, as `sha256sum` checks them
+    digest = hashlib.sha256((tiny_model_dir / "model.safetensors").read_bytes()).hexdigest()
+    assert meta["base_weights_sha256"] == digest and f"sha256 `{digest}`)" in body
 
     # a trial exported by hand says so, and how to export it again
     number = meta["trial"]

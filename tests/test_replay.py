@@ -4,6 +4,7 @@ table is made of, checked on a small table whose true front is known by construc
 import itertools
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +274,27 @@ def test_a_replay_warm_starts_from_several_tables_one_prior_each(tmp_path):
         replay_truth(truth, 1, 3, ["screened+warm"], tmp_path, [tmp_path / "nope.json"], **quiet)
     with pytest.raises(AutoPruneError, match="is the replayed table itself"):
         replay_truth(truth, 1, 3, ["screened+warm"], tmp_path, [sources[0], truth], **quiet)
+
+
+def test_a_warm_start_table_is_of_the_same_model_by_its_weights_whatever_its_path(tmp_path):
+    shipped = Path(__file__).parents[1] / "studies/bench"
+
+    def copy(dataset: str, model: str, digest: str | None) -> Path:
+        source = shipped / f"truth-moirai-tiny-8-{dataset}.json"
+        meta = json.loads(source.read_text()) | {"model": model, "weights_sha256": digest}
+        target = tmp_path / source.name
+        target.write_text(json.dumps(meta))
+        shutil.copy(source.with_suffix(".csv"), target.with_suffix(".csv"))
+        return target
+
+    truth = copy("ili", "/built/here/moirai-tiny-8", "a" * 64)
+    quiet = dict(log=lambda m: None)
+    moved = copy("etth1", "/built/elsewhere/moirai-tiny-8", "a" * 64)
+    replay_truth(truth, 1, 3, ["screened+warm"], tmp_path, [moved], **quiet)
+    for model, digest in (("/built/here/moirai-tiny-8", "b" * 64), ("/built/elsewhere/x", None)):
+        other = copy("etth1", model, digest)
+        with pytest.raises(AutoPruneError, match="a warm start needs the same model"):
+            replay_truth(truth, 1, 3, ["screened+warm"], tmp_path, [other], **quiet)
 
 
 def test_the_printed_summary_says_a_level_most_seeds_never_reached_in_words():

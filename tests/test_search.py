@@ -2,8 +2,10 @@
 with SQLite, the report writer), only small."""
 
 import csv
+import hashlib
 import json
 import math
+import shutil
 import threading
 import time
 
@@ -14,7 +16,8 @@ from optuna.trial import TrialState
 
 import autoprune.search.run as run_module
 import autoprune.study as study_module
-from autoprune.errors import StudyError
+from autoprune.errors import AutoPruneError, StudyError
+from autoprune.models.moirai import MoiraiAdapter
 from autoprune.pareto import non_dominated
 from autoprune.record import TrialRecord
 from autoprune.report import collect, still_growing
@@ -26,12 +29,14 @@ from autoprune.study import (
     hypervolume_curve_of,
     load_study,
     search_seconds,
+    settings_of,
     study_dir,
     trained_trials,
 )
 from tests.conftest import (
     GROWING_AT_FIFTH,
     TINY_SPACE,
+    build_tiny_module,
     options,
     quiet,
     search_growing_at_fifth,
@@ -138,6 +143,30 @@ def test_resume_with_a_different_dataset_is_refused(
     other.write_text(tiny_csv.read_text())
     with pytest.raises(StudyError, match="created with dataset"):
         prepare(options(tiny_model_dir, other, tiny_space))
+    assert len(trained_trials(load_study("s1"))) == 1
+
+
+def test_a_study_knows_its_model_by_its_weights_not_by_where_they_lie(
+    tiny_model_dir, tiny_csv, tiny_space, studies, tmp_path
+):
+    here = tmp_path / "here"
+    shutil.copytree(tiny_model_dir, here)
+    search(options(here, tiny_csv, tiny_space, trials=1), log=quiet)
+    digest = hashlib.sha256((here / "model.safetensors").read_bytes()).hexdigest()
+    assert settings_of(load_study("s1"))["weights_sha256"] == digest  # what sha256sum prints
+    # the same weights under another name warm-start a study
+    other_name = prepare(options(tiny_model_dir, tiny_csv, tiny_space, study="s2", warm_start="s1"))
+    assert list(other_name.warm) == ["s1"]
+    # the same name with other weights (a hub id whose weights were replaced) resumes nothing
+    replaced = MoiraiAdapter(build_tiny_module(seed=1), "test")
+    replaced.save(replaced.model, here)
+    with pytest.raises(StudyError, match=f"created with model '{here}' \\(weights sha256 "):
+        prepare(options(here, tiny_csv, tiny_space))
+    with pytest.raises(AutoPruneError, match="a warm start needs a study of the same model"):
+        prepare(options(here, tiny_csv, tiny_space, study="s3", warm_start="s1"))
+    # the checkpoint moved: the study resumes from where it lies now, and keeps that place
+    prepare(options(tiny_model_dir, tiny_csv, tiny_space, trials=2))
+    assert settings_of(load_study("s1"))["model"] == str(tiny_model_dir)
     assert len(trained_trials(load_study("s1"))) == 1
 
 

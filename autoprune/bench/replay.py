@@ -39,6 +39,7 @@ from autoprune.screen import (
 )
 from autoprune.search.options import SCREENS
 from autoprune.space import SearchSpace, parse_space
+from autoprune.study import model_named, same_model
 
 CHECKPOINTS = (10, 20, 50, 100, 200)
 LEVELS = (0.9, 0.95, 1.0)  # shares of the true hypervolume a strategy is timed to
@@ -902,10 +903,10 @@ def replay_truth(
                 f"--warm-start {path} is the replayed table itself; a warm start knows another"
             )
         source = Table.load(*load_truth(path))
-        if source.meta["model"] != table.meta["model"]:
+        if not same_model(source.meta, table.meta):
             raise AutoPruneError(
-                f"--warm-start {path} is a table of {source.meta['model']}, not "
-                f"{table.meta['model']}; a warm start needs the same model"
+                f"--warm-start {path} is a table of {model_named(source.meta)}, not "
+                f"{model_named(table.meta)}; a warm start needs the same model"
             )
         warm_from.append(source)
     result = run(table, seeds, budget, only, log, warm_from, noise, screen, on_seed)

@@ -157,6 +157,7 @@ def build(
         rows.append(row)
     meta = {
         "model": model,
+        "weights_sha256": prep.settings["weights_sha256"],
         "dataset": dataset,
         "study": name,
         "setting": prep.settings["setting"],

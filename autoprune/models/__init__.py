@@ -22,6 +22,7 @@ from autoprune.models._base import (
     resolve_directory,
     tiny_checkpoint_dir,
     unique_params,
+    weights_sha256,
 )
 from autoprune.registry import Registry
 
@@ -187,4 +188,5 @@ __all__ = [
     "load_adapter",
     "tiny_checkpoint_dir",
     "unique_params",
+    "weights_sha256",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib
 import os
 from abc import ABC, abstractmethod
@@ -84,6 +85,15 @@ def resolve_directory(source: str | Path) -> Path:
         f"reached ({network_error}); on a machine with internet run "
         f"`huggingface-cli download {source} --local-dir DIR`, copy DIR here and pass --model DIR"
     )
+
+
+def weights_sha256(source: str | Path) -> str:
+    """The sha256 of a checkpoint's weights file, what `sha256sum model.safetensors` prints (and
+    the hub lists as the file's LFS id): which model a study or a table was made with, whatever
+    directory or hub id named it. Two names of one checkpoint (a moved directory, a hub id and
+    its download) give one digest; a hub id whose weights were replaced gives another."""
+    with open(resolve_directory(source) / WEIGHTS, "rb") as weights:
+        return hashlib.file_digest(weights, "sha256").hexdigest()
 
 
 def check_checkpoint(directory: Path, hint: str, weights: str = WEIGHTS) -> None:

@@ -38,6 +38,7 @@ from autoprune.screen import (
 from autoprune.search.prepared import Prepared
 from autoprune.study import (
     FRONT_TEST_ATTR,
+    MODEL_KEYS,
     PRIORS_ATTR,
     PROFILE_ATTR,
     REFERENCE_ATTR,
@@ -226,7 +227,7 @@ def screen_table(
     pool_sets = candidate_pool(ctx.space, prep.settings["seed"])
     everything = tuple(range(ctx.adapter.num_layers))
     cache = study_dir(prep.name) / "screen.json"
-    key = {k: prep.settings[k] for k in RESUME_KEYS if k in prep.settings}
+    key = {k: prep.settings[k] for k in (*RESUME_KEYS, *MODEL_KEYS) if k in prep.settings}
     key |= {"windows": SCREEN_WINDOWS}
     try:
         cached = json.loads(cache.read_text()) if cache.is_file() else {}

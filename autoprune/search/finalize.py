@@ -250,6 +250,7 @@ def checkpoint_metadata(prep: Prepared, selection: dict) -> dict:
         "search_compute_s": round(search_seconds(prep.study), 1),
         "base_model": model,
         "base_model_name": model if entry else Path(model).name,
+        "base_weights_sha256": settings.get("weights_sha256"),
         "hub_id": hub_id(model),
         "family": adapter.family,
         "license": entry.license if entry else None,

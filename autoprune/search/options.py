@@ -24,7 +24,7 @@ from autoprune.data import Series, load_series
 from autoprune.errors import AutoPruneError, StudyError
 from autoprune.evaluate import Setting, resolve_device
 from autoprune.metrics import METRICS
-from autoprune.models import load_adapter
+from autoprune.models import load_adapter, weights_sha256
 from autoprune.objective import (
     AGGREGATES,
     TrialContext,
@@ -40,6 +40,8 @@ from autoprune.space import space_for_model
 from autoprune.study import (
     REFERENCE_ATTR,
     create_or_resume,
+    model_named,
+    same_model,
     settings_of,
     stored_study,
     trained_trials,
@@ -237,6 +239,7 @@ def prepare(opts: SearchOptions) -> Prepared:
     settings = {
         "version": __version__,
         "model": model,
+        "weights_sha256": weights_sha256(adapter.source),
         "dataset": dataset,
         "dataset_options": dataset_options,
         "setting": dataclasses.asdict(setting),
@@ -258,7 +261,7 @@ def prepare(opts: SearchOptions) -> Prepared:
     }
     if more:
         settings["aggregate"] = aggregate
-    warm = warm_knowledge(warm_names, opts.storage, model, space.num_layers)
+    warm = warm_knowledge(warm_names, opts.storage, settings)
     holdout = holdout_series(opts.holdout_dataset, names, [series, *more], setting)
     study = create_or_resume(name, opts.storage, settings)
     ctx = TrialContext(
@@ -317,9 +320,10 @@ def holdout_series(
 
 
 def warm_knowledge(
-    names: Sequence[str], storage: str | None, model: str, num_layers: int
+    names: Sequence[str], storage: str | None, settings: dict
 ) -> dict[str, dict[tuple[int, ...], float]]:
-    """What finished studies of the same model learned, per study: each trained keep set's
+    """What finished studies of this study's model (`same_model`, the same layers) learned, per
+    study, this study's `settings` naming the model: each trained keep set's
     accuracy, normalised by that study's own re-aligned full model (averaged where a study
     trained a keep set twice). Prior knowledge for the screened sampler, never results of this
     study; the sampler follows the study whose knowledge best predicts this one's trials."""
@@ -331,10 +335,11 @@ def warm_knowledge(
                 f"--warm-start study {name!r} does not exist; see `autoprune list studies`"
             )
         stored = settings_of(study)
-        if stored.get("model") != model or stored["space"]["num_layers"] != num_layers:
+        same_layers = stored["space"]["num_layers"] == settings["space"]["num_layers"]
+        if not same_model(stored, settings) or not same_layers:
             raise AutoPruneError(
-                f"--warm-start study {name!r} searched {stored.get('model')}, not {model}; a "
-                "warm start needs a study of the same model"
+                f"--warm-start study {name!r} searched {model_named(stored)}, not "
+                f"{model_named(settings)}; a warm start needs a study of the same model"
             )
         reference = study.user_attrs.get(REFERENCE_ATTR)
         trials = trained_trials(study)
