@@ -322,11 +322,11 @@ def holdout_series(
 def warm_knowledge(
     names: Sequence[str], storage: str | None, settings: dict
 ) -> dict[str, dict[tuple[int, ...], float]]:
-    """What finished studies of this study's model (`same_model`, the same layers) learned, per
-    study, this study's `settings` naming the model: each trained keep set's
-    accuracy, normalised by that study's own re-aligned full model (averaged where a study
-    trained a keep set twice). Prior knowledge for the screened sampler, never results of this
-    study; the sampler follows the study whose knowledge best predicts this one's trials."""
+    """What finished studies of the model `settings` names (`same_model`, the same layers)
+    learned, per study: each trained keep set's accuracy, normalised by that study's own
+    re-aligned full model (averaged where a study trained a keep set twice). Prior knowledge
+    for the screened sampler, never results of this study; the sampler follows the study whose
+    knowledge best predicts this one's trials."""
     learned = {}
     for name in names:
         study = stored_study(name, storage)
