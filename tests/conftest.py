@@ -41,12 +41,17 @@ def build_tiny_module(num_layers: int = 4, seed: int = 0):
     )
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("tiny-moirai")
-    adapter = MoiraiAdapter(build_tiny_module(), "test")
+def save_tiny_model(directory: Path, seed: int = 0) -> Path:
+    """A tiny Moirai checkpoint in `directory`, its weights drawn with `seed` (another seed:
+    the same architecture, other weights)."""
+    adapter = MoiraiAdapter(build_tiny_module(seed=seed), "test")
     adapter.save(adapter.model, directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-moirai"))
 
 
 @pytest.fixture(scope="session")

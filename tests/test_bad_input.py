@@ -20,9 +20,8 @@ import torch
 from safetensors.torch import load_file
 
 from autoprune.cli import main
-from autoprune.models.moirai import MoiraiAdapter
 from autoprune.study import load_study
-from tests.conftest import TINY_SPACE, build_tiny_module
+from tests.conftest import TINY_SPACE, save_tiny_model
 
 
 def _snapshot(root: Path) -> dict:
@@ -126,9 +125,7 @@ def world(tmp_path_factory, tiny_model_dir, tiny_csv):
         db.execute("CREATE TABLE notes (text)")
     (studies / "zero").mkdir()
     (studies / "zero" / "study.db").write_bytes(b"")
-    other_model = root / "other-model"  # the same architecture, other weights
-    other = MoiraiAdapter(build_tiny_module(seed=1), "test")
-    other.save(other.model, other_model)
+    other_model = save_tiny_model(root / "other-model", seed=1)  # other weights
     other_csv = root / "other.csv"
     other_csv.write_text(tiny_csv.read_text())
     return {

@@ -17,7 +17,6 @@ from optuna.trial import TrialState
 import autoprune.search.run as run_module
 import autoprune.study as study_module
 from autoprune.errors import AutoPruneError, StudyError
-from autoprune.models.moirai import MoiraiAdapter
 from autoprune.pareto import non_dominated
 from autoprune.record import TrialRecord
 from autoprune.report import collect, still_growing
@@ -36,9 +35,9 @@ from autoprune.study import (
 from tests.conftest import (
     GROWING_AT_FIFTH,
     TINY_SPACE,
-    build_tiny_module,
     options,
     quiet,
+    save_tiny_model,
     search_growing_at_fifth,
 )
 
@@ -158,8 +157,7 @@ def test_a_study_knows_its_model_by_its_weights_not_by_where_they_lie(
     other_name = prepare(options(tiny_model_dir, tiny_csv, tiny_space, study="s2", warm_start="s1"))
     assert list(other_name.warm) == ["s1"]
     # the same name with other weights (a hub id whose weights were replaced) resumes nothing
-    replaced = MoiraiAdapter(build_tiny_module(seed=1), "test")
-    replaced.save(replaced.model, here)
+    save_tiny_model(here, seed=1)
     with pytest.raises(StudyError, match=f"created with model '{here}' \\(weights sha256 "):
         prepare(options(here, tiny_csv, tiny_space))
     with pytest.raises(AutoPruneError, match="a warm start needs a study of the same model"):
