@@ -60,6 +60,19 @@ def test_a_median_most_seeds_never_reached_is_a_bound_and_so_is_its_ratio():
     assert "?" in markdown([both])
 
 
+def test_a_seed_that_missed_counts_as_slower_than_every_seed_that_got_there():
+    """Found on a GPSampler replay: a seed that stalls on look-ups misses 95% having spent less
+    than the seeds that reached it, and the median must not take its budget for a hit."""
+    stalled = ([0.9], [20.0])  # missed 95%, and stopped spending after 20 s
+    reached = [([0.9, 0.96], [50.0, s]) for s in (100.0, 150.0, 200.0)]
+    gp = run(stalled, stalled, *reached)
+    compute = Compute.of(gp, 0.95)
+    # the five seeds in order: 100, 150, 200, missed, missed
+    assert (compute.seconds, compute.exact, str(compute)) == (200.0, True, "200 s")
+    (row,) = targets([("a", replay({"gp": gp, "screened-mf": REACHES}))])
+    assert (row["best_95"], row["checks"]["95"]["ratio"]) == ("200 s", pytest.approx(9 / 200))
+
+
 def test_tables_noise_levels_and_warm_starts_are_kept_apart():
     plain = ("p", replay({"gp": GP, "screened-mf": REACHES}))
     noisy = ("n", replay({"gp": TPE, "screened-mf": REACHES}, noise=0.01))

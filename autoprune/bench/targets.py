@@ -36,9 +36,13 @@ class Compute:
 
     @classmethod
     def of(cls, run: dict, level: float) -> Compute:
+        """Where most seeds got there, the median of their compute (a seed that missed ranks
+        last, whatever it spent: one that stalled on look-ups spent less than the others); else
+        the median with each missed seed at its whole budget, a lower bound."""
         hits, capped = budget_capped(run["curves"], run["compute_s"], level)
-        exact = bool(np.isfinite(np.median(hits)))
-        return cls(float(np.median(capped)), exact)
+        median = np.median(hits)
+        exact = bool(np.isfinite(median))
+        return cls(float(median if exact else np.median(capped)), exact)
 
     def __str__(self) -> str:
         return f"{self.seconds:.0f} s" if self.exact else f"> {self.seconds:.0f} s"
