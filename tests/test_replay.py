@@ -310,6 +310,9 @@ def test_a_strategy_the_table_cannot_replay_says_what_it_needs():
         run(truth, seeds=1, budget=3, only=["screened-mf"], log=lambda m: None)
     with pytest.raises(AutoPruneError, match="'moasha' needs the table's rung fidelities"):
         run(truth, seeds=1, budget=3, only=["moasha"], log=lambda m: None)
+    for name in ("gp-mf", "unscreened-mf"):
+        with pytest.raises(AutoPruneError, match=f"'{name}' needs the table's rung fidelities"):
+            run(truth, seeds=1, budget=3, only=[name], log=lambda m: None)
     with pytest.raises(AutoPruneError, match="needs --warm-start TABLE"):
         run(truth, seeds=1, budget=3, only=["screened+warm"], log=lambda m: None)
     with pytest.raises(AutoPruneError, match="unknown replay strategy 'tpe2'; known: random"):
@@ -398,6 +401,33 @@ def test_the_default_sampler_without_its_screen_pays_none_and_is_replayed_only_w
     assert "unscreened-mf" not in default and "screened-mf" in default
     named = run(truth, seeds=1, budget=n, only=["unscreened-mf"], log=lambda m: None)
     assert list(named["strategies"]) == ["unscreened-mf"]
+
+
+def test_gp_with_the_rung_replays_what_search_sampler_gp_runs_and_only_when_named():
+    """`search --sampler gp` is multi-fidelity by default: Optuna's GPSampler proposes, the
+    product's rule stops a keep set at the rung. `gp-mf` replays exactly that: a stopped keep
+    set pays its rung, a trained one its multi-fidelity full budget, and it is replayed only
+    when named (GPSampler refits every trial)."""
+    from autoprune.bench.replay import replay_one, strategies
+
+    truth = table()
+    n = len(truth.keeps)
+    kept = np.array([len(k) for k in truth.keeps], dtype=float)
+    truth.rungs = {1: truth.values[:, 0] * (1.3 - 0.05 * kept)}
+    truth.costs = {"r1": 0.3 * kept, "full": kept, "full_mf": kept + 0.1}
+    index = {k: i for i, k in enumerate(truth.keeps)}
+    ledger = []
+    curve, compute, _, trained = replay_one(truth, strategies(truth)["gp-mf"], 0, n, ledger)
+    assert curve[-1] == 1.0 and all(charge != "screen" for _, charge, _ in ledger)
+    stops = [keep for keep, charge, _ in ledger if charge == "stopped"]
+    assert stops  # the rule stopped some once calibrated: a single-fidelity GP would not
+    for keep, charge, cost in ledger:
+        paid = {"stopped": truth.costs["r1"], "full": truth.costs["full_mf"]}[charge]
+        assert cost == pytest.approx(paid[index[keep]])
+    assert sum(cost for _, _, cost in ledger) == pytest.approx(compute[-1])
+    assert "gp-mf" not in run(truth, seeds=1, budget=4, log=lambda m: None)["strategies"]
+    named = run(truth, seeds=1, budget=8, only=["gp-mf"], log=lambda m: None)
+    assert list(named["strategies"]) == ["gp-mf"]
 
 
 def test_a_replay_goes_without_a_screen_that_search_would_skip_and_pays_what_search_spends():

@@ -430,6 +430,7 @@ def strategies(
     if table.rungs:
         result["screened-mf"] = _strategy("screened", stop=FrontStop)
         result["unscreened-mf"] = _strategy("screened", stop=FrontStop, screened=False)
+        result["gp-mf"] = _strategy("gp", stop=FrontStop)
         result["moasha"] = _strategy("random", stop=SuccessiveHalving)
         result["screened+moasha"] = _strategy("screened", stop=lambda: SuccessiveHalving(True))
     if warm_from:
@@ -447,7 +448,7 @@ def unavailable(name: str, table: Table, warm_from: Sequence[Table], known) -> s
     """Why `name` is not a strategy of this replay: a table without rungs has no multi-fidelity
     strategy, a partial table none that proposes from the whole space, and a warm-started one
     needs the other table; else the name is unknown."""
-    if (name.startswith("screened-mf") or name.endswith("moasha")) and not table.rungs:
+    if ("-mf" in name or name.endswith("moasha")) and not table.rungs:
         return (
             f"replay strategy {name!r} needs the table's rung fidelities, and this table has none "
             "(it was built before rungs existed): rebuild it with `autoprune bench truth` "
@@ -619,9 +620,10 @@ def summarise(
 
 
 # replayed only when named: Optuna's GP sampler refits its kernel every trial (minutes per seed
-# at these budgets, on 2 cores); the default sampler without its screen is what `search --screen
-# off` (and `auto` where the screen costs too much) runs, not a strategy of its own
-ON_REQUEST = ("gp", "unscreened-mf")
+# at these budgets, on 2 cores; `gp-mf` is it with the product's rung, what `search --sampler gp`
+# runs); the default sampler without its screen is what `search --screen off` (and `auto` where
+# the screen costs too much) runs, not a strategy of its own
+ON_REQUEST = ("gp", "gp-mf", "unscreened-mf")
 # strategies that take no seed (the screened sampler is deterministic for a table): replayed once
 SEED_FREE = (
     "screened",
