@@ -42,9 +42,7 @@ def rescored(study: optuna.Study, profile: dict, objectives: list[str]) -> np.nd
     return np.array(
         [
             [
-                predict_latency(profile, len(record.keep))
-                if o == "latency_ms"
-                else getattr(record, o)
+                predict_latency(profile, record.keep) if o == "latency_ms" else getattr(record, o)
                 for o in objectives
             ]
             for record in map(TrialRecord.of, trained_trials(study))
@@ -66,7 +64,7 @@ def compare(studies: dict[str, optuna.Study], profile_from: str | None = None) -
         raise AutoPruneError(f"study {judge_name!r} has no trained full model yet to judge by")
     full_record = reference["realigned"]
     full = [
-        predict_latency(profile, len(full_record["keep"])) if o == "latency_ms" else full_record[o]
+        predict_latency(profile, full_record["keep"]) if o == "latency_ms" else full_record[o]
         for o in objectives
     ]
     rows = {}

@@ -146,36 +146,65 @@ def measure_latency(ctx: TrialContext, model: nn.Module) -> float:
     return float(np.median([_forward_ms(ctx, model) for _ in range(LATENCY_REPEATS)]))
 
 
+def _profile_keep_sets(groups: tuple[range, ...]) -> list[tuple[int, ...]]:
+    """The keep sets a latency profile times. One group: its first 1, L/4, L/2, 3L/4 and L
+    layers. Several (an encoder and a decoder stack): each group's first 1, n/4, n/2, 3n/4 and n
+    blocks with every other group whole, so each group's per-layer cost is measured on its own."""
+    keep_sets = []
+    for group in groups:
+        n = len(group)
+        for k in sorted({1, max(1, n // 4), max(1, n // 2), max(1, 3 * n // 4), n}):
+            keep = [i for other in groups if other is not group for i in other]
+            keep_sets.append(tuple(sorted([*keep, *group[:k]])))
+    return list(dict.fromkeys(keep_sets))
+
+
+def _kept_per_group(profile: dict, keep: Sequence[int]) -> list[int]:
+    groups = profile.get("groups")
+    if not groups:  # one group: every profile measured before stop 62
+        return [len(keep)]
+    return [sum(start <= i < stop for i in keep) for start, stop in groups]
+
+
 def fit_latency_profile(ctx: TrialContext, rounds: int = 15) -> dict:
-    """Fixed + per-layer cost, least squares over five depths, measured once per study: encoder
-    time is close to linear in the number of kept layers, and wall-clock timings on shared
-    machines are noisy, so the `latency_ms` objective is this profile's prediction, which is
-    deterministic: the front does not move with machine noise. Depths are measured in
-    interleaved rounds, so drift in machine load spreads over all of them instead of biasing
-    one, and each depth's median over the rounds is kept."""
-    layers = ctx.adapter.num_layers
-    depths = sorted({1, max(1, layers // 4), max(1, layers // 2), max(1, 3 * layers // 4), layers})
-    models = {k: ctx.adapter.prune(range(k)).to(ctx.device) for k in depths}
+    """Fixed + per-layer cost, least squares over a few keep sets, measured once per study:
+    encoder time is close to linear in the number of kept layers, and wall-clock timings on
+    shared machines are noisy, so the `latency_ms` objective is this profile's prediction,
+    which is deterministic: the front does not move with machine noise. A model of several
+    layer groups (Chronos-Bolt's encoder and decoder blocks, where an encoder block reads every
+    context patch and a decoder block one token) gets a per-layer cost for each group. Keep
+    sets are measured in interleaved rounds, so drift in machine load spreads over all of them
+    instead of biasing one, and each one's median over the rounds is kept."""
+    groups = ctx.adapter.groups
+    keep_sets = _profile_keep_sets(groups)
+    models = {keep: ctx.adapter.prune(keep).to(ctx.device) for keep in keep_sets}
     for model in models.values():
         for _ in range(LATENCY_WARMUP):
             _forward_ms(ctx, model)
-    samples: dict[int, list[float]] = {k: [] for k in depths}
+    samples: dict[tuple[int, ...], list[float]] = {keep: [] for keep in keep_sets}
     for _ in range(rounds):
-        for k, model in models.items():
-            samples[k].append(_forward_ms(ctx, model))
+        for keep, model in models.items():
+            samples[keep].append(_forward_ms(ctx, model))
     del models
-    ks = np.array(depths, dtype=float)
-    ms = np.array([np.median(samples[k]) for k in depths])
+    bounds = [[g.start, g.stop] for g in groups]
+    kept = np.array([_kept_per_group({"groups": bounds}, keep) for keep in keep_sets], dtype=float)
+    ms = np.array([np.median(samples[keep]) for keep in keep_sets])
+    design = np.column_stack([np.ones(len(kept)), kept])
     # non-negative least squares: a busy machine can tilt an ordinary fit into a negative fixed
     # cost, which would predict impossible latencies for small keep sets
-    (fixed, per_layer), _ = nnls(np.column_stack([np.ones_like(ks), ks]), ms)
-    residual = float(np.sum((ms - (fixed + per_layer * ks)) ** 2))
+    (fixed, *per_layer), _ = nnls(design, ms)
+    residual = float(np.sum((ms - design @ np.array([fixed, *per_layer])) ** 2))
     total = float(np.sum((ms - ms.mean()) ** 2)) or 1.0
+    several = len(groups) > 1
     return {
         "fixed_ms": float(fixed),
-        "per_layer_ms": float(per_layer),
+        "per_layer_ms": [float(c) for c in per_layer] if several else float(per_layer[0]),
+        **({"groups": bounds} if several else {}),
         "r2": 1 - residual / total,
-        "points": [[int(k), round(float(m), 3)] for k, m in zip(depths, ms, strict=True)],
+        "points": [
+            [*(int(k) for k in counts), round(float(m), 3)]
+            for counts, m in zip(kept, ms, strict=True)
+        ],
         "device": str(ctx.device),
         "batch": LATENCY_BATCH,
         "rounds": rounds,
@@ -183,8 +212,13 @@ def fit_latency_profile(ctx: TrialContext, rounds: int = 15) -> dict:
     }
 
 
-def predict_latency(profile: dict, kept: int) -> float:
-    return profile["fixed_ms"] + profile["per_layer_ms"] * kept
+def predict_latency(profile: dict, keep: Sequence[int]) -> float:
+    """The profile's latency of a keep set (ms): its fixed cost plus each group's per-layer cost
+    times the layers the keep set keeps of that group."""
+    per_layer = profile["per_layer_ms"]
+    costs = per_layer if isinstance(per_layer, list) else [per_layer]
+    counts = _kept_per_group(profile, keep)
+    return profile["fixed_ms"] + sum(c * k for c, k in zip(costs, counts, strict=True))
 
 
 def latency_off_profile(predicted: float | None, measured: float | None) -> bool | None:
@@ -351,7 +385,7 @@ def run_trial(
         measured = measure_latency(ctx, model)
         timing["latency_s"] = time.perf_counter() - start
 
-    predicted = predict_latency(ctx.profile, len(keep)) if ctx.profile else measured
+    predicted = predict_latency(ctx.profile, keep) if ctx.profile else measured
     record = {
         "keep": list(keep),
         **{m: metrics[m] for m in METRICS},
@@ -544,7 +578,7 @@ def stop_rule(ctx: TrialContext, trial: optuna.Trial, keep: KeepSet):
     accuracy = accuracy_index(objectives)
     known = {"params": ctx.adapter.params(keep)}
     if ctx.profile:
-        known["latency_ms"] = predict_latency(ctx.profile, len(keep))
+        known["latency_ms"] = predict_latency(ctx.profile, keep)
     point = np.array([known.get(o, np.nan) for o in objectives]) / full
     reference_point = hv_reference(objectives)
     decisive = stop_rung(rung_steps(ctx.space.realign.steps))

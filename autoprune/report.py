@@ -259,12 +259,12 @@ def front_test_estimate(study: optuna.Study, front: list[optuna.trial.FrozenTria
     profile = study.user_attrs.get(PROFILE_ATTR)
     if not missing or not test:
         return {"missing": [t.number for t, _ in missing], "windows": None, "seconds": None}
-    layers = len(study.user_attrs[REFERENCE_ATTR]["realigned"]["keep"])
+    full = study.user_attrs[REFERENCE_ATTR]["realigned"]["keep"]
 
-    def depth_share(kept: int) -> float:
-        return predict_latency(profile, kept) / predict_latency(profile, layers) if profile else 1
+    def depth_share(keep: list[int]) -> float:
+        return predict_latency(profile, keep) / predict_latency(profile, full) if profile else 1
 
-    seconds = sum((r.wall_s or 0) + test["seconds"] * depth_share(len(r.keep)) for _, r in missing)
+    seconds = sum((r.wall_s or 0) + test["seconds"] * depth_share(r.keep) for _, r in missing)
     numbers = [t.number for t, _ in missing]
     return {"missing": numbers, "windows": test["windows"], "seconds": seconds}
 

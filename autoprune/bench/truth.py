@@ -146,7 +146,7 @@ def build(
             "keep": " ".join(map(str, keep)),
             "kept": len(keep),
             "params": ctx.adapter.params(keep),
-            "latency_ms": round(predict_latency(ctx.profile, len(keep)), 4),
+            "latency_ms": round(predict_latency(ctx.profile, keep), 4),
             "zs_nll": zero_shot[keep]["nll"],
             "zs_mase": zero_shot[keep]["mase"],
             "trial": trial.number if trial else None,

@@ -137,7 +137,7 @@ def screen_knowledge(
     cost_values = np.array(
         [
             [
-                (ctx.adapter.params(k) if o == "params" else predict_latency(ctx.profile, len(k)))
+                (ctx.adapter.params(k) if o == "params" else predict_latency(ctx.profile, k))
                 / reference[o]
                 for o in costs
             ]
