@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from autoprune.data.synthetic import synthetic_batch
+from autoprune.models._base import Adapter
 from autoprune.models.moirai import MoiraiAdapter, _uni2ts
 from autoprune.train import fit
 
@@ -69,19 +70,37 @@ def synthetic_batches(batch_size: int):
     return batches
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str) -> argparse.ArgumentParser:
+    """The pretraining settings every tiny model takes (`pretrain` reads them)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=12, help="12 for moirai-tiny, 8 for -8")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     adapter = MoiraiAdapter(build_module(args.seed, args.layers), "scratch")
+    pretrain(
+        adapter,
+        synthetic_batches(args.batch_size),
+        args,
+        {"config": {**CONFIG, "num_layers": args.layers}},
+    )
+
+
+def pretrain(adapter: Adapter, batches, args: argparse.Namespace, described: dict) -> None:
+    """Train `adapter`'s model from scratch on `batches` with `args`' steps, learning rate and
+    seed, save it to `args.out`, and write `training.json` beside it: `described` (what the
+    model is), the settings, the wall time and the loss every 100 steps."""
     model = adapter.model
     start = time.perf_counter()
 
@@ -94,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     losses = fit(
         adapter,
         model,
-        synthetic_batches(args.batch_size),
+        batches,
         steps=args.steps,
         lr=args.lr,
         seed=args.seed,
@@ -107,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     adapter.save(model, args.out)
     (args.out / "README.md").unlink(missing_ok=True)  # the model card is written separately
     record = {
-        "config": {**CONFIG, "num_layers": args.layers},
+        **described,
         "steps": args.steps,
         "batch_size": args.batch_size,
         "lr": args.lr,
