@@ -159,8 +159,8 @@ def _profile_keep_sets(groups: tuple[range, ...]) -> list[tuple[int, ...]]:
     return list(dict.fromkeys(keep_sets))
 
 
-def _kept_per_group(profile: dict, keep: Sequence[int]) -> list[int]:
-    groups = profile.get("groups")
+def _kept_per_group(groups: list[list[int]] | None, keep: Sequence[int]) -> list[int]:
+    """How many layers `keep` keeps of each group ([start, stop) bounds); None: one group."""
     if not groups:  # one group: every profile measured before stop 62
         return [len(keep)]
     return [sum(start <= i < stop for i in keep) for start, stop in groups]
@@ -187,7 +187,7 @@ def fit_latency_profile(ctx: TrialContext, rounds: int = 15) -> dict:
             samples[keep].append(_forward_ms(ctx, model))
     del models
     bounds = [[g.start, g.stop] for g in groups]
-    kept = np.array([_kept_per_group({"groups": bounds}, keep) for keep in keep_sets], dtype=float)
+    kept = np.array([_kept_per_group(bounds, keep) for keep in keep_sets], dtype=float)
     ms = np.array([np.median(samples[keep]) for keep in keep_sets])
     design = np.column_stack([np.ones(len(kept)), kept])
     # non-negative least squares: a busy machine can tilt an ordinary fit into a negative fixed
@@ -217,7 +217,7 @@ def predict_latency(profile: dict, keep: Sequence[int]) -> float:
     times the layers the keep set keeps of that group."""
     per_layer = profile["per_layer_ms"]
     costs = per_layer if isinstance(per_layer, list) else [per_layer]
-    counts = _kept_per_group(profile, keep)
+    counts = _kept_per_group(profile.get("groups"), keep)
     return profile["fixed_ms"] + sum(c * k for c, k in zip(costs, counts, strict=True))
 
 

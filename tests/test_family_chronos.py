@@ -282,7 +282,8 @@ def test_missing_library_names_the_extra(family, checkpoints, monkeypatch):
 def test_bolt_latency_profile_costs_encoder_and_decoder_blocks_apart(monkeypatch):
     """An encoder block reads every context patch, a decoder block one token: a profile with one
     per-layer cost gave a keep set of decoder blocks the latency of as many encoder blocks (on a
-    pretrained tiny Bolt, measured: ~125 ms and ~17 ms a block, fitted as 64 ms each, R2 0.85).
+    pretrained tiny Bolt, measured: 89 ms and 14 ms a block, fitted as 51 ms each, R2 0.88;
+    studies/bench/2026-12-07/bolt-62/latency-fit-etth1.json).
     Timings are replaced by a known cost so the fit is checked exactly."""
     import autoprune.objective as objective
 

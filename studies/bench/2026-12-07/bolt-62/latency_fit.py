@@ -19,7 +19,13 @@ import torch
 from scipy.optimize import nnls
 
 from autoprune.bench.truth import load_truth, table_context
-from autoprune.objective import _forward_ms, fit_latency_profile, measure_latency, predict_latency
+from autoprune.objective import (
+    LATENCY_WARMUP,
+    _forward_ms,
+    fit_latency_profile,
+    measure_latency,
+    predict_latency,
+)
 
 
 def prefix_profile(ctx, rounds: int = 15) -> dict:
@@ -29,7 +35,8 @@ def prefix_profile(ctx, rounds: int = 15) -> dict:
     models = {k: ctx.adapter.prune(range(k)) for k in depths}
     samples = {k: [] for k in depths}
     for model in models.values():
-        _forward_ms(ctx, model), _forward_ms(ctx, model)
+        for _ in range(LATENCY_WARMUP):
+            _forward_ms(ctx, model)
     for _ in range(rounds):
         for k, model in models.items():
             samples[k].append(_forward_ms(ctx, model))
