@@ -149,11 +149,13 @@ def measure_latency(ctx: TrialContext, model: nn.Module) -> float:
 def _profile_keep_sets(groups: tuple[range, ...]) -> list[tuple[int, ...]]:
     """The keep sets a latency profile times. One group: its first 1, L/4, L/2, 3L/4 and L
     layers. Several (an encoder and a decoder stack): each group's first 1, n/4, n/2, 3n/4 and n
-    blocks with every other group whole, so each group's per-layer cost is measured on its own."""
+    blocks with every other group whole, so each group's per-layer cost is measured on its own;
+    a group of one block also without it, or its cost could not be told from the fixed cost."""
     keep_sets = []
     for group in groups:
         n = len(group)
-        for k in sorted({1, max(1, n // 4), max(1, n // 2), max(1, 3 * n // 4), n}):
+        depths = {1, max(1, n // 4), max(1, n // 2), max(1, 3 * n // 4), n}
+        for k in sorted(depths | ({0} if n == 1 and len(groups) > 1 else set())):
             keep = [i for other in groups if other is not group for i in other]
             keep_sets.append(tuple(sorted([*keep, *group[:k]])))
     return list(dict.fromkeys(keep_sets))

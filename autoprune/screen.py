@@ -139,12 +139,14 @@ def screen(
     on_progress: Callable[[int], None] = lambda done: None,
     batch: int = SCREEN_BATCH,
 ) -> dict[KeepSet, dict[str, float]]:
-    """Zero-shot `nll` and `mase` (of the mean forecast) of each keep set on `windows`."""
+    """Zero-shot `nll` and `mase` (of the mean forecast) of each keep set on `windows`, over
+    the horizon's first `adapter.screen_steps(horizon)` steps."""
     device = next(model.parameters()).device
+    steps = adapter.screen_steps(horizon)
     past = torch.as_tensor(windows.past, device=device)
-    future = torch.as_tensor(windows.future, device=device)
+    future = torch.as_tensor(windows.future[:, :steps], device=device)
     scale = torch.as_tensor(seasonal_error(windows.past, seasonality), device=device)
-    staged = adapter.staged(model, past, horizon, patch_size)
+    staged = adapter.staged(model, past, steps, patch_size)
     layers = adapter.layers(model)
     applied: list[int] = []
     states = [staged.embed()]
@@ -156,7 +158,7 @@ def screen(
         batch = 1
     heads = staged
     if batch > 1:  # the head's inputs for `batch` keep sets side by side: windows repeated
-        heads = adapter.staged(model, past.repeat(batch, 1), horizon, patch_size)
+        heads = adapter.staged(model, past.repeat(batch, 1), steps, patch_size)
         heads.embed()  # a staged pass is ready for its head once embedded
     futures, scales = future.repeat(batch, 1), scale.repeat(batch)
     pending: list[tuple[KeepSet, torch.Tensor]] = []

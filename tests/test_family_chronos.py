@@ -31,9 +31,11 @@ from autoprune.models._base import unique_params  # noqa: E402
 from autoprune.models.chronos import (  # noqa: E402
     BOLT_CHRONOS_CONFIG,
     CHRONOS2_CHRONOS_CONFIG,
+    BoltStaged,
     Chronos2Adapter,
     ChronosBoltAdapter,
 )
+from autoprune.screen import screen  # noqa: E402
 from tests._families import (  # noqa: E402
     BOLT_STEPS,
     CHRONOS_LEVELS,
@@ -279,6 +281,24 @@ def test_missing_library_names_the_extra(family, checkpoints, monkeypatch):
         load_adapter(str(checkpoints[family]))
 
 
+def test_bolt_screen_scores_the_first_pass_only(monkeypatch):
+    """Past prediction_length the zero-shot screen (and a rung, which is the same measure)
+    scores the first pass's steps: what a screen of those steps alone gives, without the
+    pipeline's continuation, which runs every kept block again for each quantile path."""
+    adapter = ChronosBoltAdapter(tiny_bolt(), "test")  # encoder blocks 0-3, decoder 4-5
+    past, future = series().numpy(), series(length=20, seed=2).numpy()
+    keep_sets = [(0, 4), (1, 2, 5), (0, 1, 2, 3, 4, 5)]
+    first = Windows(past, future[:, :BOLT_STEPS])
+    one_pass = screen(adapter, adapter.model, first, BOLT_STEPS, 16, 1, keep_sets)
+
+    def continued(*args):
+        raise AssertionError("the screen continued past the first pass")
+
+    monkeypatch.setattr(BoltStaged, "_continue", continued)
+    assert adapter.screen_steps(20) == BOLT_STEPS and adapter.screen_steps(5) == 5
+    assert screen(adapter, adapter.model, Windows(past, future), 20, 16, 1, keep_sets) == one_pass
+
+
 def test_bolt_latency_profile_costs_encoder_and_decoder_blocks_apart(monkeypatch):
     """An encoder block reads every context patch, a decoder block one token: a profile with one
     per-layer cost gave a keep set of decoder blocks the latency of as many encoder blocks (on a
@@ -303,6 +323,25 @@ def test_bolt_latency_profile_costs_encoder_and_decoder_blocks_apart(monkeypatch
     assert objective.predict_latency(profile, [0, 1]) == pytest.approx(8.0)
     assert objective.predict_latency(profile, [4, 5]) == pytest.approx(3.0)
     assert objective.predict_latency(profile, range(6)) == pytest.approx(15.0)
+
+
+def test_a_stack_of_one_block_is_timed_without_it_too(monkeypatch):
+    """A Bolt pruned to one decoder block (and searched again): timed only with it, that
+    block's cost could not be told from the fixed cost."""
+    import autoprune.objective as objective
+
+    def forward_ms(ctx, model):
+        return 2.0 + 3.0 * len(model.encoder.block) + 0.5 * len(model.decoder.block)
+
+    monkeypatch.setattr(objective, "_forward_ms", forward_ms)
+    adapter = ChronosBoltAdapter(tiny_bolt(decoder=1), "tiny")  # encoder blocks 0-3, decoder 4
+    ctx = SimpleNamespace(
+        adapter=adapter, device=torch.device("cpu"), setting=SimpleNamespace(context_length=64)
+    )
+    profile = objective.fit_latency_profile(ctx, rounds=2)
+    assert [4, 0] in [point[:2] for point in profile["points"]]  # 4 encoder blocks, no decoder
+    assert profile["fixed_ms"] == pytest.approx(2.0)
+    assert profile["per_layer_ms"] == pytest.approx([3.0, 0.5])
 
 
 def test_one_group_profile_predicts_as_profiles_stored_before(monkeypatch):

@@ -314,6 +314,11 @@ class Adapter(ABC):
         head is tied to a fixed context and horizon (GPT4TS, MOMENT) build a new head for a
         model that has none, or refuse sizes a trained head was not built for."""
 
+    def screen_steps(self, horizon: int) -> int:
+        """The steps of a `horizon`-step forecast that the zero-shot screen and the rungs
+        score: all of them, unless the model forecasts them in more than one pass."""
+        return horizon
+
     @property
     def num_layers(self) -> int:
         return len(self.layers(self.model))

@@ -229,6 +229,8 @@ def screen_table(
     cache = study_dir(prep.name) / "screen.json"
     key = {k: prep.settings[k] for k in (*RESUME_KEYS, *MODEL_KEYS) if k in prep.settings}
     key |= {"windows": SCREEN_WINDOWS}
+    if (steps := ctx.adapter.screen_steps(ctx.setting.horizon)) < ctx.setting.horizon:
+        key["steps"] = steps  # a screen cached before Chronos-Bolt's was one pass is redone
     try:
         cached = json.loads(cache.read_text()) if cache.is_file() else {}
     except (json.JSONDecodeError, UnicodeDecodeError):
