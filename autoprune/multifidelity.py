@@ -143,6 +143,14 @@ STALL = 6
 # reached 95% at trial 132, and under noise 4 of 12 siblings did within 300 trials, not 1
 # (docs/search-efficiency.md)
 SCREEN_BACK = 36
+# an accuracy (normalised by the full model's) is fitted as at most this many times the full
+# model's. Past it a keep set is broken, not a little worse: Chronos-Bolt without a decoder block
+# forecasts from the series' scale alone, 15-80x the full model's error. The hypervolume tells
+# it from no other keep set past the reference (1.1), but fitted as measured one such value
+# makes every keep set near it look bad, fronts' keep sets one layer away among them. No keep
+# set of the 43 Moirai tables in studies/bench goes past 2.95, so it changes none of them; 2
+# would change 22 (docs/search-efficiency.md)
+BROKEN = 3.0
 
 
 @dataclass
@@ -270,13 +278,14 @@ def fit_surrogate(
     How well the screen predicts re-aligned accuracy varies by model and dataset (measured by
     `autoprune bench truth`), so it must not be trusted blindly: it enters the kernel with a
     weight learned from the re-aligned trials, so it counts for as much as they say it predicts;
-    `screened=False`: its weight is 0 (the sampler's proposals once the front stalls)."""
+    `screened=False`: its weight is 0 (the sampler's proposals once the front stalls).
+    An accuracy past BROKEN times the full model's is fitted as BROKEN."""
     priors = np.ones((1, len(pool.keeps))) if prior is None else np.atleast_2d(prior)
     several = len(priors) > 1
     idx = np.array(sorted(observed), dtype=int)
     if len(idx) == 0:
         return Posterior(priors.mean(0), np.full(priors.shape[1], 0.1))
-    accuracy = np.array([observed[i] for i in idx])
+    accuracy = np.minimum([observed[i] for i in idx], BROKEN)
     extra = np.diag([(noise_of or {}).get(i, 0.0) for i in idx])
     best = None
     weights = SCREEN_WEIGHTS if screened else (0.0,)

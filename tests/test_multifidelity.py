@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from autoprune.multifidelity import (
+    BROKEN,
     HERMITE,
     Pool,
     Posterior,
@@ -283,3 +284,22 @@ def test_once_the_front_stalls_the_sampler_proposes_without_the_screen():
     # a screen skipped or turned off (every keep set alike) has nothing to drop
     blank = Pool.build(pool.keeps, pool.costs, np.ones(len(pool.keeps)), 6)
     assert "unscreened" not in proposed_after(STALL, blank)
+
+
+def test_a_broken_keep_set_does_not_pull_its_neighbours():
+    """A keep set 60x worse than the full model (Chronos-Bolt without a decoder block) is fitted
+    as BROKEN times: its neighbours' posterior is the one a merely bad keep set gives them, not
+    one that makes them look broken too."""
+    pool, truth = synthetic_pool(layers=5)
+    observed = {i: truth[i] for i in range(0, len(truth), 3)}
+    broken = next(i for i in observed if len(pool.keeps[i]) == 1)
+    neighbours = [
+        i
+        for i, k in enumerate(pool.keeps)
+        if i not in observed and len(set(k) ^ set(pool.keeps[broken])) == 1
+    ]
+    as_broken = fit_surrogate(pool, {**observed, broken: 60.0})
+    as_ceiling = fit_surrogate(pool, {**observed, broken: BROKEN})
+    assert np.allclose(as_broken.mean, as_ceiling.mean)
+    assert np.allclose(as_broken.std, as_ceiling.std)
+    assert np.all(as_broken.mean[neighbours] < BROKEN)
