@@ -148,8 +148,9 @@ SCREEN_BACK = 36
 # forecasts from the series' scale alone, 15-80x the full model's error. The hypervolume tells
 # it from no other keep set past the reference (1.1), but fitted as measured one such value
 # makes every keep set near it look bad, fronts' keep sets one layer away among them. No keep
-# set of the 43 Moirai tables in studies/bench goes past 2.95, so it changes none of them; 2
-# would change 22 (docs/search-efficiency.md)
+# set of the 43 Moirai tables in studies/bench goes past 2.95, and the default's cold replays of
+# the 20 with any past 2 were fitted to at most 2.84 (a rung's prediction), so they do not move;
+# 2 would change the fit on 22 of the 43 (docs/search-efficiency.md)
 BROKEN = 3.0
 
 
