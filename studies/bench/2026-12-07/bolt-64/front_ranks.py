@@ -8,6 +8,7 @@ alone, and its 10-step rung value.
 import sys
 
 import numpy as np
+from oracle import inside  # this folder's
 from scipy.stats import rankdata
 
 from autoprune.bench.replay import Table, load_truth
@@ -16,11 +17,7 @@ from autoprune.pareto import hypervolume
 for path in sys.argv[1:]:
     table = Table.load(*load_truth(path))
     kept = np.array([len(k) for k in table.keeps])
-    front = [
-        i
-        for i, keep in enumerate(table.keeps)
-        if keep in table.true_front and np.all(table.values[i] < table.reference)
-    ]
+    front = inside(table)
     print(path, "reference", table.reference)
     for i in sorted(front, key=lambda i: table.values[i][1]):
         same = np.flatnonzero(kept == kept[i])

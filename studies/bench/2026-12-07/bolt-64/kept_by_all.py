@@ -8,7 +8,7 @@ family of the tables where some layer is kept by the whole front.
 
 import sys
 
-import numpy as np
+from oracle import inside  # this folder's
 
 from autoprune.bench.replay import Table, load_truth
 
@@ -16,11 +16,7 @@ counts: dict[str, list[int]] = {}
 for path in sys.argv[1:]:
     table = Table.load(*load_truth(path))
     layers = range(table.num_layers)
-    front = [
-        keep
-        for i, keep in enumerate(table.keeps)
-        if keep in table.true_front and np.all(table.values[i] < table.reference)
-    ]
+    front = [table.keeps[i] for i in inside(table)]
     share = [sum(layer in keep for keep in front) / len(front) for layer in layers]
     needed = [layer for layer in layers if share[layer] == 1.0]
     family = "chronos-bolt" if "bolt" in path else "moirai"
