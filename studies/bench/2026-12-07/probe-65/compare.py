@@ -66,6 +66,8 @@ def main() -> None:
                         only.append(
                             f"{Path(t).stem.split('-8-')[-1]}: {mode if a[0] else modes[0]}"
                         )
+                if not ratios and not only:
+                    continue  # a mode not replayed on this group
                 geo = np.exp(np.mean(np.log(ratios))) if ratios else float("nan")
                 better = sum(r < 0.99 for r in ratios)
                 worse = sum(r > 1.01 for r in ratios)
