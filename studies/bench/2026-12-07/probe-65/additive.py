@@ -26,16 +26,24 @@ def within(rows: list[dict], key: str) -> float:
     return float(np.average(rhos, weights=weights))
 
 
+def drop_one(path: str) -> tuple[list[dict], list[dict]]:
+    """A table's rows (CSV), each with its keep set as `k`, and per layer the row of the keep
+    set that drops it alone."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["k"] = tuple(int(x) for x in r["keep"].split())
+    layers = max(max(r["k"]) for r in rows) + 1
+    by = {r["k"]: r for r in rows}
+    return rows, [by[tuple(x for x in range(layers) if x != i)] for i in range(layers)]
+
+
 def main() -> None:
     for path in sys.argv[1:]:
-        with open(path) as f:
-            rows = list(csv.DictReader(f))
+        rows, drop = drop_one(path)
+        layers = len(drop)
         for r in rows:
-            r["k"] = tuple(int(x) for x in r["keep"].split())
             r["zs"] = float(r["zs_nll"])
-        layers = max(max(r["k"]) for r in rows) + 1
-        by = {r["k"]: r for r in rows}
-        drop = [by[tuple(x for x in range(layers) if x != i)] for i in range(layers)]
         for fidelity in ("r10_mase", "r3_mase", "mase"):
             d = np.log([float(r[fidelity]) for r in drop])
             for r in rows:

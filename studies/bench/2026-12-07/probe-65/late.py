@@ -10,7 +10,15 @@ import sys
 
 import numpy as np
 
-from autoprune.bench.replay import FrontStop, Table, _strategy, load_truth, replay_one
+from autoprune.bench.replay import BUDGET, Table, load_truth, replay_one, strategies
+
+
+def default_charges(table: Table) -> list[tuple]:
+    """The default's (`screened-mf`, seed 0, as measured) charges in order, as `replay_one`
+    records them: (keep set or None for the screen, "screen" | "stopped" | "full", seconds)."""
+    ledger: list[tuple] = []
+    replay_one(table, strategies(table)["screened-mf"], 0, BUDGET, ledger)
+    return ledger
 
 
 def main() -> None:
@@ -22,9 +30,7 @@ def main() -> None:
         sizes = range(1, table.num_layers)
         median = [np.median(d[(kept == n) & fine]) for n in sizes]
         within = np.sqrt(np.mean([np.var(d[(kept == n) & fine]) for n in sizes]))
-        ledger = []
-        replay_one(table, _strategy("screened", stop=FrontStop), 0, 100, ledger)
-        runs = [kind for keep, kind, _ in ledger if keep is not None][:60]
+        runs = [kind for keep, kind, _ in default_charges(table) if keep is not None][:60]
         name = path.split("truth-")[1].removesuffix(".json")
         print(
             f"{name:36s} median d by size {' '.join(f'{m:+.2f}' for m in median)} | spread "

@@ -9,14 +9,14 @@ full model, and the rung range of its two-layer keep sets with the true front's 
 import sys
 
 import numpy as np
+from late import default_charges
 
-from autoprune.bench.replay import FrontStop, Table, _strategy, load_truth, replay_one
+from autoprune.bench.replay import Table, load_truth
 
 
 def main() -> None:
     table = Table.load(*load_truth(sys.argv[1]))
-    ledger = []
-    replay_one(table, _strategy("screened", stop=FrontStop), 0, 100, ledger)
+    ledger = default_charges(table)
     row = {k: i for i, k in enumerate(table.keeps)}
     rung = table.rungs[10] / table.meta["screen_full"]["mase"]
     spent, trained = 0.0, []
