@@ -426,6 +426,14 @@ def _front_table(summary: dict) -> Table:
     return table
 
 
+def _always_kept(space) -> str:
+    """The study line's note of layers every keep set keeps, and how to search without them."""
+    if not space.always_keep:
+        return ""
+    layers = ", ".join(map(str, space.always_keep))
+    return f", layer(s) {layers} kept in every keep set (always_keep; a --space file can change it)"
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from autoprune.report import collect, compute_line, write_report
     from autoprune.search.cached import ensure_reference
@@ -441,6 +449,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         f"study [bold]{prep.name}[/]: {s['model']} on {s['dataset']}, "
         f"{prep.ctx.adapter.num_layers} layers, objectives {', '.join(s['objectives'])}, "
         f"sampler {prep.sampler}, device {prep.ctx.device}"
+        + _always_kept(prep.ctx.space)
         + (f", on Ray with {opts.workers or 1} workers" if opts.backend == "ray" else "")
         + (f", warm start from {s['warm_start']}" if s.get("warm_start") else "")
     )

@@ -309,11 +309,15 @@ def load_space(path: str | Path) -> SearchSpace:
     return parse_space(data, str(path))
 
 
-def space_for_model(model: str, num_layers: int, path: str | Path | None = None) -> SearchSpace:
-    """The explicit file, else the shipped one for this alias, else a default for its depth."""
+def space_for_model(
+    model: str, num_layers: int, path: str | Path | None = None, always_keep: Sequence[int] = ()
+) -> SearchSpace:
+    """The explicit file, else the shipped one for this alias, else a default for its depth
+    that keeps `always_keep` (the family's, `Adapter.always_keep`, or a resumed study's)."""
     if path is not None:
         return load_space(path).for_model(num_layers).for_name(model)
     shipped = resources.files("autoprune.search_spaces") / f"{model}.toml"
     if shipped.is_file():
         return load_space(Path(str(shipped))).for_model(num_layers)
-    return parse_space({"model": model, "num_layers": num_layers}, f"<default for {model}>")
+    default = {"model": model, "num_layers": num_layers, "always_keep": list(always_keep)}
+    return parse_space(default, f"<default for {model}>")

@@ -375,3 +375,28 @@ def test_search_export_reload_and_evaluate(
     assert len(reloaded.encoder.block) + decoder == len(metadata["keep"])
     if family == "chronos-bolt":
         assert decoder == reloaded.config.num_decoder_layers
+
+
+def test_bolt_keeps_its_last_decoder_block_unless_told_otherwise(checkpoints, tiny_csv, studies):
+    """Chronos-Bolt's default space keeps the block that feeds its quantile head (no keep set
+    without it reached a true front, docs/search-efficiency.md), as each shipped Bolt file does
+    for its depth; Chronos-2 keeps none. A space file decides for itself, and a study resumed
+    after the default changed keeps the space it was created with."""
+    from autoprune.search.options import SearchOptions, prepare
+    from autoprune.space import space_for_model
+    from autoprune.study import SETTINGS_ATTR
+
+    for entry in (e for e in MODELS.values() if e.family == "chronos-bolt"):
+        shipped = space_for_model(entry.alias, entry.num_layers)
+        assert shipped.always_keep == (entry.num_layers - 1,), entry.alias
+    assert load_adapter(str(checkpoints["chronos-2"])).always_keep == ()
+
+    bolt = str(checkpoints["chronos-bolt"])
+    opts = dict(model=bolt, dataset=str(tiny_csv), device="cpu", horizon=16, context_length=64)
+    prep = prepare(SearchOptions(study="b1", **opts))
+    space = prep.ctx.space
+    assert space.always_keep == (3,) and prep.settings["space"]["always_keep"] == [3]
+    assert space.size == 7  # the keep sets of 1-3 of the 4 layers that keep layer 3
+    older = {**prep.settings, "space": {**prep.settings["space"], "always_keep": []}}
+    prep.study.set_user_attr(SETTINGS_ATTR, older)  # as created before Bolt kept the block
+    assert prepare(SearchOptions(study="b1", **opts)).ctx.space.always_keep == ()

@@ -336,6 +336,13 @@ class Adapter(ABC):
         """The layer groups of the loaded model, in the keep-set index space."""
         return self.layer_groups(self.model)
 
+    @property
+    def always_keep(self) -> tuple[int, ...]:
+        """Layers the family's default search space keeps in every keep set (a search-space
+        file's `always_keep` overrides it): none, unless no keep set without them has reached
+        a true front (Chronos-Bolt)."""
+        return ()
+
     def layer_params(self) -> list[int]:
         return list(self._counts[1])
 

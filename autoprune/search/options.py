@@ -217,7 +217,9 @@ def prepare(opts: SearchOptions) -> Prepared:
     ]
     adapter = load_adapter(model)
     space_file = opts.space or stored.get("space_file")
-    space = space_for_model(_model_name(model), adapter.num_layers, space_file)
+    space = space_for_model(_model_name(model), adapter.num_layers, space_file, adapter.always_keep)
+    if stored and not space_file:  # a study keeps the layers it kept, whatever the default is now
+        space = dataclasses.replace(space, always_keep=tuple(stored["space"]["always_keep"]))
     if objective:
         space = space.with_objectives(
             [objective, *(o for o in space.objectives if o not in METRICS)]
