@@ -13,27 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from autoprune.bench.targets import DEFAULT, OFF_THE_SHELF, Compute
+from autoprune.bench.targets import DEFAULT, Compute, best_of, ratio
 
 
 def read(folders: list[Path]) -> dict:
-    """(table, noise) -> {strategy: Compute to 95%}; a later folder's run of a strategy wins."""
+    """(table, noise) -> {strategy: its run}; a later folder's run of a strategy wins."""
     found: dict = {}
     for folder in folders:
         for path in sorted(folder.glob("replay-*.json")):
             replay = json.loads(path.read_text())
             table = Path(replay["truth"]).stem.split("tiny-8-")[1]
-            runs = found.setdefault((table, replay["noise"]), {})
-            for name, run in replay["strategies"].items():
-                if name == DEFAULT or name in OFF_THE_SHELF:
-                    runs[name] = Compute.of(run, 0.95)
+            found.setdefault((table, replay["noise"]), {}).update(replay["strategies"])
     return found
-
-
-def best(runs: dict) -> tuple[str, Compute] | None:
-    """The off-the-shelf sampler that got there with the least compute (reached before bound)."""
-    shelf = [(n, c) for n, c in runs.items() if n in OFF_THE_SHELF]
-    return min(shelf, key=lambda nc: (not nc[1].exact, nc[1].seconds)) if shelf else None
 
 
 def show(nc) -> str:
@@ -55,8 +46,8 @@ def main() -> None:
         )
         for table in sorted({t for t, n in kept if n == noise}):
             a, k = full.get((table, noise), {}), kept.get((table, noise), {})
-            ya, yk = best(a), best(k)
-            da, dk = a.get(DEFAULT), k.get(DEFAULT)
+            ya, yk = best_of(a), best_of(k)
+            da, dk = (Compute.of(r[DEFAULT], 0.95) if DEFAULT in r else None for r in (a, k))
             cells = []
             for name, num, den in (
                 ("vs yardstick, all", dk, ya and ya[1]),
@@ -66,11 +57,9 @@ def main() -> None:
                 if num is None or den is None:
                     cells.append("-")
                     continue
-                r = num.seconds / den.seconds
-                exact = num.exact and den.exact
-                sign = "" if exact else ("<=" if num.exact else ">=" if den.exact else "?")
-                cells.append(f"{sign}{r:.2f}x")
-                if exact:
+                r, kind = ratio(num, den)
+                cells.append(f"{'' if kind == '=' else kind}{r:.2f}x")
+                if kind == "=":
                     ratios.setdefault((noise, name), []).append(r)
             print(
                 f"{table:16s}{show(ya):>24s}{show(yk):>24s}{str(da or '-'):>16s}"
