@@ -377,7 +377,9 @@ def test_search_export_reload_and_evaluate(
         assert decoder == reloaded.config.num_decoder_layers
 
 
-def test_bolt_keeps_its_last_decoder_block_unless_told_otherwise(checkpoints, tiny_csv, studies):
+def test_bolt_keeps_its_last_decoder_block_unless_told_otherwise(
+    checkpoints, tiny_csv, studies, tmp_path
+):
     """Chronos-Bolt's default space keeps the block that feeds its quantile head (no keep set
     without it reached a true front, docs/search-efficiency.md), as each shipped Bolt file does
     for its depth; Chronos-2 keeps none. A space file decides for itself, and a study resumed
@@ -397,6 +399,9 @@ def test_bolt_keeps_its_last_decoder_block_unless_told_otherwise(checkpoints, ti
     space = prep.ctx.space
     assert space.always_keep == (3,) and prep.settings["space"]["always_keep"] == [3]
     assert space.size == 7  # the keep sets of 1-3 of the 4 layers that keep layer 3
+    whole = tmp_path / "whole.toml"
+    whole.write_text('model = "bolt"\nnum_layers = 4\nalways_keep = []\n')
+    assert space_for_model(bolt, 4, whole, (3,)).always_keep == ()  # the file decides
     older = {**prep.settings, "space": {**prep.settings["space"], "always_keep": []}}
     prep.study.set_user_attr(SETTINGS_ATTR, older)  # as created before Bolt kept the block
     assert prepare(SearchOptions(study="b1", **opts)).ctx.space.always_keep == ()
